@@ -1,0 +1,179 @@
+//! Configuration of one connection: identity, secret, timeouts and limits.
+//!
+//! Every limit exists to stop a specific misbehaviour of a peer (or of a local
+//! application); its doc comment says which, and what happens when it is hit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which end of the TCP connection this side is. The dialer's mux ids have bit 31
+/// clear, the acceptor's have it set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// This side opened the connection.
+    Dialer,
+    /// This side accepted the connection.
+    Acceptor,
+}
+
+/// Limits on what a peer may make this side hold or do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame payload accepted, in bytes. Default 64 KiB.
+    ///
+    /// Checked on the header before the payload is buffered, so a peer cannot
+    /// make the decoder reserve memory by announcing a huge frame. Larger
+    /// messages travel as several fragments. Exceeding it closes the connection.
+    pub max_frame_size: u32,
+    /// Largest message (request, response or stream message) accepted after
+    /// reassembly, in bytes. Default 16 MiB.
+    ///
+    /// Stops a peer from making this side assemble unbounded messages. Announced
+    /// in the handshake, so a sender fails a too-large message locally with
+    /// [`crate::Error::TooLarge`]; a peer that sends one anyway gets the call
+    /// failed with `TooLarge`.
+    pub max_message_size: u32,
+    /// Most concurrent incoming calls (requests and streams). Default 4096.
+    ///
+    /// Stops a peer from starting unbounded work here. A call over the limit is
+    /// answered at once with `Overloaded`, never queued. A call counts until the
+    /// local application ends it, even if the peer cancelled it, so open-cancel
+    /// floods cannot bypass the limit.
+    pub max_incoming_calls: u32,
+    /// Most concurrent incoming streams, within `max_incoming_calls`. Default 1024.
+    ///
+    /// Streams hold buffers for longer than requests do. Excess streams are
+    /// answered at once with `Overloaded`.
+    pub max_incoming_streams: u32,
+    /// Most bytes of received stream messages (and partly reassembled messages)
+    /// that the application has not consumed yet, in bytes. Default 256 MiB.
+    ///
+    /// Credits bound messages per stream; this bounds their bytes over all
+    /// streams. Exceeding it closes the connection.
+    pub max_buffered_bytes: usize,
+    /// Most bytes this side queues for sending before commands that add data
+    /// fail with [`crate::Error::SendBufferFull`]. Default 32 MiB.
+    ///
+    /// Stops a fast local producer from growing memory without bound when the
+    /// socket is slow; [`crate::Event::Writable`] says when to try again.
+    pub send_buffer_size: usize,
+    /// Most bytes of frames that the peer's traffic makes this side queue (pongs,
+    /// overload rejections, credit grants) while the driver is not writing.
+    /// Default 4 MiB.
+    ///
+    /// Stops a peer that sends but never reads from growing this side's memory.
+    /// Exceeding it closes the connection.
+    pub max_control_backlog: usize,
+    /// Burst of cheap frames accepted: pings, cancels, zero credits, empty
+    /// messages and frames for calls that no longer exist. Default 20 000.
+    ///
+    /// Such frames cost the sender nothing and this side work; a peer that sends
+    /// them faster than `cheap_frames_per_second` beyond this burst is closed.
+    pub cheap_frame_burst: u32,
+    /// Sustained rate of cheap frames accepted, per second. Default 10 000.
+    pub cheap_frames_per_second: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_size: 64 * 1024,
+            max_message_size: 16 * 1024 * 1024,
+            max_incoming_calls: 4096,
+            max_incoming_streams: 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
+            send_buffer_size: 32 * 1024 * 1024,
+            max_control_backlog: 4 * 1024 * 1024,
+            cheap_frame_burst: 20_000,
+            cheap_frames_per_second: 10_000,
+        }
+    }
+}
+
+/// Timing of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time allowed for the handshake. Default 10 s. Stops a peer (or a port
+    /// scanner) from holding a half-open connection.
+    pub handshake: Duration,
+    /// Interval between keepalive pings. Default 5 s. Also measures RTT.
+    pub keepalive_interval: Duration,
+    /// The connection closes when nothing has been received, or a ping has gone
+    /// unanswered, for this long. Default 20 s. A dead peer is therefore
+    /// detected within `idle + keepalive_interval`, calls or no calls.
+    pub idle: Duration,
+    /// Deadline of a call whose caller gives none. Default 60 s.
+    pub default_deadline: Duration,
+    /// Longest deadline accepted, for outgoing and incoming calls. Default 1 h.
+    /// Stops a peer from holding a call slot here forever.
+    pub max_deadline: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            handshake: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(5),
+            idle: Duration::from_secs(20),
+            default_deadline: Duration::from_secs(60),
+            max_deadline: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Largest frame payload this side sends, in bytes. Default 16 KiB.
+///
+/// Smaller fragments let small calls overtake bulk transfers sooner; larger
+/// ones cost fewer headers. 16 KiB keeps header overhead under 0.1 %.
+pub const DEFAULT_FRAGMENT_SIZE: u32 = 16 * 1024;
+
+/// Everything a connection needs to know before its first byte.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This node's name, as the peer knows it (e.g. `"node-a:7000"`).
+    pub node_name: String,
+    /// Identifies this run of the node: a restarted node has a new one, so peers
+    /// can tell a restart from a reconnect.
+    pub instance_id: u64,
+    /// The cluster secret both sides must know.
+    pub secret: Arc<[u8]>,
+    /// Which end of the connection this side is.
+    pub role: Role,
+    /// When set, the handshake is rejected unless the peer names itself so.
+    /// A dialer sets it to the node it meant to reach.
+    pub expected_peer: Option<String>,
+    /// Fresh randomness for this connection (the handshake nonce derives from
+    /// it). The driver must supply unpredictable bytes: a repeated seed lets a
+    /// recorded handshake be replayed.
+    pub seed: [u8; 32],
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Limits.
+    pub limits: Limits,
+    /// Largest fragment this side sends (further bounded by the peer's
+    /// `max_frame_size`). Default [`DEFAULT_FRAGMENT_SIZE`].
+    pub fragment_size: u32,
+}
+
+impl Config {
+    /// A configuration with default timeouts and limits.
+    pub fn new(
+        node_name: impl Into<String>,
+        instance_id: u64,
+        secret: impl Into<Arc<[u8]>>,
+        role: Role,
+        seed: [u8; 32],
+    ) -> Config {
+        Config {
+            node_name: node_name.into(),
+            instance_id,
+            secret: secret.into(),
+            role,
+            expected_peer: None,
+            seed,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            fragment_size: DEFAULT_FRAGMENT_SIZE,
+        }
+    }
+}

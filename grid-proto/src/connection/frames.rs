@@ -1,0 +1,409 @@
+//! What the connection does with each frame it receives.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{Connection, ConnectionState};
+use crate::assembly::{Assembled, AssemblyError};
+use crate::calls::{InCall, StreamState};
+use crate::error::{CloseReason, Error};
+use crate::event::{CallId, Event, IncomingCall};
+use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
+use crate::handshake::{self, PROOF_LEN};
+use crate::send_queue::SendQueue;
+
+/// Fields in front of the body of `Request` and `StreamOpen` messages.
+struct OpenPrefix {
+    handler: u16,
+    subroute: Bytes,
+    window: u32,
+    body: Bytes,
+}
+
+fn parse_open(op: Op, payload: &Bytes) -> Option<OpenPrefix> {
+    let handler = u16::from_le_bytes([*payload.first()?, *payload.get(1)?]);
+    let subroute_len = usize::from(*payload.get(2)?);
+    let subroute_end = 3 + subroute_len;
+    let (window, body_start) = if op == Op::StreamOpen {
+        let raw = payload.get(subroute_end..subroute_end + 4)?;
+        (u32::from_le_bytes(raw.try_into().ok()?), subroute_end + 4)
+    } else {
+        (0, subroute_end)
+    };
+    if payload.len() < body_start {
+        return None;
+    }
+    Some(OpenPrefix {
+        handler,
+        subroute: payload.slice(3..subroute_end),
+        window,
+        body: payload.slice(body_start..),
+    })
+}
+
+impl Connection {
+    pub(super) fn handle_frame(&mut self, now: Instant, header: Header, payload: Bytes) {
+        if self.state == ConnectionState::Handshaking {
+            self.handshake_frame(now, header, payload);
+            return;
+        }
+        let connection_level = matches!(
+            header.op,
+            Op::Hello | Op::Auth | Op::Reject | Op::Ping | Op::Pong | Op::GoAway | Op::Close
+        );
+        if connection_level != (header.mux == 0) {
+            self.close_with(CloseReason::Protocol(format!(
+                "{:?} frame on mux {:#x}",
+                header.op, header.mux
+            )));
+            return;
+        }
+        match header.op {
+            Op::Hello | Op::Auth | Op::Reject => {
+                self.close_with(CloseReason::Protocol(format!(
+                    "{:?} frame after the handshake",
+                    header.op
+                )));
+            }
+            Op::Ping => {
+                if self.spend_cheap(now) {
+                    self.send.control(Op::Pong, 0, header.arg, &[]);
+                }
+            }
+            Op::Pong => self.on_pong(now, header.arg),
+            Op::GoAway => {
+                if !self.peer_draining {
+                    self.peer_draining = true;
+                    self.events.push_back(Event::PeerDraining);
+                } else {
+                    self.spend_cheap(now);
+                }
+            }
+            Op::Close => {
+                self.send = SendQueue::new();
+                self.shut(CloseReason::Peer(String::from_utf8_lossy(&payload).into_owned()));
+            }
+            _ => self.call_frame(now, header, payload),
+        }
+    }
+
+    fn handshake_frame(&mut self, now: Instant, header: Header, payload: Bytes) {
+        match header.op {
+            Op::Hello if self.peer_hello.is_none() => {
+                match handshake::decode_hello(&payload, &self.config) {
+                    Ok(info) => {
+                        let proof = handshake::proof(&self.config, &self.own_hello, &payload);
+                        self.send.control(Op::Auth, 0, 0, &proof);
+                        self.peer = Some(info);
+                        self.peer_hello = Some(payload);
+                    }
+                    Err(reason) => self.close_with(CloseReason::Rejected(reason)),
+                }
+            }
+            Op::Auth if self.peer_hello.is_some() => {
+                let peer_hello = self.peer_hello.as_deref().unwrap_or_default();
+                let verified = payload.len() == PROOF_LEN
+                    && handshake::verify(&self.config, &payload, &self.own_hello, peer_hello);
+                if verified {
+                    self.established(now);
+                } else {
+                    self.close_with(CloseReason::Rejected(
+                        "authentication failed: the peer does not know the cluster secret".into(),
+                    ));
+                }
+            }
+            Op::Reject | Op::Close => {
+                let text = String::from_utf8_lossy(&payload).into_owned();
+                self.send = SendQueue::new();
+                self.shut(if header.op == Op::Reject {
+                    CloseReason::Rejected(text)
+                } else {
+                    CloseReason::Peer(text)
+                });
+            }
+            op => self.close_with(CloseReason::Protocol(format!(
+                "unexpected {op:?} frame during the handshake"
+            ))),
+        }
+    }
+
+    fn established(&mut self, now: Instant) {
+        self.state = ConnectionState::Established;
+        self.decoder.set_max_frame(self.config.limits.max_frame_size);
+        self.keepalive.last_received = now;
+        self.keepalive.next_ping = now + self.config.timeouts.keepalive_interval;
+        if let Some(peer) = &self.peer {
+            self.events.push_back(Event::Connected(peer.clone()));
+        }
+    }
+
+    fn on_pong(&mut self, now: Instant, id: u32) {
+        match self.keepalive.latest {
+            Some((latest, sent)) if latest == id => {
+                self.keepalive.rtt = Some(now.saturating_duration_since(sent));
+                self.keepalive.unanswered_since = None;
+            }
+            // An older ping answered: the peer reads, but the newest ping is still out.
+            Some((latest, sent)) if id < latest => {
+                self.keepalive.unanswered_since = Some(sent);
+            }
+            _ => {
+                self.spend_cheap(now);
+            }
+        }
+    }
+
+    /// Charges one cheap frame; closes the connection and returns `false` when
+    /// the peer has exhausted its budget.
+    pub(super) fn spend_cheap(&mut self, now: Instant) -> bool {
+        if self.cheap_frames.spend(now) {
+            return true;
+        }
+        let limits = &self.config.limits;
+        let text = format!(
+            "more than {} cheap frames (pings, cancels, empty or stray messages) at over {}/s",
+            limits.cheap_frame_burst, limits.cheap_frames_per_second
+        );
+        self.close_with(CloseReason::LimitExceeded(text));
+        false
+    }
+
+    fn call_frame(&mut self, now: Instant, header: Header, payload: Bytes) {
+        let mux = header.mux;
+        if mux & !ACCEPTOR_NAMESPACE == 0 {
+            self.close_with(CloseReason::Protocol(format!(
+                "{:?} frame on reserved mux {mux:#x}",
+                header.op
+            )));
+            return;
+        }
+        let max_message = self.config.limits.max_message_size as usize;
+        let (op, arg, payload) = match self.assembler.push(&header, payload, max_message) {
+            Ok(Assembled::Complete(op, arg, payload)) => (op, arg, payload),
+            Ok(Assembled::Pending) => return,
+            Err(AssemblyError::TooLarge { size, max }) => {
+                self.close_with(CloseReason::LimitExceeded(format!(
+                    "message on mux {mux:#x} of at least {size} bytes exceeds max_message_size {max}"
+                )));
+                return;
+            }
+            Err(AssemblyError::NotFragmentable(op)) => {
+                self.close_with(CloseReason::Protocol(format!("fragmented {op:?} frame")));
+                return;
+            }
+            Err(AssemblyError::Mismatch) => {
+                self.close_with(CloseReason::Protocol(format!(
+                    "fragment on mux {mux:#x} does not continue the message in progress"
+                )));
+                return;
+            }
+        };
+        let cheap = match op {
+            Op::Message => payload.is_empty(),
+            Op::Credit => arg == 0,
+            _ => false,
+        };
+        if cheap && !self.spend_cheap(now) {
+            return;
+        }
+        if self.owns(mux) {
+            self.answer_frame(now, op, mux, arg, payload);
+        } else {
+            self.opener_frame(now, op, mux, arg, payload);
+        }
+    }
+
+    /// A frame about a call this side opened, sent by the peer as responder.
+    fn answer_frame(&mut self, now: Instant, op: Op, mux: u32, arg: u32, payload: Bytes) {
+        if matches!(op, Op::Request | Op::StreamOpen) {
+            self.close_with(CloseReason::Protocol(format!(
+                "peer opened mux {mux:#x} in this side's namespace"
+            )));
+            return;
+        }
+        let Some(call) = self.outgoing.get_mut(&mux) else {
+            // The call ended here first (cancel, deadline); frames may still be in flight.
+            self.spend_cheap(now);
+            return;
+        };
+        let outcome: Result<(), Error> = match (op, &mut call.stream) {
+            (Op::Response, None) => {
+                self.stats.messages_received += 1;
+                self.end_outgoing(mux, Ok(payload), false);
+                return;
+            }
+            (Op::Error, _) => {
+                self.stats.messages_received += 1;
+                self.end_outgoing(mux, Err(Error::from_wire(arg, payload)), false);
+                return;
+            }
+            (Op::Cancel, _) => {
+                self.end_outgoing(mux, Err(Error::Cancelled), false);
+                return;
+            }
+            (Op::Fin, Some(stream)) => match stream.on_fin(arg) {
+                Ok(()) => {
+                    self.end_outgoing(mux, Ok(Bytes::new()), false);
+                    return;
+                }
+                Err(error) => Err(error),
+            },
+            (Op::Message, Some(stream)) => {
+                let len = payload.len();
+                stream.on_message(arg, len).map(|()| {
+                    self.stream_buffered += len;
+                    self.stats.messages_received += 1;
+                    self.events.push_back(Event::Message {
+                        id: CallId(mux),
+                        payload,
+                    });
+                })
+            }
+            (Op::Credit, Some(stream)) => stream.on_credit(arg).map(|unblocked| {
+                if unblocked {
+                    self.events.push_back(Event::StreamWritable { id: CallId(mux) });
+                }
+            }),
+            (op, stream) => Err(Error::Protocol(format!(
+                "unexpected {op:?} on a {}",
+                if stream.is_some() { "stream" } else { "request" }
+            ))),
+        };
+        if let Err(error) = outcome {
+            self.end_outgoing(mux, Err(error), true);
+        }
+    }
+
+    /// A frame about a call the peer opened.
+    fn opener_frame(&mut self, now: Instant, op: Op, mux: u32, arg: u32, payload: Bytes) {
+        match op {
+            Op::Request | Op::StreamOpen => return self.open_incoming(now, op, mux, arg, payload),
+            Op::Response | Op::Error => {
+                self.close_with(CloseReason::Protocol(format!(
+                    "peer answered mux {mux:#x}, which it opened itself"
+                )));
+                return;
+            }
+            _ => {}
+        }
+        let Some(call) = self.incoming.get_mut(&mux) else {
+            self.spend_cheap(now);
+            return;
+        };
+        if call.cancelled {
+            return;
+        }
+        let outcome: Result<(), Error> = match (op, &mut call.stream) {
+            (Op::Cancel, _) => {
+                call.cancelled = true;
+                self.send.remove_mux(mux);
+                self.events.push_back(Event::Cancelled {
+                    id: CallId(mux),
+                    reason: Error::Cancelled,
+                });
+                Ok(())
+            }
+            (Op::Message, Some(stream)) => {
+                let len = payload.len();
+                stream.on_message(arg, len).map(|()| {
+                    self.stream_buffered += len;
+                    self.stats.messages_received += 1;
+                    self.events.push_back(Event::Message {
+                        id: CallId(mux),
+                        payload,
+                    });
+                })
+            }
+            (Op::Credit, Some(stream)) => stream.on_credit(arg).map(|unblocked| {
+                if unblocked {
+                    self.events.push_back(Event::StreamWritable { id: CallId(mux) });
+                }
+            }),
+            (Op::Fin, Some(stream)) => stream.on_fin(arg).map(|()| {
+                self.events.push_back(Event::InputFinished { id: CallId(mux) });
+            }),
+            (op, stream) => Err(Error::Protocol(format!(
+                "unexpected {op:?} on a {}",
+                if stream.is_some() { "stream" } else { "request" }
+            ))),
+        };
+        if let Err(reason) = outcome {
+            call.cancelled = true;
+            self.send.remove_mux(mux);
+            let (code, message) = reason.to_wire();
+            self.send.control(Op::Error, mux, code as u32, &message);
+            self.events.push_back(Event::Cancelled {
+                id: CallId(mux),
+                reason,
+            });
+        }
+    }
+
+    fn open_incoming(&mut self, now: Instant, op: Op, mux: u32, arg: u32, payload: Bytes) {
+        if self.incoming.contains_key(&mux) {
+            self.close_with(CloseReason::Protocol(format!(
+                "peer reopened mux {mux:#x} while it is open"
+            )));
+            return;
+        }
+        let Some(open) = parse_open(op, &payload) else {
+            self.close_with(CloseReason::Protocol(format!(
+                "malformed {op:?} on mux {mux:#x}"
+            )));
+            return;
+        };
+        let is_stream = op == Op::StreamOpen;
+        let limits = &self.config.limits;
+        let refusal = if self.state == ConnectionState::Draining {
+            Some(Error::Draining)
+        } else if self.incoming.len() >= limits.max_incoming_calls as usize
+            || (is_stream && self.incoming_streams >= limits.max_incoming_streams as usize)
+        {
+            Some(Error::Overloaded)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            // Refusals cost the peer nothing, so they are budgeted like other cheap frames.
+            if self.spend_cheap(now) {
+                let (code, message) = refusal.to_wire();
+                self.send.control(Op::Error, mux, code as u32, &message);
+            }
+            return;
+        }
+        let relative = Duration::from_millis(u64::from(arg.max(1)))
+            .min(self.config.timeouts.max_deadline);
+        let deadline = now + relative;
+        let stream = is_stream.then(|| StreamState {
+            send_credit: open.window,
+            ..StreamState::default()
+        });
+        if is_stream {
+            self.incoming_streams += 1;
+        }
+        self.incoming.insert(
+            mux,
+            InCall {
+                deadline,
+                stream,
+                accepted: false,
+                cancelled: false,
+            },
+        );
+        self.deadlines.insert(deadline, mux);
+        self.stats.messages_received += 1;
+        let call = IncomingCall {
+            id: CallId(mux),
+            handler: open.handler,
+            subroute: open.subroute,
+            payload: open.body,
+            deadline,
+        };
+        self.events.push_back(if is_stream {
+            Event::StreamOpened(call)
+        } else {
+            Event::Request(call)
+        });
+    }
+}

@@ -1,0 +1,524 @@
+//! The connection state machine: one per transport connection, driven by its
+//! owner through inputs, commands and polls.
+
+mod commands;
+pub use commands::{CallTarget, MAX_SUBROUTE};
+mod frames;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+
+use crate::assembly::Assembler;
+use crate::budget::CheapFrameBudget;
+use crate::calls::{InCall, OutCall};
+use crate::config::{Config, Role};
+use crate::decoder::FrameDecoder;
+use crate::error::{CloseReason, Error};
+use crate::event::{CallId, Event};
+use crate::frame::{Op, ACCEPTOR_NAMESPACE};
+use crate::handshake::{self, PeerInfo, MAX_HANDSHAKE_FRAME};
+use crate::send_queue::SendQueue;
+use crate::stats::Stats;
+use crate::timers::Deadlines;
+
+/// Lifecycle of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Exchanging `Hello` and `Auth`; no call can be opened or received.
+    Handshaking,
+    /// Calls flow both ways.
+    Established,
+    /// This side is draining: new calls are refused both ways while calls in
+    /// flight finish, then the connection closes.
+    Draining,
+    /// Closed; only the final frames remain to be written.
+    Closed,
+}
+
+/// Keepalive bookkeeping.
+#[derive(Debug)]
+struct Keepalive {
+    next_ping: Instant,
+    next_id: u32,
+    /// Id and send time of the latest ping, for RTT.
+    latest: Option<(u32, Instant)>,
+    /// When the oldest ping that no pong has answered was sent.
+    unanswered_since: Option<Instant>,
+    last_received: Instant,
+    rtt: Option<Duration>,
+}
+
+/// A grid connection as a sans-IO state machine.
+///
+/// See the [crate documentation](crate) for the run loop that drives it.
+#[derive(Debug)]
+pub struct Connection {
+    config: Config,
+    state: ConnectionState,
+    own_hello: Bytes,
+    peer_hello: Option<Bytes>,
+    peer: Option<PeerInfo>,
+    handshake_deadline: Instant,
+    decoder: FrameDecoder,
+    assembler: Assembler,
+    send: SendQueue,
+    events: VecDeque<Event>,
+    outgoing: FxHashMap<u32, OutCall>,
+    incoming: FxHashMap<u32, InCall>,
+    outgoing_streams: usize,
+    incoming_streams: usize,
+    /// Low 31 bits of the next mux id this side allocates.
+    next_mux: u32,
+    deadlines: Deadlines,
+    keepalive: Keepalive,
+    cheap_frames: CheapFrameBudget,
+    /// Bytes of delivered, unconsumed stream messages.
+    stream_buffered: usize,
+    /// A command was refused for a full send buffer; `Writable` is owed.
+    send_blocked: bool,
+    drain_deadline: Option<Instant>,
+    peer_draining: bool,
+    /// A `Close` to send once everything queued before it has been sent.
+    close_after_flush: Option<(u32, String)>,
+    close_reason: Option<CloseReason>,
+    stats: Stats,
+}
+
+impl Connection {
+    /// A new connection whose transport just connected at `now`. Its `Hello`
+    /// is queued at once: call [`Connection::poll_transmit`].
+    pub fn new(config: Config, now: Instant) -> Connection {
+        let own_hello = handshake::encode_hello(&config);
+        let mut send = SendQueue::new();
+        send.control(Op::Hello, 0, 0, &own_hello);
+        let cheap_frames = CheapFrameBudget::new(
+            config.limits.cheap_frame_burst,
+            config.limits.cheap_frames_per_second,
+        );
+        Connection {
+            handshake_deadline: now + config.timeouts.handshake,
+            keepalive: Keepalive {
+                next_ping: now,
+                next_id: 1,
+                latest: None,
+                unanswered_since: None,
+                last_received: now,
+                rtt: None,
+            },
+            config,
+            state: ConnectionState::Handshaking,
+            own_hello,
+            peer_hello: None,
+            peer: None,
+            decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
+            assembler: Assembler::default(),
+            send,
+            events: VecDeque::new(),
+            outgoing: FxHashMap::default(),
+            incoming: FxHashMap::default(),
+            outgoing_streams: 0,
+            incoming_streams: 0,
+            next_mux: 1,
+            deadlines: Deadlines::default(),
+            cheap_frames,
+            stream_buffered: 0,
+            send_blocked: false,
+            drain_deadline: None,
+            peer_draining: false,
+            close_after_flush: None,
+            close_reason: None,
+            stats: Stats::default(),
+        }
+    }
+
+    // ----- getters -----
+
+    /// Where the connection is in its lifecycle.
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// Whether the connection has closed (final frames may still be waiting).
+    pub fn is_closed(&self) -> bool {
+        self.state == ConnectionState::Closed
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+
+    /// The authenticated peer, once the handshake succeeded.
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_ref()
+    }
+
+    /// Whether the peer announced that it is draining.
+    pub fn is_peer_draining(&self) -> bool {
+        self.peer_draining
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.config.role
+    }
+
+    /// The configuration this connection runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Latest keepalive round-trip time.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.keepalive.rtt
+    }
+
+    /// Calls in flight: opened by this side, and opened by the peer.
+    pub fn in_flight(&self) -> (usize, usize) {
+        (self.outgoing.len(), self.incoming.len())
+    }
+
+    /// Whether frames are waiting for [`Connection::poll_transmit`].
+    pub fn wants_write(&self) -> bool {
+        !self.send.is_empty() || self.close_after_flush.is_some()
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            outgoing_calls: self.outgoing.len(),
+            outgoing_streams: self.outgoing_streams,
+            incoming_calls: self.incoming.len(),
+            incoming_streams: self.incoming_streams,
+            buffered_bytes: self.buffered_bytes(),
+            send_buffered: self.send.buffered(),
+            rtt: self.keepalive.rtt,
+            ..self.stats.clone()
+        }
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.stream_buffered + self.assembler.bytes()
+    }
+
+    // ----- inputs -----
+
+    /// Feeds bytes read from the transport, in any chunking.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        if self.is_closed() || data.is_empty() {
+            return;
+        }
+        self.stats.bytes_received += data.len() as u64;
+        self.keepalive.last_received = now;
+        self.decoder.push(data);
+        while !self.is_closed() {
+            match self.decoder.next_frame() {
+                Ok(Some((header, payload))) => self.handle_frame(now, header, payload),
+                Ok(None) => break,
+                Err(error) => {
+                    self.close_with(CloseReason::Protocol(error.to_string()));
+                    break;
+                }
+            }
+        }
+        self.check_backlogs();
+    }
+
+    /// Tells the connection that the transport reached end of file or failed.
+    /// Every call ends with `Disconnected`.
+    pub fn handle_transport_closed(&mut self, reason: impl Into<String>) {
+        if !self.is_closed() {
+            self.send = SendQueue::new();
+            self.shut(CloseReason::Transport(reason.into()));
+        }
+    }
+
+    /// Runs timers due at `now`: handshake timeout, keepalive, dead-peer
+    /// detection, call deadlines, drain deadline. Extra calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            ConnectionState::Closed => return,
+            ConnectionState::Handshaking => {
+                if now >= self.handshake_deadline {
+                    self.close_with(CloseReason::HandshakeTimeout);
+                }
+                return;
+            }
+            ConnectionState::Established | ConnectionState::Draining => {}
+        }
+        let idle = self.config.timeouts.idle;
+        let unanswered = self
+            .keepalive
+            .unanswered_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= idle);
+        if unanswered || now.saturating_duration_since(self.keepalive.last_received) >= idle {
+            self.close_with(CloseReason::PeerTimeout(idle));
+            return;
+        }
+        if self.drain_deadline.is_some_and(|deadline| now >= deadline) {
+            self.close_with(CloseReason::Drained);
+            return;
+        }
+        if now >= self.keepalive.next_ping {
+            self.send_ping(now);
+        }
+        self.expire_calls(now);
+    }
+
+    fn send_ping(&mut self, now: Instant) {
+        let id = self.keepalive.next_id;
+        self.keepalive.next_id = id.wrapping_add(1);
+        self.keepalive.latest = Some((id, now));
+        self.keepalive.unanswered_since.get_or_insert(now);
+        self.keepalive.next_ping = now + self.config.timeouts.keepalive_interval;
+        self.send.control(Op::Ping, 0, id, &[]);
+    }
+
+    fn expire_calls(&mut self, now: Instant) {
+        while let Some((deadline, mux)) = self.deadlines.pop_due(now) {
+            if self.owns(mux) {
+                if self.outgoing.get(&mux).is_some_and(|c| c.deadline == deadline) {
+                    self.end_outgoing(mux, Err(Error::DeadlineExceeded), true);
+                }
+            } else if let Some(call) = self.incoming.get_mut(&mux) {
+                if call.deadline == deadline && !call.cancelled {
+                    call.cancelled = true;
+                    self.send.remove_mux(mux);
+                    self.events.push_back(Event::Cancelled {
+                        id: CallId(mux),
+                        reason: Error::DeadlineExceeded,
+                    });
+                }
+            }
+        }
+        let live = self.outgoing.len() + self.incoming.len();
+        let (outgoing, incoming) = (&self.outgoing, &self.incoming);
+        self.deadlines.compact(live, |&(at, mux)| {
+            outgoing.get(&mux).map(|c| c.deadline) == Some(at)
+                || incoming.get(&mux).map(|c| c.deadline) == Some(at)
+        });
+    }
+
+    // ----- outputs -----
+
+    /// The next bytes to write to the transport, `None` when there are none.
+    ///
+    /// Many small frames come coalesced in one buffer; a large payload may come
+    /// as a separate buffer sliced from the application's own bytes. Write the
+    /// buffers in the order they are returned.
+    pub fn poll_transmit(&mut self, _now: Instant) -> Option<Bytes> {
+        let fragment = self.fragment_size();
+        let out = match self.send.poll(fragment) {
+            Some(out) => out,
+            None => {
+                let (code, text) = self.close_after_flush.take()?;
+                self.send.control(Op::Close, 0, code, text.as_bytes());
+                self.send.poll(fragment)?
+            }
+        };
+        self.stats.bytes_sent += out.len() as u64;
+        if self.send_blocked && self.send.buffered() <= self.config.limits.send_buffer_size / 2 {
+            self.send_blocked = false;
+            if !self.is_closed() {
+                self.events.push_back(Event::Writable);
+            }
+        }
+        Some(out)
+    }
+
+    /// The next event, `None` when there are none.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Connection::handle_timeout`] should next be called; `None` once closed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            ConnectionState::Closed => None,
+            ConnectionState::Handshaking => Some(self.handshake_deadline),
+            ConnectionState::Established | ConnectionState::Draining => {
+                let idle = self.config.timeouts.idle;
+                let mut next = self.keepalive.next_ping.min(self.keepalive.last_received + idle);
+                if let Some(since) = self.keepalive.unanswered_since {
+                    next = next.min(since + idle);
+                }
+                for candidate in [self.deadlines.next(), self.drain_deadline]
+                    .into_iter()
+                    .flatten()
+                {
+                    next = next.min(candidate);
+                }
+                Some(next)
+            }
+        }
+    }
+
+    fn fragment_size(&self) -> usize {
+        let peer_max = self
+            .peer
+            .as_ref()
+            .map_or(MAX_HANDSHAKE_FRAME, |peer| peer.limits.max_frame_size);
+        self.config.fragment_size.min(peer_max).max(1) as usize
+    }
+
+    // ----- shared internals -----
+
+    /// The namespace bit of mux ids this side allocates.
+    fn own_namespace(&self) -> u32 {
+        match self.config.role {
+            Role::Dialer => 0,
+            Role::Acceptor => ACCEPTOR_NAMESPACE,
+        }
+    }
+
+    /// Whether `mux` was allocated by this side.
+    fn owns(&self, mux: u32) -> bool {
+        mux & ACCEPTOR_NAMESPACE == self.own_namespace()
+    }
+
+    /// Closes after a peer's misbehaviour or a local decision, telling the peer why.
+    fn close_with(&mut self, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        let text = match &reason {
+            CloseReason::Rejected(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let frame = if self.state == ConnectionState::Handshaking {
+            (Op::Reject, 0)
+        } else {
+            (Op::Close, reason.wire_code())
+        };
+        if reason == CloseReason::Drained {
+            // Answers of the last calls are still queued: the `Close` follows them.
+            self.close_after_flush = Some((frame.1, text));
+            self.shut(reason);
+            return;
+        }
+        self.send = SendQueue::new();
+        self.send.control(frame.0, 0, frame.1, text.as_bytes());
+        self.shut(reason);
+    }
+
+    /// Ends every call and emits `Closed`. Queued frames are left as they are.
+    fn shut(&mut self, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        self.state = ConnectionState::Closed;
+        let mut outgoing: Vec<(u32, OutCall)> = self.outgoing.drain().collect();
+        outgoing.sort_unstable_by_key(|(mux, _)| *mux);
+        for (mux, call) in outgoing {
+            let id = CallId(mux);
+            self.events.push_back(match call.stream {
+                None => Event::Response {
+                    id,
+                    result: Err(Error::Disconnected),
+                },
+                Some(_) => Event::StreamFinished {
+                    id,
+                    result: Err(Error::Disconnected),
+                },
+            });
+        }
+        let mut incoming: Vec<u32> = self
+            .incoming
+            .iter()
+            .filter(|(_, call)| !call.cancelled)
+            .map(|(mux, _)| *mux)
+            .collect();
+        incoming.sort_unstable();
+        for mux in incoming {
+            self.events.push_back(Event::Cancelled {
+                id: CallId(mux),
+                reason: Error::Disconnected,
+            });
+        }
+        self.incoming.clear();
+        self.outgoing_streams = 0;
+        self.incoming_streams = 0;
+        self.stream_buffered = 0;
+        self.assembler.clear();
+        self.deadlines.clear();
+        self.events.push_back(Event::Closed(reason.clone()));
+        self.close_reason = Some(reason);
+    }
+
+    /// Closes the connection when a backlog the peer can grow exceeds its limit.
+    fn check_backlogs(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        let limits = &self.config.limits;
+        if self.buffered_bytes() > limits.max_buffered_bytes {
+            let text = format!(
+                "{} bytes of unconsumed input exceed max_buffered_bytes {}",
+                self.buffered_bytes(),
+                limits.max_buffered_bytes
+            );
+            self.close_with(CloseReason::LimitExceeded(text));
+        } else if self.send.control_backlog() > limits.max_control_backlog {
+            let text = format!(
+                "{} bytes of unsent control frames exceed max_control_backlog {}: the peer is not reading",
+                self.send.control_backlog(),
+                limits.max_control_backlog
+            );
+            self.close_with(CloseReason::LimitExceeded(text));
+        }
+    }
+
+    /// Ends a call this side opened: removes it, tells the peer to stop when
+    /// `notify_peer`, and emits its final event.
+    fn end_outgoing(&mut self, mux: u32, result: Result<Bytes, Error>, notify_peer: bool) {
+        let Some(call) = self.remove_outgoing(mux) else {
+            return;
+        };
+        if notify_peer {
+            self.send.remove_mux(mux);
+            self.send.control(Op::Cancel, mux, 0, &[]);
+        }
+        let id = CallId(mux);
+        self.events.push_back(match call.stream {
+            None => Event::Response { id, result },
+            Some(_) => Event::StreamFinished {
+                id,
+                result: result.map(|_| ()),
+            },
+        });
+    }
+
+    fn remove_outgoing(&mut self, mux: u32) -> Option<OutCall> {
+        let call = self.outgoing.remove(&mux)?;
+        if let Some(stream) = &call.stream {
+            self.outgoing_streams -= 1;
+            self.stream_buffered -= stream.unconsumed_bytes;
+        }
+        self.assembler.discard(mux);
+        self.after_call_removed();
+        Some(call)
+    }
+
+    fn remove_incoming(&mut self, mux: u32) -> Option<InCall> {
+        let call = self.incoming.remove(&mux)?;
+        if let Some(stream) = &call.stream {
+            self.incoming_streams -= 1;
+            self.stream_buffered -= stream.unconsumed_bytes;
+        }
+        self.assembler.discard(mux);
+        self.after_call_removed();
+        Some(call)
+    }
+
+    fn after_call_removed(&mut self) {
+        if self.state == ConnectionState::Draining
+            && self.outgoing.is_empty()
+            && self.incoming.is_empty()
+        {
+            self.close_with(CloseReason::Drained);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Errors of calls and commands, their wire codes, and why a connection closed.
+
+use bytes::Bytes;
+
+/// Why a call failed or a command was refused.
+///
+/// One enum for every failure a caller can see, so that code matching on it is
+/// exhaustive: a handler's own error is [`Error::Remote`]; everything else is a
+/// condition of the library, local or reported by the peer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The remote handler returned an error; its bytes are passed through untouched.
+    #[error("remote handler error: {}", String::from_utf8_lossy(.0))]
+    Remote(Bytes),
+    /// The connection is not established or was lost while the call was in flight.
+    #[error("disconnected")]
+    Disconnected,
+    /// The deadline passed before the call completed (or was under 1 ms to begin with).
+    #[error("deadline exceeded")]
+    DeadlineExceeded,
+    /// The other side of the call cancelled or reset it.
+    #[error("cancelled")]
+    Cancelled,
+    /// No handler is registered under the requested id and subroute.
+    #[error("unknown handler")]
+    UnknownHandler,
+    /// The peer is at its limit of concurrent calls or streams; retry later.
+    #[error("overloaded")]
+    Overloaded,
+    /// The peer, or this side, is draining before shutdown; retry on another node
+    /// or after it comes back.
+    #[error("draining")]
+    Draining,
+    /// The peer broke the protocol on this call.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A message is larger than the receiving side accepts.
+    #[error("message of {size} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// Size of the message.
+        size: usize,
+        /// The limit it exceeds.
+        max: usize,
+    },
+    /// The send buffer is full: wait for [`crate::Event::Writable`] and try again.
+    #[error("send buffer full")]
+    SendBufferFull,
+    /// The stream has no send credit left: wait for [`crate::Event::StreamWritable`].
+    #[error("no stream credit")]
+    NoCredit,
+    /// The call id names no call that is still open in this direction.
+    #[error("no such call")]
+    UnknownCall,
+}
+
+impl Error {
+    /// Whether retrying the same call later, or on another node, may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Disconnected
+                | Error::Overloaded
+                | Error::Draining
+                | Error::SendBufferFull
+                | Error::NoCredit
+        )
+    }
+
+    /// The wire code and message of an error carried by an `Error` frame.
+    pub(crate) fn to_wire(&self) -> (ErrorCode, Bytes) {
+        match self {
+            Error::Remote(message) => (ErrorCode::Handler, message.clone()),
+            Error::UnknownHandler => (ErrorCode::UnknownHandler, Bytes::new()),
+            Error::Overloaded => (ErrorCode::Overloaded, Bytes::new()),
+            Error::Draining => (ErrorCode::Draining, Bytes::new()),
+            Error::DeadlineExceeded => (ErrorCode::DeadlineExceeded, Bytes::new()),
+            Error::TooLarge { size, max } => (
+                ErrorCode::TooLarge,
+                Bytes::from(format!("message of {size} bytes exceeds the maximum of {max}")),
+            ),
+            Error::Protocol(reason) => (ErrorCode::Protocol, Bytes::from(reason.clone())),
+            Error::Cancelled
+            | Error::Disconnected
+            | Error::SendBufferFull
+            | Error::NoCredit
+            | Error::UnknownCall => (ErrorCode::Internal, Bytes::from(self.to_string())),
+        }
+    }
+
+    /// The error a caller sees for an `Error` frame with this code and payload.
+    pub(crate) fn from_wire(code: u32, message: Bytes) -> Error {
+        match ErrorCode::from_u32(code) {
+            Some(ErrorCode::Handler) => Error::Remote(message),
+            Some(ErrorCode::UnknownHandler) => Error::UnknownHandler,
+            Some(ErrorCode::Overloaded) => Error::Overloaded,
+            Some(ErrorCode::Draining) => Error::Draining,
+            Some(ErrorCode::DeadlineExceeded) => Error::DeadlineExceeded,
+            Some(ErrorCode::TooLarge) => Error::TooLarge {
+                size: 0,
+                max: 0,
+            },
+            Some(ErrorCode::Protocol) => {
+                Error::Protocol(String::from_utf8_lossy(&message).into_owned())
+            }
+            Some(ErrorCode::Internal) | None => Error::Remote(message),
+        }
+    }
+}
+
+/// The code in the `arg` field of an `Error` frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ErrorCode {
+    /// The handler returned an error; the payload is its bytes.
+    Handler = 0,
+    /// No handler for the requested id and subroute.
+    UnknownHandler = 1,
+    /// Too many concurrent calls or streams.
+    Overloaded = 2,
+    /// The responder is draining.
+    Draining = 3,
+    /// The deadline passed at the responder.
+    DeadlineExceeded = 4,
+    /// The request exceeded the responder's message limit.
+    TooLarge = 5,
+    /// The initiator broke the protocol on this call.
+    Protocol = 6,
+    /// The responder failed in a way that has no better code (e.g. a handler panic).
+    Internal = 7,
+}
+
+impl ErrorCode {
+    fn from_u32(code: u32) -> Option<ErrorCode> {
+        Some(match code {
+            0 => ErrorCode::Handler,
+            1 => ErrorCode::UnknownHandler,
+            2 => ErrorCode::Overloaded,
+            3 => ErrorCode::Draining,
+            4 => ErrorCode::DeadlineExceeded,
+            5 => ErrorCode::TooLarge,
+            6 => ErrorCode::Protocol,
+            7 => ErrorCode::Internal,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a connection closed. Carried in `Close` and `Reject` frames as a code and
+/// a readable reason, so the operator on either side can see what happened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// This side asked to close.
+    #[error("closed locally: {0}")]
+    Local(String),
+    /// The peer closed the connection and said why.
+    #[error("closed by peer: {0}")]
+    Peer(String),
+    /// The peer refused the handshake, or this side refused the peer's.
+    #[error("handshake rejected: {0}")]
+    Rejected(String),
+    /// The handshake did not complete within the configured time.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// Nothing was heard from the peer, or a ping went unanswered, for longer
+    /// than the idle timeout.
+    #[error("peer unresponsive for {0:?}")]
+    PeerTimeout(std::time::Duration),
+    /// The peer sent something the protocol forbids.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The peer exceeded a connection-level limit.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// A graceful drain completed (or hit its deadline) and the connection closed.
+    #[error("drained")]
+    Drained,
+    /// The transport (socket) failed or reached end of file; reported by the driver.
+    #[error("transport closed: {0}")]
+    Transport(String),
+}
+
+impl CloseReason {
+    pub(crate) fn wire_code(&self) -> u32 {
+        match self {
+            CloseReason::Local(_) => 0,
+            CloseReason::Peer(_) => 0,
+            CloseReason::Rejected(_) => 1,
+            CloseReason::HandshakeTimeout => 2,
+            CloseReason::PeerTimeout(_) => 3,
+            CloseReason::Protocol(_) => 4,
+            CloseReason::LimitExceeded(_) => 5,
+            CloseReason::Drained => 6,
+            CloseReason::Transport(_) => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_errors_round_trip_to_the_same_variant() {
+        let errors = [
+            Error::Remote(Bytes::from_static(b"disk full")),
+            Error::UnknownHandler,
+            Error::Overloaded,
+            Error::Draining,
+            Error::DeadlineExceeded,
+            Error::Protocol("bad seq".into()),
+        ];
+        for error in errors {
+            let (code, message) = error.to_wire();
+            assert_eq!(Error::from_wire(code as u32, message), error);
+        }
+    }
+
+    #[test]
+    fn unknown_codes_surface_as_remote_errors() {
+        let error = Error::from_wire(999, Bytes::from_static(b"new"));
+        assert_eq!(error, Error::Remote(Bytes::from_static(b"new")));
+    }
+}

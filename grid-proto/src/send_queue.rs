@@ -1,0 +1,319 @@
+//! The outgoing side: control frames first, then data messages of all muxes
+//! interleaved fragment by fragment, coalesced into few large buffers.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use rustc_hash::FxHashMap;
+use slab::Slab;
+use smallvec::SmallVec;
+
+use crate::frame::{encode_frame, Header, Op, FLAG_MORE};
+
+/// Transmit buffers are filled up to about this many bytes before being handed
+/// to the driver: large enough to amortise a write syscall over many small frames.
+const COALESCE_TARGET: usize = 64 * 1024;
+
+/// Payload pieces at least this large are handed to the driver as slices of the
+/// application's buffer instead of being copied into the transmit buffer.
+const ZERO_COPY_MIN: usize = 4096;
+
+const NO_NODE: usize = usize::MAX;
+
+/// A message waiting to be sent: `prefix` then `body` form its payload.
+#[derive(Debug)]
+pub(crate) struct OutMessage {
+    pub(crate) op: Op,
+    pub(crate) mux: u32,
+    pub(crate) arg: u32,
+    /// Op-specific fields in front of the body (handler id, subroute, window).
+    pub(crate) prefix: SmallVec<[u8; 24]>,
+    pub(crate) body: Bytes,
+}
+
+impl OutMessage {
+    pub(crate) fn new(op: Op, mux: u32, arg: u32, body: Bytes) -> OutMessage {
+        OutMessage {
+            op,
+            mux,
+            arg,
+            prefix: SmallVec::new(),
+            body,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.prefix.len() + self.body.len()
+    }
+}
+
+#[derive(Debug)]
+struct Node {
+    message: OutMessage,
+    sent: usize,
+    next: usize,
+}
+
+/// Head and tail of one mux's queue of messages inside the shared node slab.
+#[derive(Debug, Clone, Copy)]
+struct Lane {
+    head: usize,
+    tail: usize,
+}
+
+/// Outgoing frames. Messages of one mux leave in order; muxes take turns one
+/// fragment at a time, so a bulk transfer delays a small call by at most one
+/// fragment per other busy mux.
+#[derive(Debug)]
+pub(crate) struct SendQueue {
+    /// Encoded frames ready to go: control frames are appended here as soon as
+    /// they are produced, so they precede any data queued after them.
+    out: BytesMut,
+    /// A zero-copy payload slice that must follow the bytes already handed out.
+    deferred: Option<Bytes>,
+    nodes: Slab<Node>,
+    lanes: FxHashMap<u32, Lane>,
+    ring: VecDeque<u32>,
+    queued_bytes: usize,
+}
+
+impl SendQueue {
+    pub(crate) fn new() -> SendQueue {
+        SendQueue {
+            out: BytesMut::with_capacity(COALESCE_TARGET),
+            deferred: None,
+            nodes: Slab::new(),
+            lanes: FxHashMap::default(),
+            ring: VecDeque::new(),
+            queued_bytes: 0,
+        }
+    }
+
+    /// Appends a control frame; it leaves before every data message not yet started.
+    pub(crate) fn control(&mut self, op: Op, mux: u32, arg: u32, payload: &[u8]) {
+        encode_frame(&mut self.out, op, 0, mux, arg, payload);
+    }
+
+    /// Bytes of encoded control frames not yet handed to the driver.
+    pub(crate) fn control_backlog(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Queues a message behind earlier messages of the same mux.
+    pub(crate) fn push(&mut self, message: OutMessage) {
+        let mux = message.mux;
+        self.queued_bytes += message.len();
+        let key = self.nodes.insert(Node {
+            message,
+            sent: 0,
+            next: NO_NODE,
+        });
+        match self.lanes.get_mut(&mux) {
+            Some(lane) => {
+                if let Some(tail) = self.nodes.get_mut(lane.tail) {
+                    tail.next = key;
+                }
+                lane.tail = key;
+            }
+            None => {
+                self.lanes.insert(
+                    mux,
+                    Lane {
+                        head: key,
+                        tail: key,
+                    },
+                );
+                self.ring.push_back(mux);
+            }
+        }
+    }
+
+    /// Drops every queued message of `mux`. A message already partly sent is cut
+    /// short; the caller follows up with a frame that tells the peer to discard it.
+    pub(crate) fn remove_mux(&mut self, mux: u32) {
+        let Some(lane) = self.lanes.remove(&mux) else {
+            return;
+        };
+        let mut key = lane.head;
+        while key != NO_NODE {
+            let node = self.nodes.remove(key);
+            self.queued_bytes -= node.message.len() - node.sent;
+            key = node.next;
+        }
+        // The mux's entry in `ring` is skipped when reached.
+    }
+
+    /// Whether any frame is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.out.is_empty() && self.deferred.is_none() && self.lanes.is_empty()
+    }
+
+    /// Payload bytes of queued data messages plus encoded bytes not yet handed out.
+    pub(crate) fn buffered(&self) -> usize {
+        self.queued_bytes + self.out.len() + self.deferred.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// The next buffer to write, with fragments of at most `fragment` payload bytes.
+    pub(crate) fn poll(&mut self, fragment: usize) -> Option<Bytes> {
+        if let Some(deferred) = self.deferred.take() {
+            return Some(deferred);
+        }
+        let fragment = fragment.max(1);
+        while self.out.len() < COALESCE_TARGET && self.deferred.is_none() {
+            let Some(mux) = self.ring.pop_front() else {
+                break;
+            };
+            let Some(lane) = self.lanes.get_mut(&mux) else {
+                continue;
+            };
+            let key = lane.head;
+            let Some(node) = self.nodes.get_mut(key) else {
+                self.lanes.remove(&mux);
+                continue;
+            };
+            let message = &node.message;
+            let total = message.len();
+            let start = node.sent;
+            let take = (total - start).min(fragment);
+            let end = start + take;
+            let more = end < total;
+            Header {
+                // Lossless: `take` is at most `fragment`, itself at most a u32 frame size.
+                len: take as u32,
+                op: message.op,
+                flags: if more { FLAG_MORE } else { 0 },
+                mux,
+                arg: message.arg,
+            }
+            .encode(&mut self.out);
+            let prefix_len = message.prefix.len();
+            if start < prefix_len {
+                self.out
+                    .extend_from_slice(&message.prefix[start..end.min(prefix_len)]);
+            }
+            if end > prefix_len {
+                let body = start.max(prefix_len) - prefix_len..end - prefix_len;
+                if body.len() >= ZERO_COPY_MIN {
+                    self.deferred = Some(message.body.slice(body));
+                } else {
+                    self.out.extend_from_slice(&message.body[body]);
+                }
+            }
+            node.sent = end;
+            self.queued_bytes -= take;
+            if more {
+                self.ring.push_back(mux);
+            } else {
+                let next = node.next;
+                self.nodes.remove(key);
+                if next == NO_NODE {
+                    self.lanes.remove(&mux);
+                } else {
+                    lane.head = next;
+                    self.ring.push_back(mux);
+                }
+            }
+        }
+        if self.out.is_empty() {
+            return self.deferred.take();
+        }
+        let buffer = self.out.split().freeze();
+        if self.out.capacity() < COALESCE_TARGET {
+            // Reclaims the old allocation once the driver has dropped what it wrote.
+            self.out.reserve(COALESCE_TARGET);
+        }
+        Some(buffer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decoder::FrameDecoder;
+
+    fn drain(queue: &mut SendQueue, fragment: usize) -> Vec<(Header, Bytes)> {
+        let mut decoder = FrameDecoder::new(1 << 20);
+        while let Some(bytes) = queue.poll(fragment) {
+            decoder.push(&bytes);
+        }
+        std::iter::from_fn(|| decoder.next_frame().unwrap()).collect()
+    }
+
+    #[test]
+    fn control_frames_precede_queued_data() {
+        let mut queue = SendQueue::new();
+        queue.push(OutMessage::new(Op::Response, 1, 0, Bytes::from_static(b"data")));
+        queue.control(Op::Ping, 0, 5, b"");
+        let frames = drain(&mut queue, 1024);
+        assert_eq!(frames[0].0.op, Op::Ping);
+        assert_eq!(frames[1].0.op, Op::Response);
+        assert!(queue.is_empty());
+        assert_eq!(queue.buffered(), 0);
+    }
+
+    #[test]
+    fn muxes_interleave_one_fragment_at_a_time_and_keep_their_order() {
+        let mut queue = SendQueue::new();
+        let big = Bytes::from(vec![1u8; 10_000]);
+        queue.push(OutMessage::new(Op::Message, 1, 0, big.clone()));
+        queue.push(OutMessage::new(Op::Message, 1, 1, Bytes::from_static(b"second")));
+        queue.push(OutMessage::new(Op::Request, 3, 0, Bytes::from_static(b"small")));
+        let frames = drain(&mut queue, 4096);
+        let order: Vec<(u32, u32, bool)> = frames
+            .iter()
+            .map(|(h, _)| (h.mux, h.arg, h.more()))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                (1, 0, true),
+                (3, 0, false),
+                (1, 0, true),
+                (1, 0, false),
+                (1, 1, false)
+            ]
+        );
+        let reassembled: Vec<u8> = frames
+            .iter()
+            .filter(|(h, _)| h.mux == 1 && h.arg == 0)
+            .flat_map(|(_, p)| p.to_vec())
+            .collect();
+        assert_eq!(reassembled, big.to_vec());
+    }
+
+    #[test]
+    fn prefix_and_body_are_split_across_fragments() {
+        let mut queue = SendQueue::new();
+        let mut message = OutMessage::new(Op::Request, 1, 9, Bytes::from_static(b"body"));
+        message.prefix.extend_from_slice(b"prefix");
+        queue.push(message);
+        let frames = drain(&mut queue, 4);
+        let joined: Vec<u8> = frames.iter().flat_map(|(_, p)| p.to_vec()).collect();
+        assert_eq!(joined, b"prefixbody");
+        assert_eq!(frames.len(), 3);
+    }
+
+    #[test]
+    fn removed_mux_sends_nothing_more() {
+        let mut queue = SendQueue::new();
+        queue.push(OutMessage::new(Op::Message, 1, 0, Bytes::from(vec![0u8; 100])));
+        queue.push(OutMessage::new(Op::Message, 1, 1, Bytes::from(vec![0u8; 100])));
+        queue.push(OutMessage::new(Op::Message, 2, 0, Bytes::from(vec![0u8; 10])));
+        queue.remove_mux(1);
+        assert_eq!(queue.buffered(), 10);
+        let frames = drain(&mut queue, 1024);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].0.mux, 2);
+    }
+
+    #[test]
+    fn large_payloads_are_handed_out_without_copying() {
+        let mut queue = SendQueue::new();
+        let body = Bytes::from(vec![3u8; 64 * 1024]);
+        queue.push(OutMessage::new(Op::Message, 1, 0, body.clone()));
+        let first = queue.poll(16 * 1024).unwrap();
+        assert_eq!(first.len(), crate::frame::HEADER_LEN);
+        let second = queue.poll(16 * 1024).unwrap();
+        assert_eq!(second.as_ptr(), body.as_ptr());
+    }
+}

@@ -1,0 +1,31 @@
+//! Counters and gauges of one connection.
+
+use std::time::Duration;
+
+/// A snapshot of a connection's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes handed to the driver for writing.
+    pub bytes_sent: u64,
+    /// Bytes received from the driver.
+    pub bytes_received: u64,
+    /// Requests, responses, errors and stream messages queued for the peer.
+    pub messages_sent: u64,
+    /// Requests, responses, errors and stream messages received from the peer.
+    pub messages_received: u64,
+    /// Calls this side opened that have not ended.
+    pub outgoing_calls: usize,
+    /// Of those, streams.
+    pub outgoing_streams: usize,
+    /// Calls the peer opened that the application has not ended.
+    pub incoming_calls: usize,
+    /// Of those, streams.
+    pub incoming_streams: usize,
+    /// Received bytes not yet consumed by the application (stream messages and
+    /// partly reassembled messages).
+    pub buffered_bytes: usize,
+    /// Bytes queued for sending.
+    pub send_buffered: usize,
+    /// Latest keepalive round-trip time.
+    pub rtt: Option<Duration>,
+}
