@@ -138,8 +138,14 @@ mod tests {
     fn interleaved_fragments_of_two_muxes_reassemble() {
         let mut asm = Assembler::default();
         let b = |s: &'static [u8]| Bytes::from_static(s);
-        assert_eq!(asm.push(&header(Op::Message, true, 1, 0), b(b"ab"), 100), Ok(Assembled::Pending));
-        assert_eq!(asm.push(&header(Op::Message, true, 2, 5), b(b"xy"), 100), Ok(Assembled::Pending));
+        assert_eq!(
+            asm.push(&header(Op::Message, true, 1, 0), b(b"ab"), 100),
+            Ok(Assembled::Pending)
+        );
+        assert_eq!(
+            asm.push(&header(Op::Message, true, 2, 5), b(b"xy"), 100),
+            Ok(Assembled::Pending)
+        );
         assert_eq!(asm.bytes(), 4);
         assert_eq!(
             asm.push(&header(Op::Message, false, 1, 0), b(b"c"), 100),
@@ -156,13 +162,18 @@ mod tests {
     fn limits_and_mismatches_are_errors() {
         let mut asm = Assembler::default();
         let payload = Bytes::from(vec![0u8; 60]);
-        asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100).unwrap();
+        asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100)
+            .unwrap();
         assert_eq!(
             asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100),
-            Err(AssemblyError::TooLarge { size: 120, max: 100 })
+            Err(AssemblyError::TooLarge {
+                size: 120,
+                max: 100
+            })
         );
         assert_eq!(asm.bytes(), 0);
-        asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100).unwrap();
+        asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100)
+            .unwrap();
         assert_eq!(
             asm.push(&header(Op::Response, false, 1, 0), payload.clone(), 100),
             Err(AssemblyError::Mismatch)

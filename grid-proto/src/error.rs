@@ -76,7 +76,9 @@ impl Error {
             Error::DeadlineExceeded => (ErrorCode::DeadlineExceeded, Bytes::new()),
             Error::TooLarge { size, max } => (
                 ErrorCode::TooLarge,
-                Bytes::from(format!("message of {size} bytes exceeds the maximum of {max}")),
+                Bytes::from(format!(
+                    "message of {size} bytes exceeds the maximum of {max}"
+                )),
             ),
             Error::Protocol(reason) => (ErrorCode::Protocol, Bytes::from(reason.clone())),
             Error::Cancelled
@@ -95,10 +97,7 @@ impl Error {
             Some(ErrorCode::Overloaded) => Error::Overloaded,
             Some(ErrorCode::Draining) => Error::Draining,
             Some(ErrorCode::DeadlineExceeded) => Error::DeadlineExceeded,
-            Some(ErrorCode::TooLarge) => Error::TooLarge {
-                size: 0,
-                max: 0,
-            },
+            Some(ErrorCode::TooLarge) => Error::TooLarge { size: 0, max: 0 },
             Some(ErrorCode::Protocol) => {
                 Error::Protocol(String::from_utf8_lossy(&message).into_owned())
             }

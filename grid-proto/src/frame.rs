@@ -215,9 +215,6 @@ mod tests {
         let mut bytes = [0u8; HEADER_LEN];
         bytes[4] = Op::Ping as u8;
         bytes[5] = 0x80;
-        assert_eq!(
-            Header::decode(&bytes),
-            Err(FrameError::UnknownFlags(0x80))
-        );
+        assert_eq!(Header::decode(&bytes), Err(FrameError::UnknownFlags(0x80)));
     }
 }

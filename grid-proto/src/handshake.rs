@@ -166,7 +166,12 @@ pub(crate) fn decode_hello(payload: &[u8], config: &Config) -> Result<PeerInfo, 
     })
 }
 
-fn proof_mac(secret: &[u8], prover: Role, prover_hello: &[u8], verifier_hello: &[u8]) -> Hmac<Sha256> {
+fn proof_mac(
+    secret: &[u8],
+    prover: Role,
+    prover_hello: &[u8],
+    verifier_hello: &[u8],
+) -> Hmac<Sha256> {
     // HMAC accepts keys of any length; the error branch is unreachable but is
     // handled by falling back to an empty key rather than panicking.
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
@@ -188,7 +193,12 @@ pub(crate) fn proof(config: &Config, own_hello: &[u8], peer_hello: &[u8]) -> [u8
 }
 
 /// Checks the peer's proof in constant time.
-pub(crate) fn verify(config: &Config, peer_proof: &[u8], own_hello: &[u8], peer_hello: &[u8]) -> bool {
+pub(crate) fn verify(
+    config: &Config,
+    peer_proof: &[u8],
+    own_hello: &[u8],
+    peer_hello: &[u8],
+) -> bool {
     let peer_role = match config.role {
         Role::Dialer => Role::Acceptor,
         Role::Acceptor => Role::Dialer,
@@ -234,18 +244,28 @@ mod tests {
         let hello_b = encode_hello(&b);
         let mut bad = hello_b.to_vec();
         bad[4] = 9;
-        assert!(decode_hello(&bad, &a).unwrap_err().contains("version mismatch"));
+        assert!(decode_hello(&bad, &a)
+            .unwrap_err()
+            .contains("version mismatch"));
         bad = hello_b.to_vec();
         bad[0] = b'X';
         assert!(decode_hello(&bad, &a).unwrap_err().contains("magic"));
-        assert!(decode_hello(&hello_b[..20], &a).unwrap_err().contains("short"));
+        assert!(decode_hello(&hello_b[..20], &a)
+            .unwrap_err()
+            .contains("short"));
         let mut expecting = a.clone();
         expecting.expected_peer = Some("c".into());
-        assert!(decode_hello(&hello_b, &expecting).unwrap_err().contains("wrong peer"));
+        assert!(decode_hello(&hello_b, &expecting)
+            .unwrap_err()
+            .contains("wrong peer"));
         b.role = Role::Dialer;
-        assert!(decode_hello(&encode_hello(&b), &a).unwrap_err().contains("role conflict"));
+        assert!(decode_hello(&encode_hello(&b), &a)
+            .unwrap_err()
+            .contains("role conflict"));
         let mut truncated = hello_b.to_vec();
         truncated.pop();
-        assert!(decode_hello(&truncated, &a).unwrap_err().contains("node name"));
+        assert!(decode_hello(&truncated, &a)
+            .unwrap_err()
+            .contains("node name"));
     }
 }

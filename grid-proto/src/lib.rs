@@ -17,6 +17,11 @@ mod send_queue;
 mod stats;
 mod timers;
 
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+#[cfg(test)]
+mod tests;
+
 pub use backoff::{delay_for_attempt, Backoff, BackoffConfig};
 pub use config::{Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE};
 pub use connection::{CallTarget, Connection, ConnectionState, MAX_SUBROUTE};

@@ -242,7 +242,12 @@ mod tests {
     #[test]
     fn control_frames_precede_queued_data() {
         let mut queue = SendQueue::new();
-        queue.push(OutMessage::new(Op::Response, 1, 0, Bytes::from_static(b"data")));
+        queue.push(OutMessage::new(
+            Op::Response,
+            1,
+            0,
+            Bytes::from_static(b"data"),
+        ));
         queue.control(Op::Ping, 0, 5, b"");
         let frames = drain(&mut queue, 1024);
         assert_eq!(frames[0].0.op, Op::Ping);
@@ -256,8 +261,18 @@ mod tests {
         let mut queue = SendQueue::new();
         let big = Bytes::from(vec![1u8; 10_000]);
         queue.push(OutMessage::new(Op::Message, 1, 0, big.clone()));
-        queue.push(OutMessage::new(Op::Message, 1, 1, Bytes::from_static(b"second")));
-        queue.push(OutMessage::new(Op::Request, 3, 0, Bytes::from_static(b"small")));
+        queue.push(OutMessage::new(
+            Op::Message,
+            1,
+            1,
+            Bytes::from_static(b"second"),
+        ));
+        queue.push(OutMessage::new(
+            Op::Request,
+            3,
+            0,
+            Bytes::from_static(b"small"),
+        ));
         let frames = drain(&mut queue, 4096);
         let order: Vec<(u32, u32, bool)> = frames
             .iter()
@@ -296,9 +311,24 @@ mod tests {
     #[test]
     fn removed_mux_sends_nothing_more() {
         let mut queue = SendQueue::new();
-        queue.push(OutMessage::new(Op::Message, 1, 0, Bytes::from(vec![0u8; 100])));
-        queue.push(OutMessage::new(Op::Message, 1, 1, Bytes::from(vec![0u8; 100])));
-        queue.push(OutMessage::new(Op::Message, 2, 0, Bytes::from(vec![0u8; 10])));
+        queue.push(OutMessage::new(
+            Op::Message,
+            1,
+            0,
+            Bytes::from(vec![0u8; 100]),
+        ));
+        queue.push(OutMessage::new(
+            Op::Message,
+            1,
+            1,
+            Bytes::from(vec![0u8; 100]),
+        ));
+        queue.push(OutMessage::new(
+            Op::Message,
+            2,
+            0,
+            Bytes::from(vec![0u8; 10]),
+        ));
         queue.remove_mux(1);
         assert_eq!(queue.buffered(), 10);
         let frames = drain(&mut queue, 1024);

@@ -64,7 +64,10 @@ mod tests {
         }
         assert_eq!(deadlines.next(), Some(t + Duration::from_millis(1)));
         assert_eq!(deadlines.pop_due(t), None);
-        assert_eq!(deadlines.pop_due(t + Duration::from_millis(1)).map(|e| e.1), Some(199));
+        assert_eq!(
+            deadlines.pop_due(t + Duration::from_millis(1)).map(|e| e.1),
+            Some(199)
+        );
         deadlines.compact(10, |&(_, mux)| mux < 10);
         assert_eq!(deadlines.len(), 10);
     }

@@ -136,7 +136,9 @@ impl Connection {
         self.outgoing.insert(mux, OutCall { deadline, stream });
         self.deadlines.insert(deadline, mux);
         let mut message = OutMessage::new(op, mux, millis, payload);
-        message.prefix.extend_from_slice(&target.handler.to_le_bytes());
+        message
+            .prefix
+            .extend_from_slice(&target.handler.to_le_bytes());
         // Lossless: checked against MAX_SUBROUTE (255) above.
         message.prefix.push(target.subroute.len() as u8);
         message.prefix.extend_from_slice(target.subroute);
@@ -208,7 +210,9 @@ impl Connection {
         let mux = id.0;
         self.check_message_size(payload.len())?;
         let stream = if self.owns(mux) {
-            self.outgoing.get_mut(&mux).and_then(|call| call.stream.as_mut())
+            self.outgoing
+                .get_mut(&mux)
+                .and_then(|call| call.stream.as_mut())
         } else {
             match self.incoming.get_mut(&mux) {
                 Some(call) if call.cancelled => return Err(Error::Cancelled),
@@ -229,7 +233,9 @@ impl Connection {
     /// Whether a stream message can be sent now (credit and buffer room).
     pub fn can_send(&self, id: CallId) -> bool {
         let stream = if self.owns(id.0) {
-            self.outgoing.get(&id.0).and_then(|call| call.stream.as_ref())
+            self.outgoing
+                .get(&id.0)
+                .and_then(|call| call.stream.as_ref())
         } else {
             self.incoming
                 .get(&id.0)
@@ -245,7 +251,9 @@ impl Connection {
     pub fn consume(&mut self, id: CallId, len: usize) {
         let mux = id.0;
         let stream = if self.owns(mux) {
-            self.outgoing.get_mut(&mux).and_then(|call| call.stream.as_mut())
+            self.outgoing
+                .get_mut(&mux)
+                .and_then(|call| call.stream.as_mut())
         } else {
             self.incoming
                 .get_mut(&mux)
@@ -276,7 +284,8 @@ impl Connection {
                 .ok_or(Error::UnknownCall)?;
             stream.sent_fin = true;
             let count = stream.send_seq;
-            self.send.push(OutMessage::new(Op::Fin, mux, count, Bytes::new()));
+            self.send
+                .push(OutMessage::new(Op::Fin, mux, count, Bytes::new()));
             return Ok(());
         }
         let count = match self.incoming.get(&mux) {
@@ -344,7 +353,10 @@ impl Connection {
             self.remove_outgoing(mux).ok_or(Error::UnknownCall)?;
             true
         } else {
-            !self.remove_incoming(mux).ok_or(Error::UnknownCall)?.cancelled
+            !self
+                .remove_incoming(mux)
+                .ok_or(Error::UnknownCall)?
+                .cancelled
         };
         self.send.remove_mux(mux);
         if notify && !self.is_closed() {

@@ -82,7 +82,9 @@ impl Connection {
             }
             Op::Close => {
                 self.send = SendQueue::new();
-                self.shut(CloseReason::Peer(String::from_utf8_lossy(&payload).into_owned()));
+                self.shut(CloseReason::Peer(
+                    String::from_utf8_lossy(&payload).into_owned(),
+                ));
             }
             _ => self.call_frame(now, header, payload),
         }
@@ -130,7 +132,8 @@ impl Connection {
 
     fn established(&mut self, now: Instant) {
         self.state = ConnectionState::Established;
-        self.decoder.set_max_frame(self.config.limits.max_frame_size);
+        self.decoder
+            .set_max_frame(self.config.limits.max_frame_size);
         self.keepalive.last_received = now;
         self.keepalive.next_ping = now + self.config.timeouts.keepalive_interval;
         if let Some(peer) = &self.peer {
@@ -262,12 +265,17 @@ impl Connection {
             }
             (Op::Credit, Some(stream)) => stream.on_credit(arg).map(|unblocked| {
                 if unblocked {
-                    self.events.push_back(Event::StreamWritable { id: CallId(mux) });
+                    self.events
+                        .push_back(Event::StreamWritable { id: CallId(mux) });
                 }
             }),
             (op, stream) => Err(Error::Protocol(format!(
                 "unexpected {op:?} on a {}",
-                if stream.is_some() { "stream" } else { "request" }
+                if stream.is_some() {
+                    "stream"
+                } else {
+                    "request"
+                }
             ))),
         };
         if let Err(error) = outcome {
@@ -317,15 +325,21 @@ impl Connection {
             }
             (Op::Credit, Some(stream)) => stream.on_credit(arg).map(|unblocked| {
                 if unblocked {
-                    self.events.push_back(Event::StreamWritable { id: CallId(mux) });
+                    self.events
+                        .push_back(Event::StreamWritable { id: CallId(mux) });
                 }
             }),
             (Op::Fin, Some(stream)) => stream.on_fin(arg).map(|()| {
-                self.events.push_back(Event::InputFinished { id: CallId(mux) });
+                self.events
+                    .push_back(Event::InputFinished { id: CallId(mux) });
             }),
             (op, stream) => Err(Error::Protocol(format!(
                 "unexpected {op:?} on a {}",
-                if stream.is_some() { "stream" } else { "request" }
+                if stream.is_some() {
+                    "stream"
+                } else {
+                    "request"
+                }
             ))),
         };
         if let Err(reason) = outcome {
@@ -372,8 +386,8 @@ impl Connection {
             }
             return;
         }
-        let relative = Duration::from_millis(u64::from(arg.max(1)))
-            .min(self.config.timeouts.max_deadline);
+        let relative =
+            Duration::from_millis(u64::from(arg.max(1))).min(self.config.timeouts.max_deadline);
         let deadline = now + relative;
         let stream = is_stream.then(|| StreamState {
             send_credit: open.window,

@@ -280,7 +280,11 @@ impl Connection {
     fn expire_calls(&mut self, now: Instant) {
         while let Some((deadline, mux)) = self.deadlines.pop_due(now) {
             if self.owns(mux) {
-                if self.outgoing.get(&mux).is_some_and(|c| c.deadline == deadline) {
+                if self
+                    .outgoing
+                    .get(&mux)
+                    .is_some_and(|c| c.deadline == deadline)
+                {
                     self.end_outgoing(mux, Err(Error::DeadlineExceeded), true);
                 }
             } else if let Some(call) = self.incoming.get_mut(&mux) {
@@ -341,7 +345,10 @@ impl Connection {
             ConnectionState::Handshaking => Some(self.handshake_deadline),
             ConnectionState::Established | ConnectionState::Draining => {
                 let idle = self.config.timeouts.idle;
-                let mut next = self.keepalive.next_ping.min(self.keepalive.last_received + idle);
+                let mut next = self
+                    .keepalive
+                    .next_ping
+                    .min(self.keepalive.last_received + idle);
                 if let Some(since) = self.keepalive.unanswered_since {
                     next = next.min(since + idle);
                 }

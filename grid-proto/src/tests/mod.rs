@@ -1,0 +1,5 @@
+//! Protocol tests driven by the in-memory `Pair` simulator.
+
+mod handshake;
+mod props;
+mod requests;

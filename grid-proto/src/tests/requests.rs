@@ -1,0 +1,91 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::sim::Pair;
+use crate::{CallTarget, Error, Event};
+
+fn answer_all(pair: &mut Pair) {
+    for event in pair.server.take_events() {
+        if let Event::Request(call) = event {
+            let mut reply = call.payload.to_vec();
+            reply.reverse();
+            pair.server
+                .conn
+                .respond(call.id, Bytes::from(reply))
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn request_gets_its_response() {
+    let mut pair = Pair::connected(1);
+    pair.max_chunk = 3;
+    let id = pair
+        .client
+        .conn
+        .open_request(
+            pair.now,
+            CallTarget::with_subroute(7, b"disk-1"),
+            Bytes::from_static(b"abc"),
+            None,
+        )
+        .unwrap();
+    pair.drive();
+    let events = pair.server.take_events();
+    let Event::Request(call) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(call.handler, 7);
+    assert_eq!(call.subroute.as_ref(), b"disk-1");
+    assert_eq!(call.deadline, pair.now + Duration::from_secs(60));
+    pair.server.events.extend(events);
+    answer_all(&mut pair);
+    pair.drive();
+    assert_eq!(
+        pair.client.take_events(),
+        vec![Event::Response {
+            id,
+            result: Ok(Bytes::from_static(b"cba"))
+        }]
+    );
+    assert_eq!(pair.client.conn.in_flight(), (0, 0));
+    assert_eq!(pair.server.conn.in_flight(), (0, 0));
+}
+
+#[test]
+fn deadline_fails_the_caller_and_cancels_the_handler() {
+    let mut pair = Pair::connected(2);
+    pair.latency = Duration::from_millis(1);
+    let id = pair
+        .client
+        .conn
+        .open_request(
+            pair.now,
+            CallTarget::new(1),
+            Bytes::new(),
+            Some(Duration::from_millis(50)),
+        )
+        .unwrap();
+    pair.advance(Duration::from_millis(60));
+    assert_eq!(
+        pair.client.take_events(),
+        vec![Event::Response {
+            id,
+            result: Err(Error::DeadlineExceeded)
+        }]
+    );
+    let server = pair.server.take_events();
+    assert!(matches!(server[0], Event::Request(_)));
+    assert!(
+        matches!(
+            server[1],
+            Event::Cancelled {
+                reason: Error::DeadlineExceeded,
+                ..
+            }
+        ),
+        "{server:?}"
+    );
+}
