@@ -41,6 +41,7 @@ impl Side {
 
     /// Takes every collected event.
     pub fn take_events(&mut self) -> Vec<Event> {
+        self.collect_events();
         self.events.drain(..).collect()
     }
 

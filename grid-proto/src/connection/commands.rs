@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::{Connection, ConnectionState};
 use crate::calls::{OutCall, StreamState};
-use crate::error::{CloseReason, Error};
+use crate::error::Error;
 use crate::event::CallId;
 use crate::frame::Op;
 use crate::handshake::MAX_NODE_NAME;
@@ -338,11 +338,15 @@ impl Connection {
     }
 
     fn end_incoming(&mut self, mux: u32, last: OutMessage) {
-        if let Some(call) = self.remove_incoming(mux) {
-            if !call.cancelled && !self.is_closed() {
-                self.queue_message(last);
-            }
+        let Some(call) = self.incoming.get(&mux) else {
+            return;
+        };
+        // Queued before the call is removed: removing the last call of a drain
+        // closes the connection, and this answer must precede the `Close`.
+        if !call.cancelled && !self.is_closed() {
+            self.queue_message(last);
         }
+        self.remove_incoming(mux);
     }
 
     /// Cancels a call this side opened (no further event comes for it), or
@@ -376,9 +380,10 @@ impl Connection {
         self.drain_deadline = Some(now + timeout);
         let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         self.send.control(Op::GoAway, 0, millis, b"draining");
-        if self.outgoing.is_empty() && self.incoming.is_empty() {
-            self.close_with(CloseReason::Drained);
-        }
+        // The pong to this ping comes after every call the peer opened before it
+        // saw the `GoAway`: only then can no call be racing towards this side.
+        self.send_ping(now);
+        self.drain_ping = Some(self.keepalive.next_id.wrapping_sub(1));
     }
 
     /// Closes at once: every call ends with `Disconnected` and the peer is told

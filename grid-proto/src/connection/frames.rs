@@ -142,6 +142,13 @@ impl Connection {
     }
 
     fn on_pong(&mut self, now: Instant, id: u32) {
+        if let Some(drain_ping) = self.drain_ping {
+            // Ids are sequential: this pong or a later one answers the drain ping.
+            if id.wrapping_sub(drain_ping) < u32::MAX / 2 {
+                self.drain_ping = None;
+                self.after_call_removed();
+            }
+        }
         match self.keepalive.latest {
             Some((latest, sent)) if latest == id => {
                 self.keepalive.rtt = Some(now.saturating_duration_since(sent));

@@ -80,6 +80,8 @@ pub struct Connection {
     /// A command was refused for a full send buffer; `Writable` is owed.
     send_blocked: bool,
     drain_deadline: Option<Instant>,
+    /// Id of the ping sent right after this side's `GoAway`, until its pong arrives.
+    drain_ping: Option<u32>,
     peer_draining: bool,
     /// A `Close` to send once everything queued before it has been sent.
     close_after_flush: Option<(u32, String)>,
@@ -127,6 +129,7 @@ impl Connection {
             stream_buffered: 0,
             send_blocked: false,
             drain_deadline: None,
+            drain_ping: None,
             peer_draining: false,
             close_after_flush: None,
             close_reason: None,
@@ -268,7 +271,7 @@ impl Connection {
         self.expire_calls(now);
     }
 
-    fn send_ping(&mut self, now: Instant) {
+    pub(super) fn send_ping(&mut self, now: Instant) {
         let id = self.keepalive.next_id;
         self.keepalive.next_id = id.wrapping_add(1);
         self.keepalive.latest = Some((id, now));
@@ -520,8 +523,10 @@ impl Connection {
         Some(call)
     }
 
-    fn after_call_removed(&mut self) {
+    /// Completes a drain once no call is in flight and none can still arrive.
+    pub(super) fn after_call_removed(&mut self) {
         if self.state == ConnectionState::Draining
+            && self.drain_ping.is_none()
             && self.outgoing.is_empty()
             && self.incoming.is_empty()
         {

@@ -1,5 +1,8 @@
 //! Protocol tests driven by the in-memory `Pair` simulator.
 
 mod handshake;
+mod lifecycle;
+mod limits;
 mod props;
 mod requests;
+mod streams;

@@ -1,0 +1,270 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::Role;
+use crate::frame::{encode_frame, Op};
+use crate::sim::{sim_config, Pair};
+use crate::{CallTarget, CloseReason, Error, Event};
+
+#[test]
+fn excess_incoming_calls_get_overloaded_at_once() {
+    let client = sim_config(Role::Dialer, 1);
+    let mut server = sim_config(Role::Acceptor, 2);
+    server.limits.max_incoming_calls = 2;
+    let mut pair = Pair::with_configs(client, server, 3);
+    pair.drive();
+    pair.client.take_events();
+    pair.server.take_events();
+    // The client knows the limit from the handshake and refuses locally...
+    let ids: Vec<_> = (0..2)
+        .map(|_| {
+            pair.client
+                .conn
+                .open_request(pair.now, CallTarget::new(1), Bytes::new(), None)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        pair.client
+            .conn
+            .open_request(pair.now, CallTarget::new(1), Bytes::new(), None),
+        Err(Error::Overloaded)
+    );
+    pair.drive();
+    assert_eq!(pair.server.take_events().len(), 2);
+    // ...and a call the server still counts (cancelled, but not yet ended by its
+    // application) keeps its slot, so a cancel flood cannot exceed the limit.
+    pair.client.conn.cancel(ids[0]).unwrap();
+    let third = pair
+        .client
+        .conn
+        .open_request(pair.now, CallTarget::new(1), Bytes::new(), None)
+        .unwrap();
+    pair.drive();
+    assert_eq!(
+        pair.client.take_events(),
+        vec![Event::Response {
+            id: third,
+            result: Err(Error::Overloaded)
+        }]
+    );
+}
+
+#[test]
+fn oversized_messages_fail_locally() {
+    let mut pair = Pair::connected(4);
+    let max = pair.server.conn.config().limits.max_message_size as usize;
+    let result = pair.client.conn.open_request(
+        pair.now,
+        CallTarget::new(1),
+        Bytes::from(vec![0u8; max]),
+        None,
+    );
+    assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
+    let subroute = [b'x'; 256];
+    assert!(matches!(
+        pair.client.conn.open_request(
+            pair.now,
+            CallTarget::with_subroute(1, &subroute),
+            Bytes::new(),
+            None
+        ),
+        Err(Error::TooLarge {
+            size: 256,
+            max: 255
+        })
+    ));
+}
+
+#[test]
+fn deadlines_under_a_millisecond_fail_locally_and_long_ones_are_clamped() {
+    let mut pair = Pair::connected(5);
+    assert_eq!(
+        pair.client.conn.open_request(
+            pair.now,
+            CallTarget::new(1),
+            Bytes::new(),
+            Some(Duration::from_micros(900))
+        ),
+        Err(Error::DeadlineExceeded)
+    );
+    pair.client
+        .conn
+        .open_request(
+            pair.now,
+            CallTarget::new(1),
+            Bytes::new(),
+            Some(Duration::from_secs(1_000_000)),
+        )
+        .unwrap();
+    pair.drive();
+    let max = pair.server.conn.config().timeouts.max_deadline;
+    match &pair.server.take_events()[..] {
+        [Event::Request(call)] => assert_eq!(call.deadline, pair.now + max),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn send_buffer_refuses_when_full_and_says_when_writable() {
+    let mut client = sim_config(Role::Dialer, 1);
+    client.limits.send_buffer_size = 100_000;
+    let server = sim_config(Role::Acceptor, 2);
+    let mut pair = Pair::with_configs(client, server, 6);
+    pair.drive();
+    pair.client.take_events();
+    let payload = Bytes::from(vec![0u8; 60_000]);
+    pair.client
+        .conn
+        .open_request(pair.now, CallTarget::new(1), payload.clone(), None)
+        .unwrap();
+    pair.client
+        .conn
+        .open_request(pair.now, CallTarget::new(1), payload.clone(), None)
+        .unwrap();
+    assert_eq!(
+        pair.client
+            .conn
+            .open_request(pair.now, CallTarget::new(1), payload, None),
+        Err(Error::SendBufferFull)
+    );
+    pair.drive();
+    assert!(pair.client.take_events().contains(&Event::Writable));
+}
+
+fn raw_frame(op: Op, mux: u32, arg: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(&mut out, op, 0, mux, arg, payload);
+    out
+}
+
+fn closed_reason(events: Vec<Event>) -> CloseReason {
+    events
+        .into_iter()
+        .find_map(|event| match event {
+            Event::Closed(reason) => Some(reason),
+            _ => None,
+        })
+        .expect("connection closed")
+}
+
+#[test]
+fn oversized_frame_header_closes_the_connection_before_buffering() {
+    let mut pair = Pair::connected(7);
+    let mut header = Vec::new();
+    crate::Header {
+        len: u32::MAX,
+        op: Op::Message,
+        flags: 0,
+        mux: 1,
+        arg: 0,
+    }
+    .encode(&mut header);
+    pair.server.conn.handle_input(pair.now, &header);
+    pair.drive();
+    assert!(
+        matches!(closed_reason(pair.server.take_events()), CloseReason::Protocol(text) if text.contains("exceeds"))
+    );
+}
+
+#[test]
+fn peer_opening_a_call_in_our_namespace_is_a_protocol_error() {
+    let mut pair = Pair::connected(8);
+    // Mux 5 without bit 31 belongs to the dialer (client); the client must not accept it.
+    let frame = raw_frame(Op::Request, 5, 1000, &[1, 0, 0]);
+    pair.client.conn.handle_input(pair.now, &frame);
+    assert!(matches!(
+        closed_reason(pair.client.take_events()),
+        CloseReason::Protocol(_)
+    ));
+}
+
+#[test]
+fn stray_frames_for_unknown_calls_are_ignored() {
+    let mut pair = Pair::connected(9);
+    let mut wire = raw_frame(Op::Response, 77, 0, b"late");
+    wire.extend(raw_frame(Op::Cancel, 0x8000_0005, 0, b""));
+    wire.extend(raw_frame(Op::Message, 0x8000_0005, 0, b"m"));
+    pair.client.conn.handle_input(pair.now, &wire);
+    pair.drive();
+    assert!(pair.client.take_events().is_empty());
+    assert!(!pair.client.conn.is_closed());
+}
+
+#[test]
+fn message_beyond_credit_fails_only_that_call() {
+    let mut pair = Pair::connected(10);
+    let id = pair
+        .client
+        .conn
+        .open_stream(pair.now, CallTarget::new(3), Bytes::new(), None, 1)
+        .unwrap();
+    pair.drive();
+    pair.server.take_events();
+    // Forge two messages from the server where one credit was granted.
+    let mut wire = raw_frame(Op::Message, id.raw(), 0, b"one");
+    wire.extend(raw_frame(Op::Message, id.raw(), 1, b"two"));
+    pair.client.conn.handle_input(pair.now, &wire);
+    let events = pair.client.take_events();
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::StreamFinished { result: Err(Error::Protocol(text)), .. }) if text.contains("credit")
+        ),
+        "{events:?}"
+    );
+    assert!(!pair.client.conn.is_closed());
+}
+
+#[test]
+fn ping_flood_exhausts_the_cheap_frame_budget() {
+    let mut pair = Pair::connected(11);
+    let burst = pair.server.conn.config().limits.cheap_frame_burst as usize;
+    let ping = raw_frame(Op::Ping, 0, 1, b"");
+    let flood: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * (burst + 10))
+        .collect();
+    pair.server.conn.handle_input(pair.now, &flood);
+    assert!(matches!(
+        closed_reason(pair.server.take_events()),
+        CloseReason::LimitExceeded(_)
+    ));
+}
+
+#[test]
+fn unconsumed_input_beyond_the_buffer_limit_closes_the_connection() {
+    let client = sim_config(Role::Dialer, 1);
+    let mut server = sim_config(Role::Acceptor, 2);
+    server.limits.max_buffered_bytes = 100_000;
+    let mut pair = Pair::with_configs(client, server, 12);
+    pair.drive();
+    pair.client.take_events();
+    pair.server.take_events();
+    let id = pair
+        .client
+        .conn
+        .open_stream(pair.now, CallTarget::new(1), Bytes::new(), None, 0)
+        .unwrap();
+    pair.drive();
+    let call = match &pair.server.take_events()[..] {
+        [Event::StreamOpened(call)] => call.id,
+        other => panic!("{other:?}"),
+    };
+    pair.server.conn.accept_stream(call, 10).unwrap();
+    pair.drive();
+    for _ in 0..3 {
+        pair.client
+            .conn
+            .send_message(id, Bytes::from(vec![0u8; 40_000]))
+            .unwrap();
+    }
+    pair.drive();
+    assert!(matches!(
+        closed_reason(pair.server.take_events()),
+        CloseReason::LimitExceeded(_)
+    ));
+}
