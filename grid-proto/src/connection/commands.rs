@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::{Connection, ConnectionState};
 use crate::calls::{OutCall, StreamState};
-use crate::error::Error;
+use crate::error::{CloseReason, Error};
 use crate::event::CallId;
 use crate::frame::Op;
 use crate::handshake::MAX_NODE_NAME;
