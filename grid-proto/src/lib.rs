@@ -1,13 +1,92 @@
 #![forbid(unsafe_code)]
-//! grid-proto: the sans-IO core of grid.
+//! grid-proto: the sans-IO protocol core of grid.
+//!
+//! grid is internode RPC: the servers of one distributed system call each other
+//! over one long-lived, multiplexed, two-way connection per pair, with single
+//! requests, credit-backpressured streams, deadlines, cancellation, keepalive,
+//! graceful drain, mutual authentication and limits. This crate is the whole
+//! protocol and nothing else: no sockets, no threads, no async, no clock reads.
+//! A [`Connection`] is a `&mut self` state machine; the caller supplies bytes and
+//! time, and takes bytes, events and a wake-up time back. The async runtimes of
+//! grid drive it over sockets; anyone with another event loop can drive it too.
+//! The wire format is specified in `PROTOCOL.md`.
+//!
+//! # The run loop
+//!
+//! A driver does the same three things forever, like any sans-IO state machine:
+//!
+//! 1. **Mutate**: feed what happened — bytes read ([`Connection::handle_input`]),
+//!    the timer firing ([`Connection::handle_timeout`]), the transport failing
+//!    ([`Connection::handle_transport_closed`]), or an application command
+//!    ([`Connection::open_request`], [`Connection::respond`], …).
+//! 2. **Drain**: write out every buffer [`Connection::poll_transmit`] returns, in
+//!    order, and handle every [`Event`] [`Connection::poll_event`] returns.
+//! 3. **Sleep** until the next input or [`Connection::poll_timeout`], whichever
+//!    comes first.
+//!
+//! Reading must never wait for writing: a driver keeps feeding input (and so
+//! keepalive and credit frames keep flowing) even while its application is slow
+//! to consume stream messages — the credits bound what can pile up.
+//!
+//! # Example
+//!
+//! Two connections wired in memory: a handshake, then one request.
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::Bytes;
+//! use grid_proto::{CallTarget, Config, Connection, Event, Role};
+//!
+//! let now = Instant::now();
+//! let secret: &[u8] = b"cluster secret";
+//! // The seed must be fresh randomness in real use: the handshake nonce derives from it.
+//! let mut a = Connection::new(Config::new("node-a", 1, secret, Role::Dialer, [1; 32]), now);
+//! let mut b = Connection::new(Config::new("node-b", 2, secret, Role::Acceptor, [2; 32]), now);
+//!
+//! // Moves bytes both ways until both sides are quiet; returns the events.
+//! fn pump(a: &mut Connection, b: &mut Connection, now: Instant) -> (Vec<Event>, Vec<Event>) {
+//!     let (mut ea, mut eb) = (Vec::new(), Vec::new());
+//!     loop {
+//!         let mut moved = false;
+//!         while let Some(bytes) = a.poll_transmit(now) { b.handle_input(now, &bytes); moved = true; }
+//!         while let Some(bytes) = b.poll_transmit(now) { a.handle_input(now, &bytes); moved = true; }
+//!         ea.extend(std::iter::from_fn(|| a.poll_event()));
+//!         eb.extend(std::iter::from_fn(|| b.poll_event()));
+//!         if !moved { return (ea, eb); }
+//!     }
+//! }
+//!
+//! let (ea, eb) = pump(&mut a, &mut b, now);
+//! assert!(matches!(&ea[..], [Event::Connected(peer)] if peer.node_name == "node-b"));
+//! assert!(matches!(&eb[..], [Event::Connected(peer)] if peer.node_name == "node-a"));
+//!
+//! const ECHO: u16 = 1;
+//! let call = a.open_request(now, CallTarget::new(ECHO), Bytes::from_static(b"hello"), None)?;
+//! let (_, eb) = pump(&mut a, &mut b, now);
+//! for event in eb {
+//!     if let Event::Request(incoming) = event {
+//!         assert_eq!(incoming.handler, ECHO);
+//!         b.respond(incoming.id, incoming.payload)?;
+//!     }
+//! }
+//! let (ea, _) = pump(&mut a, &mut b, now);
+//! assert_eq!(ea, vec![Event::Response { id: call, result: Ok(Bytes::from_static(b"hello")) }]);
+//! # Ok::<(), grid_proto::Error>(())
+//! ```
+//!
+//! # What else is here
+//!
+//! - [`dials`]: which node of a pair opens the connection.
+//! - [`Backoff`]: the jittered reconnect schedule, from a seed.
+//! - [`FrameDecoder`] and [`Header`]: the frame layer on its own.
 mod assembly;
-mod backoff;
+pub mod backoff;
 mod budget;
 mod calls;
 mod config;
 mod connection;
 mod decoder;
-mod dial;
+pub mod dial;
 mod error;
 mod event;
 mod frame;
