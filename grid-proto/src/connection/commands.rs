@@ -135,6 +135,7 @@ impl Connection {
         };
         self.outgoing.insert(mux, OutCall { deadline, stream });
         self.deadlines.insert(deadline, mux);
+        self.compact_deadlines();
         let mut message = OutMessage::new(op, mux, millis, payload);
         message
             .prefix

@@ -413,6 +413,7 @@ impl Connection {
             },
         );
         self.deadlines.insert(deadline, mux);
+        self.compact_deadlines();
         self.stats.messages_received += 1;
         let call = IncomingCall {
             id: CallId(mux),

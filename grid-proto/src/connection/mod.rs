@@ -203,6 +203,12 @@ impl Connection {
         }
     }
 
+    /// Entries in the deadline heap, live or stale.
+    #[cfg(test)]
+    pub(crate) fn pending_deadlines(&self) -> usize {
+        self.deadlines.len()
+    }
+
     fn buffered_bytes(&self) -> usize {
         self.stream_buffered + self.assembler.bytes()
     }
@@ -301,6 +307,13 @@ impl Connection {
                 }
             }
         }
+        self.compact_deadlines();
+    }
+
+    /// Drops deadlines of ended calls once they outnumber the live ones. Called
+    /// on every insertion, so memory stays proportional to calls in flight even
+    /// when no timer fires for a long time.
+    pub(super) fn compact_deadlines(&mut self) {
         let live = self.outgoing.len() + self.incoming.len();
         let (outgoing, incoming) = (&self.outgoing, &self.incoming);
         self.deadlines.compact(live, |&(at, mux)| {

@@ -89,3 +89,26 @@ fn deadline_fails_the_caller_and_cancels_the_handler() {
         "{server:?}"
     );
 }
+
+#[test]
+fn deadline_bookkeeping_stays_bounded_when_no_timer_fires() {
+    let mut pair = Pair::connected(3);
+    for _ in 0..10_000 {
+        pair.client
+            .conn
+            .open_request(pair.now, CallTarget::new(1), Bytes::from_static(b"x"), None)
+            .unwrap();
+        pair.drive();
+        answer_all(&mut pair);
+        pair.drive();
+        pair.client.take_events();
+    }
+    assert!(
+        pair.client.conn.pending_deadlines() <= 70,
+        "stale deadlines pile up"
+    );
+    assert!(
+        pair.server.conn.pending_deadlines() <= 70,
+        "stale deadlines pile up"
+    );
+}
