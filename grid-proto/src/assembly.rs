@@ -22,19 +22,21 @@ pub(crate) enum Assembled {
     Pending,
 }
 
-/// Why a fragment was refused. Each is a protocol error of the mux.
+/// Why a fragment was refused. Each is a connection error.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AssemblyError {
-    /// The op may not be fragmented.
+    /// The MORE flag is set on an op that may not be fragmented.
     NotFragmentable(Op),
-    /// A continuation changed the op or argument of the message it continues.
-    Mismatch,
     /// The reassembled size would exceed the message limit.
     TooLarge { size: usize, max: usize },
+    /// More messages are partly received than calls can exist.
+    TooManyPartials(usize),
 }
 
 /// Partial messages by mux. One per mux at most, because a sender finishes a
-/// message before starting the next one on the same mux.
+/// message before starting the next one on the same mux, except when it
+/// abandons a message (the call was cancelled or failed): then the frame that
+/// ends the call follows, and the partial message is dropped.
 #[derive(Debug, Default)]
 pub(crate) struct Assembler {
     partials: FxHashMap<u32, Partial>,
@@ -47,40 +49,43 @@ impl Assembler {
         self.bytes
     }
 
-    /// Feeds one frame; a frame without the MORE flag and no partial message is
-    /// complete by itself and never copied.
+    /// Feeds one frame. Frames of ops that cannot be fragmented (credits, fins,
+    /// cancels) pass through without disturbing a partial message of their mux.
     pub(crate) fn push(
         &mut self,
         header: &Header,
         payload: Bytes,
         max_message: usize,
+        max_partials: usize,
     ) -> Result<Assembled, AssemblyError> {
-        if !header.more() && self.partials.is_empty() {
+        if !header.op.may_fragment() {
+            if header.more() {
+                return Err(AssemblyError::NotFragmentable(header.op));
+            }
             return Ok(Assembled::Complete(header.op, header.arg, payload));
         }
-        let existing = self.partials.get_mut(&header.mux);
-        let partial = match existing {
-            Some(partial) => {
-                if partial.op != header.op || partial.arg != header.arg {
-                    self.discard(header.mux);
-                    return Err(AssemblyError::Mismatch);
-                }
-                partial
+        if !header.more() && self.partials.is_empty() {
+            return check_size(header, payload, max_message);
+        }
+        let continues = self
+            .partials
+            .get(&header.mux)
+            .is_some_and(|partial| partial.op == header.op && partial.arg == header.arg);
+        if !continues {
+            // A different message on the same mux: the sender abandoned the old one.
+            self.discard(header.mux);
+            if !header.more() {
+                return check_size(header, payload, max_message);
             }
-            None if !header.more() => {
-                return Ok(Assembled::Complete(header.op, header.arg, payload))
+            if self.partials.len() >= max_partials {
+                return Err(AssemblyError::TooManyPartials(self.partials.len()));
             }
-            None => {
-                if !header.op.may_fragment() {
-                    return Err(AssemblyError::NotFragmentable(header.op));
-                }
-                self.partials.entry(header.mux).or_insert(Partial {
-                    op: header.op,
-                    arg: header.arg,
-                    buf: BytesMut::new(),
-                })
-            }
-        };
+        }
+        let partial = self.partials.entry(header.mux).or_insert_with(|| Partial {
+            op: header.op,
+            arg: header.arg,
+            buf: BytesMut::new(),
+        });
         let size = partial.buf.len().saturating_add(payload.len());
         if size > max_message {
             self.discard(header.mux);
@@ -94,12 +99,16 @@ impl Assembler {
         if header.more() {
             return Ok(Assembled::Pending);
         }
-        let done = self.partials.remove(&header.mux);
-        let Some(done) = done else {
+        let Some(done) = self.partials.remove(&header.mux) else {
             return Ok(Assembled::Pending);
         };
         self.bytes -= done.buf.len();
         Ok(Assembled::Complete(done.op, done.arg, done.buf.freeze()))
+    }
+
+    /// Whether no message is partly received.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.partials.is_empty()
     }
 
     /// Forgets the partial message of `mux`, if any.
@@ -117,6 +126,20 @@ impl Assembler {
         self.partials.clear();
         self.bytes = 0;
     }
+}
+
+fn check_size(
+    header: &Header,
+    payload: Bytes,
+    max_message: usize,
+) -> Result<Assembled, AssemblyError> {
+    if payload.len() > max_message {
+        return Err(AssemblyError::TooLarge {
+            size: payload.len(),
+            max: max_message,
+        });
+    }
+    Ok(Assembled::Complete(header.op, header.arg, payload))
 }
 
 #[cfg(test)]
@@ -139,48 +162,86 @@ mod tests {
         let mut asm = Assembler::default();
         let b = |s: &'static [u8]| Bytes::from_static(s);
         assert_eq!(
-            asm.push(&header(Op::Message, true, 1, 0), b(b"ab"), 100),
+            asm.push(&header(Op::Message, true, 1, 0), b(b"ab"), 100, 10),
             Ok(Assembled::Pending)
         );
         assert_eq!(
-            asm.push(&header(Op::Message, true, 2, 5), b(b"xy"), 100),
+            asm.push(&header(Op::Message, true, 2, 5), b(b"xy"), 100, 10),
             Ok(Assembled::Pending)
         );
         assert_eq!(asm.bytes(), 4);
         assert_eq!(
-            asm.push(&header(Op::Message, false, 1, 0), b(b"c"), 100),
+            asm.push(&header(Op::Message, false, 1, 0), b(b"c"), 100, 10),
             Ok(Assembled::Complete(Op::Message, 0, b(b"abc")))
         );
         assert_eq!(
-            asm.push(&header(Op::Message, false, 2, 5), b(b"z"), 100),
+            asm.push(&header(Op::Message, false, 2, 5), b(b"z"), 100, 10),
             Ok(Assembled::Complete(Op::Message, 5, b(b"xyz")))
         );
         assert_eq!(asm.bytes(), 0);
     }
 
     #[test]
-    fn limits_and_mismatches_are_errors() {
+    fn limits_are_errors() {
         let mut asm = Assembler::default();
         let payload = Bytes::from(vec![0u8; 60]);
-        asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100)
+        asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100, 10)
             .unwrap();
         assert_eq!(
-            asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100),
+            asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100, 10),
             Err(AssemblyError::TooLarge {
                 size: 120,
                 max: 100
             })
         );
         assert_eq!(asm.bytes(), 0);
-        asm.push(&header(Op::Request, true, 1, 0), payload.clone(), 100)
-            .unwrap();
         assert_eq!(
-            asm.push(&header(Op::Response, false, 1, 0), payload.clone(), 100),
-            Err(AssemblyError::Mismatch)
-        );
-        assert_eq!(
-            asm.push(&header(Op::Ping, true, 0, 0), payload, 100),
+            asm.push(&header(Op::Ping, true, 0, 0), payload, 100, 10),
             Err(AssemblyError::NotFragmentable(Op::Ping))
         );
+        assert_eq!(
+            asm.push(
+                &header(Op::Message, false, 2, 0),
+                Bytes::from(vec![0u8; 101]),
+                100,
+                10
+            ),
+            Err(AssemblyError::TooLarge {
+                size: 101,
+                max: 100
+            })
+        );
+        for mux in 0..2 {
+            asm.push(&header(Op::Message, true, mux, 0), Bytes::new(), 100, 2)
+                .unwrap();
+        }
+        assert_eq!(
+            asm.push(&header(Op::Message, true, 9, 0), Bytes::new(), 100, 2),
+            Err(AssemblyError::TooManyPartials(2))
+        );
+    }
+
+    #[test]
+    fn control_frames_pass_a_partial_and_a_new_message_replaces_an_abandoned_one() {
+        let mut asm = Assembler::default();
+        let b = |s: &'static [u8]| Bytes::from_static(s);
+        asm.push(&header(Op::Message, true, 1, 4), b(b"part"), 100, 10)
+            .unwrap();
+        assert_eq!(
+            asm.push(&header(Op::Credit, false, 1, 3), Bytes::new(), 100, 10),
+            Ok(Assembled::Complete(Op::Credit, 3, Bytes::new()))
+        );
+        assert_eq!(asm.bytes(), 4);
+        assert_eq!(
+            asm.push(&header(Op::Message, false, 1, 4), b(b"-end"), 100, 10),
+            Ok(Assembled::Complete(Op::Message, 4, b(b"part-end")))
+        );
+        asm.push(&header(Op::Request, true, 3, 0), b(b"abandoned"), 100, 10)
+            .unwrap();
+        assert_eq!(
+            asm.push(&header(Op::Error, false, 3, 7), b(b"x"), 100, 10),
+            Ok(Assembled::Complete(Op::Error, 7, b(b"x")))
+        );
+        assert_eq!(asm.bytes(), 0);
     }
 }

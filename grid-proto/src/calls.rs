@@ -144,6 +144,9 @@ pub(crate) struct InCall {
     /// Cancelled by the peer, the deadline or a protocol error: nothing more is
     /// sent for it, and it stays only until the application ends it.
     pub(crate) cancelled: bool,
+    /// The deadline was shortened to the local maximum: when it passes, the
+    /// opener is told, since its own deadline is later.
+    pub(crate) clamped: bool,
 }
 
 #[cfg(test)]

@@ -30,8 +30,8 @@ pub struct Limits {
     ///
     /// Stops a peer from making this side assemble unbounded messages. Announced
     /// in the handshake, so a sender fails a too-large message locally with
-    /// [`crate::Error::TooLarge`]; a peer that sends one anyway gets the call
-    /// failed with `TooLarge`.
+    /// [`crate::Error::TooLarge`]; a peer that sends one anyway breaks the
+    /// protocol and the connection is closed.
     pub max_message_size: u32,
     /// Most concurrent incoming calls (requests and streams). Default 4096.
     ///

@@ -74,12 +74,12 @@ impl Error {
             Error::Overloaded => (ErrorCode::Overloaded, Bytes::new()),
             Error::Draining => (ErrorCode::Draining, Bytes::new()),
             Error::DeadlineExceeded => (ErrorCode::DeadlineExceeded, Bytes::new()),
-            Error::TooLarge { size, max } => (
-                ErrorCode::TooLarge,
-                Bytes::from(format!(
-                    "message of {size} bytes exceeds the maximum of {max}"
-                )),
-            ),
+            Error::TooLarge { size, max } => {
+                let mut sizes = Vec::with_capacity(16);
+                sizes.extend_from_slice(&(*size as u64).to_le_bytes());
+                sizes.extend_from_slice(&(*max as u64).to_le_bytes());
+                (ErrorCode::TooLarge, Bytes::from(sizes))
+            }
             Error::Protocol(reason) => (ErrorCode::Protocol, Bytes::from(reason.clone())),
             Error::Cancelled
             | Error::Disconnected
@@ -97,7 +97,20 @@ impl Error {
             Some(ErrorCode::Overloaded) => Error::Overloaded,
             Some(ErrorCode::Draining) => Error::Draining,
             Some(ErrorCode::DeadlineExceeded) => Error::DeadlineExceeded,
-            Some(ErrorCode::TooLarge) => Error::TooLarge { size: 0, max: 0 },
+            Some(ErrorCode::TooLarge) => {
+                let word = |at: usize| {
+                    message
+                        .get(at..at + 8)
+                        .and_then(|raw| <[u8; 8]>::try_from(raw).ok())
+                        .map_or(0, |raw| {
+                            usize::try_from(u64::from_le_bytes(raw)).unwrap_or(usize::MAX)
+                        })
+                };
+                Error::TooLarge {
+                    size: word(0),
+                    max: word(8),
+                }
+            }
             Some(ErrorCode::Protocol) => {
                 Error::Protocol(String::from_utf8_lossy(&message).into_owned())
             }
@@ -207,6 +220,10 @@ mod tests {
             Error::Draining,
             Error::DeadlineExceeded,
             Error::Protocol("bad seq".into()),
+            Error::TooLarge {
+                size: 70_000,
+                max: 65_536,
+            },
         ];
         for error in errors {
             let (code, message) = error.to_wire();

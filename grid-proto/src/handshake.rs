@@ -80,8 +80,7 @@ fn nonce(seed: &[u8; 32]) -> [u8; 32] {
 
 /// Encodes this side's `Hello` payload.
 pub(crate) fn encode_hello(config: &Config) -> Bytes {
-    let name = config.node_name.as_bytes();
-    let name = &name[..name.len().min(MAX_NODE_NAME)];
+    let name = truncate_utf8(&config.node_name, MAX_NODE_NAME).as_bytes();
     let limits = PeerLimits::from(&config.limits);
     let mut out = Vec::with_capacity(FIXED_HELLO_LEN + name.len());
     out.extend_from_slice(&MAGIC);
@@ -98,6 +97,15 @@ pub(crate) fn encode_hello(config: &Config) -> Bytes {
     out.extend_from_slice(&(name.len() as u16).to_le_bytes());
     out.extend_from_slice(name);
     Bytes::from(out)
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn truncate_utf8(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
@@ -121,7 +129,10 @@ pub(crate) fn decode_hello(payload: &[u8], config: &Config) -> Result<PeerInfo, 
         ));
     }
     let peer_role = payload[6];
-    if peer_role == role_byte(config.role) || peer_role > 1 {
+    if peer_role > 1 {
+        return Err(format!("peer claims unknown role {peer_role}"));
+    }
+    if peer_role == role_byte(config.role) {
         return Err(format!(
             "role conflict: both sides claim to be the {}",
             if peer_role == 0 { "dialer" } else { "acceptor" }

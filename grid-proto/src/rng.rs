@@ -1,8 +1,9 @@
 //! A tiny deterministic pseudo-random number generator.
 //!
 //! grid-proto never reads entropy itself: the embedding runtime hands it a
-//! seed, and everything random (jitter, nonce mixing) is derived from that
-//! seed through [`Rng`]. This keeps the protocol core reproducible in tests
+//! seed, and everything random (reconnect jitter) is derived from that
+//! seed through [`Rng`] (the handshake nonce is derived from the connection's
+//! 32-byte seed by SHA-256 instead, see `handshake.rs`). This keeps the protocol core reproducible in tests
 //! and simulations — the same seed replays the same run.
 //!
 //! The generator is **SplitMix64** (Steele, Lea and Flood, "Fast splittable

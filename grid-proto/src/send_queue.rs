@@ -75,6 +75,12 @@ pub(crate) struct SendQueue {
     lanes: FxHashMap<u32, Lane>,
     ring: VecDeque<u32>,
     queued_bytes: usize,
+    /// Queued `Request`/`StreamOpen` messages not yet started.
+    pending_opens: usize,
+}
+
+fn is_open(op: Op) -> bool {
+    matches!(op, Op::Request | Op::StreamOpen)
 }
 
 impl SendQueue {
@@ -86,6 +92,7 @@ impl SendQueue {
             lanes: FxHashMap::default(),
             ring: VecDeque::new(),
             queued_bytes: 0,
+            pending_opens: 0,
         }
     }
 
@@ -103,6 +110,7 @@ impl SendQueue {
     pub(crate) fn push(&mut self, message: OutMessage) {
         let mux = message.mux;
         self.queued_bytes += message.len();
+        self.pending_opens += usize::from(is_open(message.op));
         let key = self.nodes.insert(Node {
             message,
             sent: 0,
@@ -138,9 +146,15 @@ impl SendQueue {
         while key != NO_NODE {
             let node = self.nodes.remove(key);
             self.queued_bytes -= node.message.len() - node.sent;
+            self.pending_opens -= usize::from(node.sent == 0 && is_open(node.message.op));
             key = node.next;
         }
         // The mux's entry in `ring` is skipped when reached.
+    }
+
+    /// Calls queued whose first fragment has not been handed out yet.
+    pub(crate) fn pending_opens(&self) -> usize {
+        self.pending_opens
     }
 
     /// Whether any frame is waiting.
@@ -174,6 +188,9 @@ impl SendQueue {
             let message = &node.message;
             let total = message.len();
             let start = node.sent;
+            if start == 0 && is_open(message.op) {
+                self.pending_opens -= 1;
+            }
             let take = (total - start).min(fragment);
             let end = start + take;
             let more = end < total;

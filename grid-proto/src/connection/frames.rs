@@ -52,23 +52,37 @@ impl Connection {
             header.op,
             Op::Hello | Op::Auth | Op::Reject | Op::Ping | Op::Pong | Op::GoAway | Op::Close
         );
-        if connection_level != (header.mux == 0) {
+        if connection_level && (header.mux != 0 || header.flags != 0) {
             self.close_with(CloseReason::Protocol(format!(
-                "{:?} frame on mux {:#x}",
-                header.op, header.mux
+                "{:?} frame on mux {:#x} with flags {:#x}",
+                header.op, header.mux, header.flags
             )));
             return;
         }
         match header.op {
-            Op::Hello | Op::Auth | Op::Reject => {
+            Op::Hello | Op::Auth => {
                 self.close_with(CloseReason::Protocol(format!(
                     "{:?} frame after the handshake",
                     header.op
                 )));
             }
+            // The peer gave up on the handshake (e.g. its timeout fired) after
+            // this side had completed it: keep its reason.
+            Op::Reject => {
+                self.send = SendQueue::new();
+                self.shut(CloseReason::Rejected(
+                    String::from_utf8_lossy(&payload).into_owned(),
+                ));
+            }
             Op::Ping => {
                 if self.spend_cheap(now) {
-                    self.send.control(Op::Pong, 0, header.arg, &[]);
+                    if self.peer_draining && self.send.pending_opens() > 0 {
+                        // The pong answers a drain: it must follow every call this
+                        // side opened before the drain began (see `poll_transmit`).
+                        self.deferred_pong = Some(header.arg);
+                    } else {
+                        self.send.control(Op::Pong, 0, header.arg, &[]);
+                    }
                 }
             }
             Op::Pong => self.on_pong(now, header.arg),
@@ -91,6 +105,13 @@ impl Connection {
     }
 
     fn handshake_frame(&mut self, now: Instant, header: Header, payload: Bytes) {
+        if header.mux != 0 || header.flags != 0 {
+            self.close_with(CloseReason::Protocol(format!(
+                "{:?} frame on mux {:#x} with flags {:#x} during the handshake",
+                header.op, header.mux, header.flags
+            )));
+            return;
+        }
         match header.op {
             Op::Hello if self.peer_hello.is_none() => {
                 match handshake::decode_hello(&payload, &self.config) {
@@ -146,7 +167,6 @@ impl Connection {
             // Ids are sequential: this pong or a later one answers the drain ping.
             if id.wrapping_sub(drain_ping) < u32::MAX / 2 {
                 self.drain_ping = None;
-                self.after_call_removed();
             }
         }
         match self.keepalive.latest {
@@ -154,9 +174,12 @@ impl Connection {
                 self.keepalive.rtt = Some(now.saturating_duration_since(sent));
                 self.keepalive.unanswered_since = None;
             }
-            // An older ping answered: the peer reads, but the newest ping is still out.
-            Some((latest, sent)) if id < latest => {
-                self.keepalive.unanswered_since = Some(sent);
+            // An older ping answered: the peer reads, but the newest ping is
+            // still out. Rare for an honest peer, so it is charged.
+            Some((latest, sent)) if latest.wrapping_sub(id) < u32::MAX / 2 => {
+                if self.spend_cheap(now) {
+                    self.keepalive.unanswered_since = Some(sent);
+                }
             }
             _ => {
                 self.spend_cheap(now);
@@ -188,8 +211,20 @@ impl Connection {
             )));
             return;
         }
+        // Empty frames cost the sender nothing but a header; ones that carry
+        // no information (zero credit, empty fragments) are budgeted.
+        let cheap = (header.len == 0 && (header.more() || header.op == Op::Message))
+            || (header.op == Op::Credit && header.arg == 0);
+        if cheap && !self.spend_cheap(now) {
+            return;
+        }
         let max_message = self.config.limits.max_message_size as usize;
-        let (op, arg, payload) = match self.assembler.push(&header, payload, max_message) {
+        // One partial message per call at most, on either side's calls.
+        let max_partials = self.config.limits.max_incoming_calls as usize + self.outgoing.len() + 1;
+        let assembled = self
+            .assembler
+            .push(&header, payload, max_message, max_partials);
+        let (op, arg, payload) = match assembled {
             Ok(Assembled::Complete(op, arg, payload)) => (op, arg, payload),
             Ok(Assembled::Pending) => return,
             Err(AssemblyError::TooLarge { size, max }) => {
@@ -202,30 +237,22 @@ impl Connection {
                 self.close_with(CloseReason::Protocol(format!("fragmented {op:?} frame")));
                 return;
             }
-            Err(AssemblyError::Mismatch) => {
-                self.close_with(CloseReason::Protocol(format!(
-                    "fragment on mux {mux:#x} does not continue the message in progress"
+            Err(AssemblyError::TooManyPartials(count)) => {
+                self.close_with(CloseReason::LimitExceeded(format!(
+                    "{count} messages partly received at once, more than calls can exist"
                 )));
                 return;
             }
         };
-        let cheap = match op {
-            Op::Message => payload.is_empty(),
-            Op::Credit => arg == 0,
-            _ => false,
-        };
-        if cheap && !self.spend_cheap(now) {
-            return;
-        }
         if self.owns(mux) {
-            self.answer_frame(now, op, mux, arg, payload);
+            self.answer_frame(op, mux, arg, payload);
         } else {
             self.opener_frame(now, op, mux, arg, payload);
         }
     }
 
     /// A frame about a call this side opened, sent by the peer as responder.
-    fn answer_frame(&mut self, now: Instant, op: Op, mux: u32, arg: u32, payload: Bytes) {
+    fn answer_frame(&mut self, op: Op, mux: u32, arg: u32, payload: Bytes) {
         if matches!(op, Op::Request | Op::StreamOpen) {
             self.close_with(CloseReason::Protocol(format!(
                 "peer opened mux {mux:#x} in this side's namespace"
@@ -233,8 +260,8 @@ impl Connection {
             return;
         }
         let Some(call) = self.outgoing.get_mut(&mux) else {
-            // The call ended here first (cancel, deadline); frames may still be in flight.
-            self.spend_cheap(now);
+            // The call ended here first (cancel, deadline); its answers may still be
+            // in flight. Empty ones were charged above; others cost their sender.
             return;
         };
         let outcome: Result<(), Error> = match (op, &mut call.stream) {
@@ -302,8 +329,13 @@ impl Connection {
             }
             _ => {}
         }
+        // Frames of calls that ended or were cancelled here may still be in
+        // flight; empty ones were charged above.
         let Some(call) = self.incoming.get_mut(&mux) else {
-            self.spend_cheap(now);
+            if op == Op::Cancel {
+                // The peer abandoned a call whose opening message was still arriving.
+                self.assembler.discard(mux);
+            }
             return;
         };
         if call.cancelled {
@@ -362,11 +394,23 @@ impl Connection {
     }
 
     fn open_incoming(&mut self, now: Instant, op: Op, mux: u32, arg: u32, payload: Bytes) {
-        if self.incoming.contains_key(&mux) {
-            self.close_with(CloseReason::Protocol(format!(
-                "peer reopened mux {mux:#x} while it is open"
-            )));
-            return;
+        match self.incoming.get(&mux) {
+            // After 2^31 calls the peer's ids wrap; one it cancelled may still be
+            // held here until its handler ends. The new call is refused, retryably.
+            Some(call) if call.cancelled => {
+                if self.spend_cheap(now) {
+                    let (code, message) = Error::Overloaded.to_wire();
+                    self.send.control(Op::Error, mux, code as u32, &message);
+                }
+                return;
+            }
+            Some(_) => {
+                self.close_with(CloseReason::Protocol(format!(
+                    "peer reopened mux {mux:#x} while it is open"
+                )));
+                return;
+            }
+            None => {}
         }
         let Some(open) = parse_open(op, &payload) else {
             self.close_with(CloseReason::Protocol(format!(
@@ -393,8 +437,8 @@ impl Connection {
             }
             return;
         }
-        let relative =
-            Duration::from_millis(u64::from(arg.max(1))).min(self.config.timeouts.max_deadline);
+        let requested = Duration::from_millis(u64::from(arg.max(1)));
+        let relative = requested.min(self.config.timeouts.max_deadline);
         let deadline = now + relative;
         let stream = is_stream.then(|| StreamState {
             send_credit: open.window,
@@ -410,6 +454,7 @@ impl Connection {
                 stream,
                 accepted: false,
                 cancelled: false,
+                clamped: relative < requested,
             },
         );
         self.deadlines.insert(deadline, mux);

@@ -24,6 +24,9 @@ use crate::send_queue::SendQueue;
 use crate::stats::Stats;
 use crate::timers::Deadlines;
 
+/// Longest reason text sent in `Close` and `Reject` frames, in bytes.
+const MAX_REASON: usize = 240;
+
 /// Lifecycle of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectionState {
@@ -82,6 +85,9 @@ pub struct Connection {
     drain_deadline: Option<Instant>,
     /// Id of the ping sent right after this side's `GoAway`, until its pong arrives.
     drain_ping: Option<u32>,
+    /// A pong held back until every call this side queued before the peer's
+    /// `GoAway` has started to leave.
+    deferred_pong: Option<u32>,
     peer_draining: bool,
     /// A `Close` to send once everything queued before it has been sent.
     close_after_flush: Option<(u32, String)>,
@@ -130,6 +136,7 @@ impl Connection {
             send_blocked: false,
             drain_deadline: None,
             drain_ping: None,
+            deferred_pong: None,
             peer_draining: false,
             close_after_flush: None,
             close_reason: None,
@@ -186,7 +193,7 @@ impl Connection {
 
     /// Whether frames are waiting for [`Connection::poll_transmit`].
     pub fn wants_write(&self) -> bool {
-        !self.send.is_empty() || self.close_after_flush.is_some()
+        !self.send.is_empty() || self.close_after_flush.is_some() || self.deferred_pong.is_some()
     }
 
     /// Counters and gauges.
@@ -234,6 +241,7 @@ impl Connection {
             }
         }
         self.check_backlogs();
+        self.after_call_removed();
     }
 
     /// Tells the connection that the transport reached end of file or failed.
@@ -300,6 +308,10 @@ impl Connection {
                 if call.deadline == deadline && !call.cancelled {
                     call.cancelled = true;
                     self.send.remove_mux(mux);
+                    if call.clamped {
+                        let (code, message) = Error::DeadlineExceeded.to_wire();
+                        self.send.control(Op::Error, mux, code as u32, &message);
+                    }
                     self.events.push_back(Event::Cancelled {
                         id: CallId(mux),
                         reason: Error::DeadlineExceeded,
@@ -331,6 +343,11 @@ impl Connection {
     /// buffers in the order they are returned.
     pub fn poll_transmit(&mut self, _now: Instant) -> Option<Bytes> {
         let fragment = self.fragment_size();
+        if self.send.pending_opens() == 0 {
+            if let Some(id) = self.deferred_pong.take() {
+                self.send.control(Op::Pong, 0, id, &[]);
+            }
+        }
         let out = match self.send.poll(fragment) {
             Some(out) => out,
             None => {
@@ -411,6 +428,8 @@ impl Connection {
             CloseReason::Rejected(text) => text.clone(),
             other => other.to_string(),
         };
+        // Fits the smallest frame limit a peer may announce, even mid-handshake.
+        let text = handshake::truncate_utf8(&text, MAX_REASON).to_string();
         let frame = if self.state == ConnectionState::Handshaking {
             (Op::Reject, 0)
         } else {
@@ -494,24 +513,28 @@ impl Connection {
         }
     }
 
-    /// Ends a call this side opened: removes it, tells the peer to stop when
-    /// `notify_peer`, and emits its final event.
+    /// Ends a call this side opened: removes it, stops sending its data, tells
+    /// the peer to stop when `notify_peer`, and emits its final event.
     fn end_outgoing(&mut self, mux: u32, result: Result<Bytes, Error>, notify_peer: bool) {
-        let Some(call) = self.remove_outgoing(mux) else {
+        let Some(is_stream) = self.outgoing.get(&mux).map(|call| call.stream.is_some()) else {
             return;
         };
+        self.send.remove_mux(mux);
         if notify_peer {
-            self.send.remove_mux(mux);
             self.send.control(Op::Cancel, mux, 0, &[]);
         }
         let id = CallId(mux);
-        self.events.push_back(match call.stream {
-            None => Event::Response { id, result },
-            Some(_) => Event::StreamFinished {
+        // The event goes first: removing the last call of a drain closes the
+        // connection, and `Closed` must be the last event.
+        self.events.push_back(if is_stream {
+            Event::StreamFinished {
                 id,
                 result: result.map(|_| ()),
-            },
+            }
+        } else {
+            Event::Response { id, result }
         });
+        self.remove_outgoing(mux);
     }
 
     fn remove_outgoing(&mut self, mux: u32) -> Option<OutCall> {
@@ -536,12 +559,15 @@ impl Connection {
         Some(call)
     }
 
-    /// Completes a drain once no call is in flight and none can still arrive.
+    /// Completes a drain once no call is in flight and none can still arrive:
+    /// the peer has answered the ping sent after the `GoAway` (so every call it
+    /// opened before seeing it has arrived) and no message is partly received.
     pub(super) fn after_call_removed(&mut self) {
         if self.state == ConnectionState::Draining
             && self.drain_ping.is_none()
             && self.outgoing.is_empty()
             && self.incoming.is_empty()
+            && self.assembler.is_empty()
         {
             self.close_with(CloseReason::Drained);
         }

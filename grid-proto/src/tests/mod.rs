@@ -4,5 +4,6 @@ mod handshake;
 mod lifecycle;
 mod limits;
 mod props;
+mod regressions;
 mod requests;
 mod streams;

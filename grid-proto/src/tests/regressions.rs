@@ -1,0 +1,240 @@
+//! Cases found in review, each once a connection-killing or contract-breaking bug.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::Role;
+use crate::sim::{sim_config, Pair};
+use crate::{CallTarget, CloseReason, Error, Event};
+
+#[test]
+fn credit_between_fragments_of_a_large_message_is_not_a_protocol_error() {
+    let mut pair = Pair::connected(1);
+    let id = pair
+        .client
+        .conn
+        .open_stream(pair.now, CallTarget::new(1), Bytes::new(), None, 4)
+        .unwrap();
+    pair.drive();
+    let call = match &pair.server.take_events()[..] {
+        [Event::StreamOpened(call)] => call.id,
+        other => panic!("{other:?}"),
+    };
+    pair.server.conn.accept_stream(call, 4).unwrap();
+    pair.drive();
+    pair.client.take_events();
+    for _ in 0..4 {
+        pair.server
+            .conn
+            .send_message(call, Bytes::from_static(b"s"))
+            .unwrap();
+    }
+    pair.drive();
+    // The client sends a large message and, while its fragments are queued,
+    // consumes the server's messages: credit frames interleave with them.
+    pair.client
+        .conn
+        .send_message(id, Bytes::from(vec![7u8; 100_000]))
+        .unwrap();
+    let first = pair.client.conn.poll_transmit(pair.now).unwrap();
+    pair.server.conn.handle_input(pair.now, &first);
+    for _ in 0..4 {
+        pair.client.conn.consume(id, 1);
+    }
+    pair.drive();
+    assert!(
+        !pair.server.conn.is_closed(),
+        "{:?}",
+        pair.server.conn.close_reason()
+    );
+    let received: Vec<Bytes> = pair
+        .server
+        .take_events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Message { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received, vec![Bytes::from(vec![7u8; 100_000])]);
+}
+
+#[test]
+fn cancelling_a_partly_sent_request_keeps_the_connection() {
+    let mut pair = Pair::connected(2);
+    let id = pair
+        .client
+        .conn
+        .open_request(
+            pair.now,
+            CallTarget::new(1),
+            Bytes::from(vec![1u8; 100_000]),
+            None,
+        )
+        .unwrap();
+    let first = pair.client.conn.poll_transmit(pair.now).unwrap();
+    pair.server.conn.handle_input(pair.now, &first);
+    pair.client.conn.cancel(id).unwrap();
+    let second = pair
+        .client
+        .conn
+        .open_request(
+            pair.now,
+            CallTarget::new(1),
+            Bytes::from_static(b"next"),
+            None,
+        )
+        .unwrap();
+    pair.drive();
+    assert!(
+        !pair.server.conn.is_closed(),
+        "{:?}",
+        pair.server.conn.close_reason()
+    );
+    let events = pair.server.take_events();
+    assert!(
+        matches!(&events[..], [Event::Request(call)] if call.payload.as_ref() == b"next"),
+        "{events:?}"
+    );
+    assert_eq!(pair.server.conn.stats().buffered_bytes, 0);
+    let _ = second;
+}
+
+#[test]
+fn closed_is_the_last_event_when_a_drain_ends_with_an_outgoing_call() {
+    let mut pair = Pair::connected(3);
+    let id = pair
+        .server
+        .conn
+        .open_request(pair.now, CallTarget::new(1), Bytes::from_static(b"q"), None)
+        .unwrap();
+    pair.drive();
+    let incoming = match &pair.client.take_events()[..] {
+        [Event::Request(call)] => call.id,
+        other => panic!("{other:?}"),
+    };
+    pair.server
+        .conn
+        .begin_drain(pair.now, Duration::from_secs(5));
+    pair.drive();
+    pair.client
+        .conn
+        .respond(incoming, Bytes::from_static(b"a"))
+        .unwrap();
+    pair.drive();
+    assert_eq!(
+        pair.server.take_events(),
+        vec![
+            Event::Response {
+                id,
+                result: Ok(Bytes::from_static(b"a"))
+            },
+            Event::Closed(CloseReason::Drained),
+        ]
+    );
+}
+
+#[test]
+fn calls_queued_before_the_goaway_arrives_are_refused_not_lost() {
+    let mut pair = Pair::connected(4);
+    // The client queues requests but has not written them when the GoAway and
+    // its ping arrive.
+    let ids: Vec<_> = (0..3)
+        .map(|_| {
+            pair.client
+                .conn
+                .open_request(pair.now, CallTarget::new(1), Bytes::from_static(b"x"), None)
+                .unwrap()
+        })
+        .collect();
+    pair.server
+        .conn
+        .begin_drain(pair.now, Duration::from_secs(5));
+    while let Some(bytes) = pair.server.conn.poll_transmit(pair.now) {
+        pair.client.conn.handle_input(pair.now, &bytes);
+    }
+    pair.drive();
+    let events = pair.client.take_events();
+    for id in ids {
+        assert!(
+            events.contains(&Event::Response {
+                id,
+                result: Err(Error::Draining)
+            }),
+            "{events:?}"
+        );
+    }
+    assert!(events.contains(&Event::Closed(CloseReason::Peer("drained".into()))));
+}
+
+#[test]
+fn a_deadline_clamped_by_the_responder_fails_the_caller_at_the_clamped_time() {
+    let client = sim_config(Role::Dialer, 1);
+    let mut server = sim_config(Role::Acceptor, 2);
+    server.timeouts.max_deadline = Duration::from_secs(1);
+    let mut pair = Pair::with_configs(client, server, 5);
+    pair.drive();
+    pair.client.take_events();
+    pair.server.take_events();
+    let id = pair
+        .client
+        .conn
+        .open_request(
+            pair.now,
+            CallTarget::new(1),
+            Bytes::new(),
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    pair.advance(Duration::from_millis(1100));
+    assert_eq!(
+        pair.client.take_events(),
+        vec![Event::Response {
+            id,
+            result: Err(Error::DeadlineExceeded)
+        }]
+    );
+}
+
+#[test]
+fn reject_after_the_handshake_keeps_the_peers_reason() {
+    let mut pair = Pair::connected(6);
+    let mut wire = Vec::new();
+    crate::frame::encode_frame(
+        &mut wire,
+        crate::Op::Reject,
+        0,
+        0,
+        0,
+        b"handshake timed out",
+    );
+    pair.client.conn.handle_input(pair.now, &wire);
+    assert_eq!(
+        pair.client.take_events(),
+        vec![Event::Closed(CloseReason::Rejected(
+            "handshake timed out".into()
+        ))]
+    );
+}
+
+#[test]
+fn empty_fragments_cannot_create_unbounded_partial_messages() {
+    let mut pair = Pair::connected(7);
+    let mut wire = Vec::new();
+    for mux in 1..100_000u32 {
+        crate::frame::encode_frame(
+            &mut wire,
+            crate::Op::Message,
+            crate::FLAG_MORE,
+            mux | 1 << 31,
+            0,
+            b"",
+        );
+    }
+    pair.client.conn.handle_input(pair.now, &wire);
+    assert!(matches!(
+        pair.client.take_events().last(),
+        Some(Event::Closed(CloseReason::LimitExceeded(_)))
+    ));
+}
