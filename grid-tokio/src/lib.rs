@@ -1,1 +1,119 @@
-//! placeholder
+//! grid on tokio: internode RPC over one multiplexed, two-way connection per
+//! pair of servers.
+//!
+//! This crate is the tokio [`Runtime`](grid::Runtime) for [`grid`] and its
+//! API re-exported with tokio filled in: write `grid_tokio::Manager`.
+//!
+//! ```no_run
+//! use grid_tokio::{Bytes, Ctx, HandlerError, Manager};
+//!
+//! const ECHO: u16 = 1;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = Manager::builder("127.0.0.1:7001")
+//!     .peers(["127.0.0.1:7002"])
+//!     .secret(b"cluster secret")
+//!     .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok::<_, HandlerError>(request) })
+//!     .start()
+//!     .await?;
+//! let peer = node.connection("127.0.0.1:7002")?;
+//! let reply = peer.request(ECHO, "hello").await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+pub use grid::*;
+
+/// The tokio runtime for grid: tasks on the current tokio runtime, tokio timers
+/// and tokio TCP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tokio;
+
+/// A grid node on tokio.
+pub type Manager = grid::Manager<Tokio>;
+
+/// Builder of a [`Manager`] on tokio.
+pub type ManagerBuilder = grid::ManagerBuilder<Tokio>;
+
+struct TokioTimer(Pin<Box<tokio::time::Sleep>>);
+
+impl Timer for TokioTimer {
+    fn reset(&mut self, deadline: Instant) {
+        if self.0.deadline().into_std() != deadline {
+            self.0.as_mut().reset(deadline.into());
+        }
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+struct TokioListener(tokio::net::TcpListener);
+
+impl Listener for TokioListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxIo, SocketAddr)>> {
+        Box::pin(async move {
+            let (stream, addr) = self.0.accept().await?;
+            stream.set_nodelay(true)?;
+            Ok((Box::new(stream.compat()) as BoxIo, addr))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Tokio {
+    /// Wraps a bound tokio listener, e.g. to learn its port before building
+    /// the node (see [`grid::ManagerBuilder::listener`]).
+    pub fn listener(listener: tokio::net::TcpListener) -> Box<dyn Listener> {
+        Box::new(TokioListener(listener))
+    }
+
+    /// Wraps a connected tokio TCP stream for [`grid::Manager::accept`].
+    pub fn io(stream: tokio::net::TcpStream) -> BoxIo {
+        let _ = stream.set_nodelay(true);
+        Box::new(stream.compat())
+    }
+}
+
+impl Runtime for Tokio {
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(future);
+    }
+
+    fn timer(&self, deadline: Instant) -> Box<dyn Timer> {
+        Box::new(TokioTimer(Box::pin(tokio::time::sleep_until(
+            deadline.into(),
+        ))))
+    }
+
+    fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxIo>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            Ok(Tokio::io(stream))
+        })
+    }
+
+    fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            Ok(Tokio::listener(listener))
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! Single requests as futures whose drop cancels the call on the remote side.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use grid_proto::{CallId, CallTarget, Error};
+
+use crate::handler::HandlerId;
+use crate::shared::{RequestSlot, Shared};
+
+/// A single request being built: add a subroute or timeout, then `.await` it.
+#[must_use = "a request does nothing until awaited"]
+#[derive(Debug)]
+pub struct Request {
+    pub(crate) shared: Result<Arc<Shared>, Error>,
+    pub(crate) handler: HandlerId,
+    pub(crate) subroute: Bytes,
+    pub(crate) payload: Bytes,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Request {
+    /// Addresses a subroute of the handler (e.g. one disk of many).
+    pub fn subroute(mut self, subroute: impl Into<Bytes>) -> Request {
+        self.subroute = subroute.into();
+        self
+    }
+
+    /// The call's deadline, relative to when it is sent (default one minute).
+    /// The remote handler sees it and is cancelled when it passes.
+    pub fn timeout(mut self, timeout: Duration) -> Request {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl IntoFuture for Request {
+    type Output = Result<Bytes, Error>;
+    type IntoFuture = RequestFuture;
+
+    fn into_future(self) -> RequestFuture {
+        RequestFuture {
+            state: State::Start(self),
+        }
+    }
+}
+
+enum State {
+    Start(Request),
+    Waiting { shared: Arc<Shared>, id: CallId },
+    Done,
+}
+
+/// The future of a [`Request`]. Dropping it before it completes cancels the
+/// call: the remote handler's context is cancelled and its future dropped.
+#[must_use = "futures do nothing unless polled"]
+pub struct RequestFuture {
+    state: State,
+}
+
+impl std::fmt::Debug for RequestFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for RequestFuture {
+    type Output = Result<Bytes, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match &mut this.state {
+            State::Start(request) => {
+                let shared = match &request.shared {
+                    Ok(shared) => shared.clone(),
+                    Err(error) => {
+                        let error = error.clone();
+                        this.state = State::Done;
+                        return Poll::Ready(Err(error));
+                    }
+                };
+                let opened = shared.command(|inner, now| {
+                    let target = CallTarget::with_subroute(request.handler, &request.subroute);
+                    let result = inner.proto.open_request(
+                        now,
+                        target,
+                        request.payload.clone(),
+                        request.timeout,
+                    );
+                    match result {
+                        Ok(id) => {
+                            inner
+                                .requests
+                                .insert(id, RequestSlot::Waiting(Some(cx.waker().clone())));
+                            Poll::Ready(Ok(id))
+                        }
+                        Err(Error::SendBufferFull) => {
+                            inner.writable_waiters.push(cx.waker().clone());
+                            Poll::Pending
+                        }
+                        Err(error) => Poll::Ready(Err(error)),
+                    }
+                });
+                match opened {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(error)) => {
+                        this.state = State::Done;
+                        Poll::Ready(Err(error))
+                    }
+                    Poll::Ready(Ok(id)) => {
+                        this.state = State::Waiting { shared, id };
+                        Poll::Pending
+                    }
+                }
+            }
+            State::Waiting { shared, id } => {
+                let mut inner = shared.lock();
+                let Some(slot) = inner.requests.get_mut(id) else {
+                    drop(inner);
+                    this.state = State::Done;
+                    return Poll::Ready(Err(Error::Disconnected));
+                };
+                match slot {
+                    RequestSlot::Waiting(waker) => {
+                        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *waker = Some(cx.waker().clone());
+                        }
+                        Poll::Pending
+                    }
+                    RequestSlot::Done(_) => {
+                        let result = match inner.requests.remove(id) {
+                            Some(RequestSlot::Done(result)) => result,
+                            _ => Err(Error::Disconnected),
+                        };
+                        drop(inner);
+                        this.state = State::Done;
+                        Poll::Ready(result)
+                    }
+                }
+            }
+            State::Done => Poll::Ready(Err(Error::UnknownCall)),
+        }
+    }
+}
+
+impl Drop for RequestFuture {
+    fn drop(&mut self) {
+        if let State::Waiting { shared, id } = &self.state {
+            let id = *id;
+            shared.command(|inner, _| {
+                if let Some(RequestSlot::Waiting(_)) = inner.requests.remove(&id) {
+                    // The call is still open: tell the peer to stop working on it.
+                    let _ = inner.proto.cancel(id);
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The conformance suite: one set of end-to-end tests over real loopback
+//! sockets that every runtime crate runs unchanged, with the cluster harness
+//! and the fault-injecting proxy they use.
+//!
+//! A runtime crate implements [`TestRuntime`] and expands
+//! [`conformance_tests!`](crate::conformance_tests) in a test file.
+
+mod cluster;
+mod probe;
+mod proxy;
+pub mod suite;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use cluster::{handlers, register, test_backoff, test_timeouts, Cluster, ClusterOptions};
+pub use probe::Probe;
+pub use proxy::FaultProxy;
+
+use crate::runtime::{sleep_until, Runtime};
+
+/// A runtime the conformance suite can run on.
+pub trait TestRuntime: Runtime + Default {
+    /// Runs `future` to completion on a fresh runtime of this kind.
+    fn block_on<F>(future: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+}
+
+/// Every test must finish within this, or it fails instead of hanging CI.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs one conformance test on `R`, failing it if it exceeds [`TEST_TIMEOUT`].
+pub fn run<R, F, Fut>(test: F)
+where
+    R: TestRuntime,
+    F: FnOnce(R) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    R::block_on(async move {
+        let runtime = R::default();
+        let expiry = sleep_until(&runtime, Instant::now() + TEST_TIMEOUT);
+        let test = test(runtime.clone());
+        let test = std::pin::pin!(test);
+        let expiry = std::pin::pin!(expiry);
+        let outcome = futures_util::future::select(test, expiry).await;
+        if let futures_util::future::Either::Right(_) = outcome {
+            panic!("test exceeded {TEST_TIMEOUT:?}");
+        }
+    });
+}
+
+/// Expands to one `#[test]` per conformance test, run on the given
+/// [`TestRuntime`].
+#[macro_export]
+macro_rules! conformance_tests {
+    ($runtime:ty) => {
+        $crate::conformance_tests!(@tests $runtime;
+            echo,
+            remote_error_is_the_exact_value,
+            handler_panic_is_a_remote_error,
+            one_mib_echo,
+            unknown_handler_and_subroute,
+            subroutes_reach_their_handlers,
+            duplicate_registration_is_an_error,
+            lock_step_stream_echo,
+            stream_handler_error_arrives_after_its_messages,
+            client_cancel_reaches_the_handler,
+            dropping_a_request_cancels_the_handler,
+            deadline_reaches_the_handler,
+            stalled_stream_does_not_block_requests,
+            blocked_consumer_and_cancel_clean_up_both_sides,
+            blocked_streams_survive_keepalives,
+            stalled_peer_is_detected_dead,
+            cut_connection_fails_calls_and_reconnects,
+            restarted_node_is_reconnected,
+            calls_to_a_stopped_node_fail_fast,
+            graceful_shutdown_drains,
+            five_node_mesh,
+        );
+    };
+    (@tests $runtime:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::run::<$runtime, _, _>($crate::conformance::suite::$name::<$runtime>);
+            }
+        )*
+    };
+}

@@ -1,0 +1,509 @@
+//! The conformance tests, each generic over the runtime.
+
+use std::future::{Future, IntoFuture};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use grid_proto::Error;
+
+use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
+use crate::conformance::TestRuntime;
+use crate::manager::{ManagerBuilder, StartError};
+use crate::runtime::sleep_until;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Polls `call` until `started` resolves (the handler is running), so the test
+/// can then act on a call that is known to be in flight.
+async fn until_started<F, S>(call: &mut F, started: S)
+where
+    F: Future + Unpin,
+    F::Output: std::fmt::Debug,
+    S: Future,
+{
+    match futures_util::future::select(call, std::pin::pin!(started)).await {
+        futures_util::future::Either::Left((result, _)) => panic!("call ended early: {result:?}"),
+        futures_util::future::Either::Right(_) => {}
+    }
+}
+
+fn remote(text: &str) -> Error {
+    Error::Remote(Bytes::copy_from_slice(text.as_bytes()))
+}
+
+/// A single request is answered.
+pub async fn echo<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let reply = cluster.conn(0, 1).request(ECHO, "hello").await.unwrap();
+    assert_eq!(reply, Bytes::from_static(b"hello"));
+    let reply = cluster.conn(1, 0).request(ECHO, "back").await.unwrap();
+    assert_eq!(reply, Bytes::from_static(b"back"));
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// A handler's error reaches the caller byte for byte.
+pub async fn remote_error_is_the_exact_value<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let error = cluster
+        .conn(0, 1)
+        .request(FAIL, "disk full")
+        .await
+        .unwrap_err();
+    assert_eq!(error, remote("failed: disk full"));
+    assert!(!error.is_retryable());
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// A panicking handler is an error for its caller and nothing more.
+pub async fn handler_panic_is_a_remote_error<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let error = cluster.conn(0, 1).request(PANIC, "").await.unwrap_err();
+    match error {
+        Error::Remote(message) => {
+            assert!(String::from_utf8_lossy(&message).contains("handler blew up"))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The connection is still up.
+    assert_eq!(cluster.conn(0, 1).request(ECHO, "ok").await.unwrap(), "ok");
+    cluster.shutdown().await;
+}
+
+/// A 1 MiB payload goes there and back intact.
+pub async fn one_mib_echo<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let payload: Bytes = (0..1024 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let reply = cluster
+        .conn(0, 1)
+        .request(ECHO, payload.clone())
+        .await
+        .unwrap();
+    assert_eq!(reply, payload);
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// Unknown handlers and subroutes are a clear error, not a hang.
+pub async fn unknown_handler_and_subroute<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let conn = cluster.conn(0, 1);
+    assert_eq!(conn.request(999, "x").await, Err(Error::UnknownHandler));
+    assert_eq!(
+        conn.request(DISK, "x").subroute("disk-9").await,
+        Err(Error::UnknownHandler)
+    );
+    assert_eq!(conn.request(DISK, "x").await, Err(Error::UnknownHandler));
+    let mut stream = conn.stream(999, "x").open().await.unwrap();
+    assert_eq!(
+        stream.receiver.recv().await,
+        Some(Err(Error::UnknownHandler))
+    );
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// Each subroute reaches its own handler, which sees the subroute.
+pub async fn subroutes_reach_their_handlers<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let conn = cluster.conn(0, 1);
+    assert_eq!(
+        conn.request(DISK, "a").subroute("disk-1").await.unwrap(),
+        "disk-1:a"
+    );
+    assert_eq!(
+        conn.request(DISK, "b").subroute("disk-2").await.unwrap(),
+        "disk-2:b"
+    );
+    cluster.shutdown().await;
+}
+
+/// Registering one handler id and subroute twice fails at start.
+pub async fn duplicate_registration_is_an_error<R: TestRuntime>(rt: R) {
+    let builder = ManagerBuilder::new(rt, "127.0.0.1:1")
+        .secret("s")
+        .no_listener()
+        .single(1, |_, request: Bytes| async move { Ok(request) })
+        .single(1, |_, request: Bytes| async move { Ok(request) });
+    match builder.start().await {
+        Err(StartError::DuplicateHandler(duplicate)) => assert_eq!(duplicate.handler, 1),
+        other => panic!("expected a duplicate error, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// A two-way stream echoes 0..10 in lock step and ends cleanly.
+pub async fn lock_step_stream_echo<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let stream = cluster
+        .conn(0, 1)
+        .stream(STREAM_ECHO, "")
+        .open()
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = stream.split();
+    for i in 0..10u8 {
+        tx.send(Bytes::from(vec![i])).await.unwrap();
+        assert_eq!(rx.recv().await, Some(Ok(Bytes::from(vec![i]))));
+    }
+    tx.finish().unwrap();
+    assert_eq!(rx.recv().await, None);
+    drop((tx, rx));
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// A stream handler's error arrives after every message it sent.
+pub async fn stream_handler_error_arrives_after_its_messages<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let mut stream = cluster
+        .conn(0, 1)
+        .stream(STREAM_FAIL, "")
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.receiver.recv().await,
+        Some(Ok(Bytes::from_static(b"before")))
+    );
+    assert_eq!(
+        stream.receiver.recv().await,
+        Some(Err(remote("stream failed")))
+    );
+    assert_eq!(stream.receiver.recv().await, None);
+    drop(stream);
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// Dropping both halves of a stream cancels the handler, whatever its input
+/// capacity and however full its input is.
+pub async fn client_cancel_reaches_the_handler<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let conn = cluster.conn(0, 1);
+    // Input capacity 0.
+    let stream = conn.stream(STREAM_IN0, "").open().await.unwrap();
+    cluster.probe.wait_for(&rt, "in0:start", WAIT).await;
+    drop(stream);
+    cluster.probe.wait_for(&rt, "in0:end", WAIT).await;
+    // Input capacity 1, queue full: the handler never reads.
+    let stream = conn.stream(STREAM_IN1, "").open().await.unwrap();
+    let (mut tx, rx) = stream.split();
+    cluster.probe.wait_for(&rt, "in1:start", WAIT).await;
+    tx.send(Bytes::from_static(b"fills the queue"))
+        .await
+        .unwrap();
+    drop((tx, rx));
+    cluster.probe.wait_for(&rt, "in1:end", WAIT).await;
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// Dropping a single request's future cancels its handler.
+pub async fn dropping_a_request_cancels_the_handler<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let mut request = Box::pin(cluster.conn(0, 1).request(HANG, "").into_future());
+    until_started(
+        &mut request,
+        cluster.probe.wait_for(&rt, "hang:start", WAIT),
+    )
+    .await;
+    drop(request);
+    cluster.probe.wait_for(&rt, "hang:end", WAIT).await;
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// A 50 ms deadline reaches the handler, which is cancelled when it passes;
+/// the caller sees `DeadlineExceeded`.
+pub async fn deadline_reaches_the_handler<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let started = Instant::now();
+    let result = cluster
+        .conn(0, 1)
+        .request(DEADLINE, "")
+        .timeout(Duration::from_millis(50))
+        .await;
+    assert_eq!(result, Err(Error::DeadlineExceeded));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let seen = cluster.probe.wait_for(&rt, "deadline:", WAIT).await;
+    let left: u64 = seen.trim_start_matches("deadline:").parse().unwrap();
+    assert!(left <= 50, "handler saw {left} ms left");
+    cluster.probe.wait_for(&rt, "deadline:end", WAIT).await;
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// A stream whose consumer does not read (100 messages queued) does not stop
+/// single requests on the same connection, and its messages arrive complete
+/// and in order afterwards. Same for a handler whose input is full.
+pub async fn stalled_stream_does_not_block_requests<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let conn = cluster.conn(0, 1);
+    // Output congestion: the handler wants to send 100 messages, nobody reads.
+    let mut produced = conn
+        .stream(STREAM_PRODUCE, "100")
+        .in_capacity(100)
+        .open()
+        .await
+        .unwrap();
+    // Input congestion: the handler never reads its input.
+    let blocked = conn.stream(STREAM_IN1, "").open().await.unwrap();
+    let (mut blocked_tx, blocked_rx) = blocked.split();
+    blocked_tx
+        .send(Bytes::from_static(b"queued"))
+        .await
+        .unwrap();
+    for i in 0..100 {
+        let payload = format!("request {i}");
+        assert_eq!(
+            conn.request(ECHO, payload.clone()).await.unwrap(),
+            payload.as_bytes()
+        );
+    }
+    for i in 0..100 {
+        assert_eq!(
+            produced.receiver.recv().await,
+            Some(Ok(Bytes::from(i.to_string())))
+        );
+    }
+    assert_eq!(produced.receiver.recv().await, None);
+    drop((produced, blocked_tx, blocked_rx));
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// A consumer that never reads, then cancels, leaves nothing behind on either side.
+pub async fn blocked_consumer_and_cancel_clean_up_both_sides<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let stream = cluster
+        .conn(0, 1)
+        .stream(STREAM_PRODUCE, "1000")
+        .in_capacity(2)
+        .open()
+        .await
+        .unwrap();
+    // Let the handler fill the window, then give up.
+    sleep_until(&rt, Instant::now() + Duration::from_millis(50)).await;
+    drop(stream);
+    cluster.probe.wait_for(&rt, "produce:end", WAIT).await;
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// Streams blocked on either side stay open across many keepalive intervals.
+pub async fn blocked_streams_survive_keepalives<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let conn = cluster.conn(0, 1);
+    let mut produced = conn
+        .stream(STREAM_PRODUCE, "10")
+        .in_capacity(2)
+        .open()
+        .await
+        .unwrap();
+    let blocked = conn.stream(STREAM_IN1, "").open().await.unwrap();
+    // Ten keepalive intervals and well past the idle timeout.
+    sleep_until(&rt, Instant::now() + Duration::from_millis(1200)).await;
+    assert!(conn.is_connected());
+    assert_eq!(conn.stats().reconnects, 0);
+    for i in 0..10 {
+        assert_eq!(
+            produced.receiver.recv().await,
+            Some(Ok(Bytes::from(i.to_string())))
+        );
+    }
+    assert_eq!(produced.receiver.recv().await, None);
+    drop((produced, blocked));
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// A peer that stops answering (a stalled proxy) is declared dead within the
+/// idle bound, calls fail with `Disconnected`, and the link comes back.
+pub async fn stalled_peer_is_detected_dead<R: TestRuntime>(rt: R) {
+    let options = ClusterOptions {
+        proxy_between_0_and_1: true,
+    };
+    let cluster = Cluster::start_with(&rt, 2, options).await;
+    let proxy = cluster.proxy.clone().unwrap();
+    let conn = cluster.conn(0, 1);
+    let mut call = Box::pin(conn.request(HANG, "").into_future());
+    until_started(&mut call, cluster.probe.wait_for(&rt, "hang:start", WAIT)).await;
+    proxy.stall(true);
+    let started = Instant::now();
+    assert_eq!(call.await, Err(Error::Disconnected));
+    let bound =
+        super::cluster::test_timeouts().idle + super::cluster::test_timeouts().keepalive_interval;
+    assert!(
+        started.elapsed() <= bound + Duration::from_millis(300),
+        "took {:?}",
+        started.elapsed()
+    );
+    proxy.stall(false);
+    proxy.cut();
+    cluster.wait_connected().await;
+    assert_eq!(conn.request(ECHO, "again").await.unwrap(), "again");
+    cluster.shutdown().await;
+}
+
+/// Cutting the connection during a request and a stream fails both with
+/// `Disconnected`, cancels the handlers, and the link reconnects by itself.
+pub async fn cut_connection_fails_calls_and_reconnects<R: TestRuntime>(rt: R) {
+    let options = ClusterOptions {
+        proxy_between_0_and_1: true,
+    };
+    let cluster = Cluster::start_with(&rt, 2, options).await;
+    let proxy = cluster.proxy.clone().unwrap();
+    let conn = cluster.conn(0, 1);
+    let mut request = Box::pin(conn.request(HANG, "").into_future());
+    until_started(
+        &mut request,
+        cluster.probe.wait_for(&rt, "hang:start", WAIT),
+    )
+    .await;
+    let mut stream = conn.stream(STREAM_IN1, "").open().await.unwrap();
+    cluster.probe.wait_for(&rt, "in1:start", WAIT).await;
+    proxy.cut();
+    assert_eq!(request.await, Err(Error::Disconnected));
+    assert_eq!(stream.receiver.recv().await, Some(Err(Error::Disconnected)));
+    cluster.probe.wait_for(&rt, "hang:end", WAIT).await;
+    cluster.probe.wait_for(&rt, "in1:end", WAIT).await;
+    cluster.wait_connected().await;
+    assert_eq!(conn.request(ECHO, "back").await.unwrap(), "back");
+    assert!(conn.stats().reconnects >= 1);
+    drop(stream);
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// A node that stops and starts again is reconnected by its peers.
+pub async fn restarted_node_is_reconnected<R: TestRuntime>(rt: R) {
+    let mut cluster = Cluster::start(&rt, 3).await;
+    cluster.stop(2).await;
+    cluster.restart(2).await;
+    cluster.wait_connected().await;
+    for from in 0..3 {
+        for to in 0..3 {
+            if from != to {
+                let reply = cluster
+                    .conn(from, to)
+                    .request(ECHO, "healed")
+                    .await
+                    .unwrap();
+                assert_eq!(reply, "healed");
+            }
+        }
+    }
+    cluster.shutdown().await;
+}
+
+/// While a node is down, calls to it fail at once with `Disconnected`.
+pub async fn calls_to_a_stopped_node_fail_fast<R: TestRuntime>(rt: R) {
+    let mut cluster = Cluster::start(&rt, 2).await;
+    let conn = cluster.conn(0, 1);
+    cluster.stop(1).await;
+    // Wait until node 0 has noticed.
+    let deadline = Instant::now() + WAIT;
+    while conn.is_connected() && Instant::now() < deadline {
+        sleep_until(&rt, Instant::now() + Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    assert_eq!(conn.request(ECHO, "x").await, Err(Error::Disconnected));
+    assert!(Error::Disconnected.is_retryable());
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(conn.stream(STREAM_ECHO, "").open().await.is_err());
+    cluster.shutdown().await;
+}
+
+/// Shutdown lets calls in flight finish, and new calls to the draining node
+/// fail with the retryable `Draining` error.
+pub async fn graceful_shutdown_drains<R: TestRuntime>(rt: R) {
+    let mut cluster = Cluster::start(&rt, 2).await;
+    let conn = cluster.conn(0, 1);
+    let mut stream = conn
+        .stream(STREAM_PRODUCE, "20")
+        .in_capacity(1)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.receiver.recv().await,
+        Some(Ok(Bytes::from_static(b"0")))
+    );
+    let node = cluster.node(1).clone();
+    let shutdown = rt.clone();
+    let drained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = drained.clone();
+    shutdown.spawn(async move {
+        node.shutdown(Duration::from_secs(5)).await;
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    // New calls fail fast with Draining once the GoAway arrived.
+    let deadline = Instant::now() + WAIT;
+    let refused = loop {
+        match conn.request(ECHO, "new").await {
+            Err(error) => break error,
+            Ok(_) if Instant::now() < deadline => {
+                sleep_until(&rt, Instant::now() + Duration::from_millis(2)).await
+            }
+            Ok(_) => panic!("node never started draining"),
+        }
+    };
+    assert_eq!(refused, Error::Draining);
+    assert!(refused.is_retryable());
+    // The stream in flight completes.
+    for i in 1..20 {
+        assert_eq!(
+            stream.receiver.recv().await,
+            Some(Ok(Bytes::from(i.to_string())))
+        );
+    }
+    assert_eq!(stream.receiver.recv().await, None);
+    drop(stream);
+    let deadline = Instant::now() + WAIT;
+    while !drained.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+        sleep_until(&rt, Instant::now() + Duration::from_millis(5)).await;
+    }
+    assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
+    cluster.stop(1).await;
+    cluster.shutdown().await;
+}
+
+/// Five nodes, every node calls every other both ways.
+pub async fn five_node_mesh<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 5).await;
+    let mut calls = Vec::new();
+    for from in 0..5 {
+        for to in 0..5 {
+            if from != to {
+                let payload = format!("{from}->{to}");
+                calls.push((
+                    payload.clone(),
+                    cluster.conn(from, to).request(ECHO, payload),
+                ));
+            }
+        }
+    }
+    let results = futures_util::future::join_all(
+        calls
+            .into_iter()
+            .map(|(payload, call)| async move { (payload, call.await) }),
+    )
+    .await;
+    for (payload, result) in results {
+        assert_eq!(result.unwrap(), payload.as_bytes());
+    }
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}

@@ -1,0 +1,211 @@
+//! The task that moves one connection's bytes: socket to protocol, protocol to
+//! socket, and the protocol's timer.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use futures_io::{AsyncRead, AsyncWrite};
+use grid_proto::{CloseReason, PeerInfo};
+
+use crate::runtime::{BoxIo, Timer};
+use crate::shared::{Dispatched, Shared};
+
+/// Size of the socket read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// The driver stops taking buffers from the protocol while this many bytes wait
+/// for the socket, so the protocol's own send-buffer limit applies.
+const WRITE_QUEUE_LIMIT: usize = 256 * 1024;
+
+/// Buffers written in one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// Rounds of read/dispatch/write in one poll before yielding to other tasks.
+const ROUNDS_PER_POLL: usize = 32;
+
+/// Why [`Driver::poll_drive`] returned.
+#[derive(Debug)]
+pub(crate) enum Exit {
+    /// The handshake completed.
+    Connected(PeerInfo),
+    /// The connection closed and its last bytes were written (or could not be).
+    Closed(CloseReason),
+}
+
+/// Work the driver found for its owner: calls to start and drain notices.
+pub(crate) trait Host: Send + Sync {
+    /// Starts handlers for incoming calls and reacts to the peer draining.
+    fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: Dispatched);
+}
+
+/// Drives one connection.
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    io: BoxIo,
+    timer: Box<dyn Timer>,
+    read_buf: Box<[u8]>,
+    writes: VecDeque<Bytes>,
+    queued: usize,
+    connected_reported: bool,
+    closed: Option<CloseReason>,
+    io_closed: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>, io: BoxIo, timer: Box<dyn Timer>) -> Driver {
+        Driver {
+            shared,
+            io,
+            timer,
+            read_buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
+            writes: VecDeque::new(),
+            queued: 0,
+            connected_reported: false,
+            closed: None,
+            io_closed: false,
+        }
+    }
+
+    /// Runs until the handshake completes or the connection has closed.
+    pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>, host: &dyn Host) -> Poll<Exit> {
+        for _ in 0..ROUNDS_PER_POLL {
+            let mut progressed = false;
+            let mut dispatched = Dispatched::default();
+            let mut read_error = None;
+            let mut read_bytes = 0;
+            if self.closed.is_none() {
+                match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
+                    Poll::Ready(Ok(0)) => {
+                        read_error = Some("connection closed by peer".to_string())
+                    }
+                    Poll::Ready(Ok(n)) => read_bytes = n,
+                    Poll::Ready(Err(error)) => read_error = Some(error.to_string()),
+                    Poll::Pending => {}
+                }
+            }
+            let next_timeout;
+            {
+                let mut inner = self.shared.lock();
+                let now = Instant::now();
+                if read_bytes > 0 {
+                    inner.proto.handle_input(now, &self.read_buf[..read_bytes]);
+                    progressed = true;
+                }
+                if let Some(reason) = read_error.take() {
+                    inner.proto.handle_transport_closed(reason);
+                    progressed = true;
+                }
+                if inner.proto.poll_timeout().is_some_and(|at| at <= now) {
+                    inner.proto.handle_timeout(now);
+                }
+                inner.dispatch(&mut dispatched);
+                while self.queued < WRITE_QUEUE_LIMIT {
+                    let Some(bytes) = inner.proto.poll_transmit(now) else {
+                        break;
+                    };
+                    self.queued += bytes.len();
+                    self.writes.push_back(bytes);
+                }
+                next_timeout = inner.proto.poll_timeout();
+                inner.set_driver_waker(cx.waker());
+            }
+            if let Some(reason) = &dispatched.closed {
+                self.closed = Some(reason.clone());
+            }
+            let connected = dispatched.connected.take();
+            if !dispatched.requests.is_empty()
+                || !dispatched.streams.is_empty()
+                || dispatched.peer_draining
+            {
+                host.on_dispatched(&self.shared, dispatched);
+            }
+            match self.poll_write(cx) {
+                Poll::Ready(true) => progressed = true,
+                Poll::Ready(false) => {}
+                Poll::Pending => {}
+            }
+            if let Some(peer) = connected {
+                if !self.connected_reported {
+                    self.connected_reported = true;
+                    return Poll::Ready(Exit::Connected(peer));
+                }
+            }
+            if let Some(reason) = &self.closed {
+                // The final frames (Close, Reject) go out before the socket closes,
+                // unless the socket itself failed.
+                if self.writes.is_empty() || self.io_closed {
+                    let _ = Pin::new(&mut self.io).poll_close(cx);
+                    return Poll::Ready(Exit::Closed(reason.clone()));
+                }
+            }
+            if let Some(at) = next_timeout {
+                self.timer.reset(at);
+                if self.timer.poll_expired(cx).is_ready() {
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+        // Plenty of work left: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Writes queued buffers. `Ready(true)` when something was written.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut wrote = false;
+        while !self.writes.is_empty() && !self.io_closed {
+            let slices: Vec<IoSlice<'_>> = self
+                .writes
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|bytes| IoSlice::new(bytes))
+                .collect();
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    self.fail_transport("write failed");
+                    return Poll::Ready(wrote);
+                }
+                Poll::Ready(Ok(mut written)) => {
+                    wrote = true;
+                    self.queued -= written;
+                    while written > 0 {
+                        let Some(front) = self.writes.front_mut() else {
+                            break;
+                        };
+                        if written >= front.len() {
+                            written -= front.len();
+                            self.writes.pop_front();
+                        } else {
+                            front.advance(written);
+                            written = 0;
+                        }
+                    }
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if wrote {
+            if let Poll::Ready(Err(_)) = Pin::new(&mut self.io).poll_flush(cx) {
+                self.fail_transport("flush failed");
+            }
+        }
+        Poll::Ready(wrote)
+    }
+
+    fn fail_transport(&mut self, what: &str) {
+        self.io_closed = true;
+        self.writes.clear();
+        self.queued = 0;
+        let mut inner = self.shared.lock();
+        inner.proto.handle_transport_closed(what);
+        inner.wake_driver();
+    }
+}

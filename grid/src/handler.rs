@@ -1,0 +1,197 @@
+//! Handlers: what a node runs for the calls its peers make, and the context
+//! each call's handler sees.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+use grid_proto::{CallId, Error};
+use rustc_hash::FxHashMap;
+
+use crate::runtime::BoxFuture;
+use crate::shared::Shared;
+use crate::stream::{StreamReceiver, StreamSender};
+
+/// Identifies a handler on every node of the cluster.
+pub type HandlerId = u16;
+
+/// The error a handler returns; its caller receives the bytes as
+/// [`Error::Remote`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerError(pub Bytes);
+
+impl HandlerError {
+    /// An error carrying `message`.
+    pub fn new(message: impl Into<Bytes>) -> HandlerError {
+        HandlerError(message.into())
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.0))
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<&str> for HandlerError {
+    fn from(message: &str) -> Self {
+        HandlerError(Bytes::copy_from_slice(message.as_bytes()))
+    }
+}
+
+impl From<String> for HandlerError {
+    fn from(message: String) -> Self {
+        HandlerError(Bytes::from(message))
+    }
+}
+
+/// What a handler knows about the call it serves.
+#[derive(Clone)]
+pub struct Ctx {
+    pub(crate) peer: Arc<str>,
+    pub(crate) subroute: Bytes,
+    pub(crate) deadline: Instant,
+    pub(crate) id: CallId,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("peer", &self.peer)
+            .field("subroute", &self.subroute)
+            .field("deadline", &self.deadline)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Ctx {
+    /// Node name of the caller.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The subroute the caller addressed (empty for none).
+    pub fn subroute(&self) -> &[u8] {
+        &self.subroute
+    }
+
+    /// When the caller stops waiting: its relative deadline, counted from
+    /// arrival and clamped to this node's maximum.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the call was cancelled: by the caller, its deadline, or the
+    /// connection going away.
+    pub fn is_cancelled(&self) -> bool {
+        self.shared
+            .lock()
+            .incoming
+            .get(&self.id)
+            .is_none_or(|slot| slot.cancelled.is_some())
+    }
+
+    /// Resolves with the reason once the call is cancelled. The handler's
+    /// future is dropped at that point anyway; this is for work it handed to
+    /// other tasks.
+    pub fn cancelled(&self) -> impl Future<Output = Error> + Send + 'static {
+        let shared = self.shared.clone();
+        let id = self.id;
+        std::future::poll_fn(move |cx| {
+            let mut inner = shared.lock();
+            match inner.incoming.get_mut(&id) {
+                None => Poll::Ready(Error::Cancelled),
+                Some(slot) => match &slot.cancelled {
+                    Some(reason) => Poll::Ready(reason.clone()),
+                    None => {
+                        if !slot.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                            slot.wakers.push(cx.waker().clone());
+                        }
+                        Poll::Pending
+                    }
+                },
+            }
+        })
+    }
+}
+
+/// A single-request handler, type-erased.
+pub(crate) type SingleFn =
+    Arc<dyn Fn(Ctx, Bytes) -> BoxFuture<'static, Result<Bytes, HandlerError>> + Send + Sync>;
+
+/// A stream handler, type-erased.
+pub(crate) type StreamFn = Arc<
+    dyn Fn(Ctx, Bytes, StreamReceiver, StreamSender) -> BoxFuture<'static, Result<(), HandlerError>>
+        + Send
+        + Sync,
+>;
+
+/// A registered stream handler with its input capacity.
+#[derive(Clone)]
+pub(crate) struct StreamEntry {
+    pub(crate) handler: StreamFn,
+    pub(crate) in_capacity: u32,
+}
+
+/// Handlers by id and subroute.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    pub(crate) singles: FxHashMap<(HandlerId, Bytes), SingleFn>,
+    pub(crate) streams: FxHashMap<(HandlerId, Bytes), StreamEntry>,
+}
+
+/// Registering the same handler id and subroute twice.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("handler {handler} with subroute {subroute:?} is registered twice")]
+pub struct DuplicateHandler {
+    /// The handler id.
+    pub handler: HandlerId,
+    /// The subroute.
+    pub subroute: String,
+}
+
+impl Registry {
+    pub(crate) fn add_single(
+        &mut self,
+        handler: HandlerId,
+        subroute: Bytes,
+        function: SingleFn,
+    ) -> Result<(), DuplicateHandler> {
+        if self.singles.contains_key(&(handler, subroute.clone()))
+            || self.streams.contains_key(&(handler, subroute.clone()))
+        {
+            return Err(duplicate(handler, &subroute));
+        }
+        self.singles.insert((handler, subroute), function);
+        Ok(())
+    }
+
+    pub(crate) fn add_stream(
+        &mut self,
+        handler: HandlerId,
+        subroute: Bytes,
+        entry: StreamEntry,
+    ) -> Result<(), DuplicateHandler> {
+        if self.singles.contains_key(&(handler, subroute.clone()))
+            || self.streams.contains_key(&(handler, subroute.clone()))
+        {
+            return Err(duplicate(handler, &subroute));
+        }
+        self.streams.insert((handler, subroute), entry);
+        Ok(())
+    }
+}
+
+fn duplicate(handler: HandlerId, subroute: &Bytes) -> DuplicateHandler {
+    DuplicateHandler {
+        handler,
+        subroute: String::from_utf8_lossy(subroute).into_owned(),
+    }
+}

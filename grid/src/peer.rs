@@ -1,0 +1,201 @@
+//! A peer as the application sees it: a cheap handle that calls through
+//! whichever connection to that peer is current, and fails fast without one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+use std::time::Duration;
+
+use bytes::Bytes;
+use grid_proto::{Error, Stats};
+
+use crate::call::Request;
+use crate::handler::HandlerId;
+use crate::shared::Shared;
+use crate::stream::{StreamRequest, DEFAULT_STREAM_CAPACITY};
+
+/// The manager's record of one peer.
+pub(crate) struct PeerSlot {
+    pub(crate) name: Arc<str>,
+    current: Mutex<Current>,
+    /// Connections established to this peer after the first.
+    pub(crate) reconnects: AtomicU64,
+    /// Connections established in total.
+    pub(crate) connects: AtomicU64,
+}
+
+#[derive(Default)]
+struct Current {
+    shared: Option<Arc<Shared>>,
+    waiters: Vec<Waker>,
+}
+
+impl PeerSlot {
+    pub(crate) fn new(name: &str) -> Arc<PeerSlot> {
+        Arc::new(PeerSlot {
+            name: name.into(),
+            current: Mutex::new(Current::default()),
+            reconnects: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection calls go through, if one is established.
+    pub(crate) fn current(&self) -> Option<Arc<Shared>> {
+        self.lock().shared.clone()
+    }
+
+    /// Makes `shared` the current connection; returns the one it replaces.
+    pub(crate) fn install(&self, shared: Arc<Shared>) -> Option<Arc<Shared>> {
+        if self.connects.fetch_add(1, Ordering::Relaxed) > 0 {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut current = self.lock();
+        let old = current.shared.replace(shared);
+        for waker in current.waiters.drain(..) {
+            waker.wake();
+        }
+        old
+    }
+
+    /// Forgets `shared` if it is still the current connection.
+    pub(crate) fn uninstall(&self, shared: &Arc<Shared>) {
+        let mut current = self.lock();
+        if current
+            .shared
+            .as_ref()
+            .is_some_and(|existing| Arc::ptr_eq(existing, shared))
+        {
+            current.shared = None;
+        }
+    }
+
+    /// Registers `waker` to be woken at the next install; `true` if connected now.
+    pub(crate) fn poll_connected(&self, waker: &Waker) -> bool {
+        let mut current = self.lock();
+        if current.shared.is_some() {
+            return true;
+        }
+        current.waiters.push(waker.clone());
+        false
+    }
+}
+
+/// A handle to one peer. Cheap to clone; calls go through the peer's current
+/// connection and fail at once with [`Error::Disconnected`] while there is none.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) slot: Arc<PeerSlot>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.slot.name)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// The peer's node name.
+    pub fn peer(&self) -> &str {
+        &self.slot.name
+    }
+
+    /// Whether a connection to the peer is established now.
+    pub fn is_connected(&self) -> bool {
+        self.slot.current().is_some_and(|shared| {
+            let inner = shared.lock();
+            inner.closed.is_none()
+        })
+    }
+
+    fn shared(&self) -> Result<Arc<Shared>, Error> {
+        self.slot.current().ok_or(Error::Disconnected)
+    }
+
+    /// A single request to `handler`; `.await` it. Add `.subroute(..)` or
+    /// `.timeout(..)` first if needed.
+    pub fn request(&self, handler: HandlerId, payload: impl Into<Bytes>) -> Request {
+        Request {
+            shared: self.shared(),
+            handler,
+            subroute: Bytes::new(),
+            payload: payload.into(),
+            timeout: None,
+        }
+    }
+
+    /// A stream to `handler` with an initial payload; `.open().await` it.
+    pub fn stream(&self, handler: HandlerId, payload: impl Into<Bytes>) -> StreamRequest {
+        StreamRequest {
+            shared: self.shared(),
+            handler,
+            subroute: Bytes::new(),
+            payload: payload.into(),
+            timeout: None,
+            in_capacity: DEFAULT_STREAM_CAPACITY,
+        }
+    }
+
+    /// Counters of the current connection and of the peer's history.
+    pub fn stats(&self) -> ConnectionStats {
+        let current = self.slot.current();
+        let (state, proto) = match &current {
+            Some(shared) => {
+                let inner = shared.lock();
+                let state = if inner.closed.is_some() {
+                    ConnectionState::Disconnected
+                } else if inner.proto.is_peer_draining() {
+                    ConnectionState::PeerDraining
+                } else {
+                    ConnectionState::Connected
+                };
+                (state, inner.proto.stats())
+            }
+            None => (ConnectionState::Disconnected, Stats::default()),
+        };
+        ConnectionStats {
+            peer: self.slot.name.to_string(),
+            state,
+            protocol: proto,
+            connects: self.slot.connects.load(Ordering::Relaxed),
+            reconnects: self.slot.reconnects.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// State of a peer's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Calls flow.
+    Connected,
+    /// The peer is draining: new calls fail with [`Error::Draining`].
+    PeerDraining,
+    /// No connection: calls fail with [`Error::Disconnected`].
+    Disconnected,
+}
+
+/// Statistics of one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// The peer's node name.
+    pub peer: String,
+    /// State now.
+    pub state: ConnectionState,
+    /// Counters of the current connection (zero when disconnected): bytes and
+    /// messages each way, calls and streams in flight, last RTT.
+    pub protocol: Stats,
+    /// Connections established in total.
+    pub connects: u64,
+    /// Connections established after the first.
+    pub reconnects: u64,
+}
+
+/// How long [`crate::Manager::wait_connected`] waits by default.
+pub const DEFAULT_CONNECT_WAIT: Duration = Duration::from_secs(10);

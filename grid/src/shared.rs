@@ -1,0 +1,256 @@
+//! The state one connection shares between its driver task and the tasks that
+//! call through it or handle its incoming calls.
+//!
+//! One mutex guards the protocol state machine and the per-call slots. Nobody
+//! holds it across an await or around socket I/O: callers lock, issue a command,
+//! record their waker and unlock; the driver locks only to feed input and
+//! dispatch events. So a slow consumer or a full socket never blocks anyone else
+//! on the lock, and the reader never waits on the writer.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Instant;
+
+use bytes::Bytes;
+use grid_proto::{CallId, CloseReason, Connection as Proto, Error, Event, IncomingCall, PeerInfo};
+use rustc_hash::FxHashMap;
+
+/// Outcome of a single request, as its caller waits for it.
+#[derive(Debug)]
+pub(crate) enum RequestSlot {
+    Waiting(Option<Waker>),
+    Done(Result<Bytes, Error>),
+}
+
+/// A stream's buffers and wakers, for either role.
+#[derive(Debug, Default)]
+pub(crate) struct StreamSlot {
+    /// Messages received and not yet taken by the receive half. Bounded by the
+    /// receive window: the peer cannot send more than it was granted.
+    pub(crate) inbox: VecDeque<Bytes>,
+    /// Set when no more messages will arrive: `Ok` after a clean end.
+    pub(crate) input_end: Option<Result<(), Error>>,
+    /// Set when the call has ended and nothing more can be sent.
+    pub(crate) output_end: Option<Error>,
+    pub(crate) recv_waker: Option<Waker>,
+    pub(crate) send_waker: Option<Waker>,
+    /// The receive half was dropped: messages are consumed as they arrive.
+    pub(crate) receiver_gone: bool,
+    /// Halves still alive (send and receive).
+    pub(crate) halves: u8,
+    /// This side opened the stream.
+    pub(crate) opener: bool,
+}
+
+impl StreamSlot {
+    fn wake_all(&mut self) {
+        if let Some(waker) = self.recv_waker.take() {
+            waker.wake();
+        }
+        if let Some(waker) = self.send_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Cancellation signal of a call the peer opened, as its handler sees it.
+#[derive(Debug, Default)]
+pub(crate) struct IncomingSlot {
+    pub(crate) cancelled: Option<Error>,
+    pub(crate) wakers: Vec<Waker>,
+}
+
+/// Everything behind the connection's lock.
+pub(crate) struct Inner {
+    pub(crate) proto: Proto,
+    pub(crate) requests: FxHashMap<CallId, RequestSlot>,
+    pub(crate) streams: FxHashMap<CallId, StreamSlot>,
+    pub(crate) incoming: FxHashMap<CallId, IncomingSlot>,
+    driver_waker: Option<Waker>,
+    /// Tasks waiting for room in the send buffer.
+    pub(crate) writable_waiters: Vec<Waker>,
+    pub(crate) peer: Option<PeerInfo>,
+    pub(crate) closed: Option<CloseReason>,
+}
+
+/// What the driver must do after dispatching events, outside the lock.
+#[derive(Debug, Default)]
+pub(crate) struct Dispatched {
+    pub(crate) connected: Option<PeerInfo>,
+    pub(crate) requests: Vec<IncomingCall>,
+    pub(crate) streams: Vec<IncomingCall>,
+    pub(crate) peer_draining: bool,
+    pub(crate) closed: Option<CloseReason>,
+}
+
+impl Inner {
+    /// Asks the driver to run: the protocol has output or a new timer.
+    pub(crate) fn wake_driver(&mut self) {
+        if let Some(waker) = self.driver_waker.take() {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn set_driver_waker(&mut self, waker: &Waker) {
+        match &self.driver_waker {
+            Some(existing) if existing.will_wake(waker) => {}
+            _ => self.driver_waker = Some(waker.clone()),
+        }
+    }
+
+    /// Drains protocol events into the call slots; returns what needs the
+    /// driver's attention.
+    pub(crate) fn dispatch(&mut self, out: &mut Dispatched) {
+        while let Some(event) = self.proto.poll_event() {
+            match event {
+                Event::Connected(peer) => {
+                    self.peer = Some(peer.clone());
+                    out.connected = Some(peer);
+                }
+                Event::Request(call) => out.requests.push(call),
+                Event::StreamOpened(call) => out.streams.push(call),
+                Event::Response { id, result } => {
+                    if let Some(slot) = self.requests.get_mut(&id) {
+                        if let RequestSlot::Waiting(Some(waker)) =
+                            std::mem::replace(slot, RequestSlot::Done(result))
+                        {
+                            waker.wake();
+                        }
+                    }
+                }
+                Event::Message { id, payload } => self.on_message(id, payload),
+                Event::InputFinished { id } => {
+                    if let Some(slot) = self.streams.get_mut(&id) {
+                        slot.input_end.get_or_insert(Ok(()));
+                        slot.wake_all();
+                    }
+                }
+                Event::StreamFinished { id, result } => {
+                    if let Some(slot) = self.streams.get_mut(&id) {
+                        slot.output_end
+                            .get_or_insert(result.clone().err().unwrap_or(Error::UnknownCall));
+                        slot.input_end.get_or_insert(result);
+                        slot.wake_all();
+                    }
+                    self.remove_stream_if_unused(id);
+                }
+                Event::Cancelled { id, reason } => {
+                    if let Some(slot) = self.incoming.get_mut(&id) {
+                        slot.cancelled.get_or_insert(reason.clone());
+                        for waker in slot.wakers.drain(..) {
+                            waker.wake();
+                        }
+                    }
+                    if let Some(slot) = self.streams.get_mut(&id) {
+                        slot.input_end.get_or_insert(Err(reason.clone()));
+                        slot.output_end.get_or_insert(reason);
+                        slot.wake_all();
+                    }
+                }
+                Event::StreamWritable { id } => {
+                    if let Some(waker) = self.streams.get_mut(&id).and_then(|s| s.send_waker.take())
+                    {
+                        waker.wake();
+                    }
+                }
+                Event::Writable => {
+                    for waker in self.writable_waiters.drain(..) {
+                        waker.wake();
+                    }
+                }
+                Event::PeerDraining => out.peer_draining = true,
+                Event::Closed(reason) => {
+                    self.closed = Some(reason.clone());
+                    out.closed = Some(reason);
+                    for waker in self.writable_waiters.drain(..) {
+                        waker.wake();
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, id: CallId, payload: Bytes) {
+        let Some(slot) = self.streams.get_mut(&id) else {
+            // Nobody will read it: hand the credit straight back.
+            self.proto.consume(id, payload.len());
+            return;
+        };
+        if slot.receiver_gone {
+            self.proto.consume(id, payload.len());
+            return;
+        }
+        slot.inbox.push_back(payload);
+        if let Some(waker) = slot.recv_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Forgets a stream slot once both halves are gone and the call has ended.
+    pub(crate) fn remove_stream_if_unused(&mut self, id: CallId) {
+        if self
+            .streams
+            .get(&id)
+            .is_some_and(|slot| slot.halves == 0 && slot.output_end.is_some())
+        {
+            self.streams.remove(&id);
+        }
+    }
+}
+
+/// One connection's shared state.
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    pub(crate) fn new(proto: Proto) -> Arc<Shared> {
+        Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                proto,
+                requests: FxHashMap::default(),
+                streams: FxHashMap::default(),
+                incoming: FxHashMap::default(),
+                driver_waker: None,
+                writable_waiters: Vec::new(),
+                peer: None,
+                closed: None,
+            }),
+        })
+    }
+
+    /// Locks the state. A panic while it was held (a bug in grid, since no user
+    /// code runs under it) does not poison it for everyone else.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `command` on the protocol and wakes the driver if it produced output.
+    pub(crate) fn command<T>(&self, command: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+        let mut inner = self.lock();
+        let result = command(&mut inner, Instant::now());
+        if inner.proto.wants_write() {
+            inner.wake_driver();
+        }
+        result
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // try_lock: formatting must never deadlock against a holder of the lock.
+        let mut debug = f.debug_struct("Shared");
+        if let Ok(inner) = self.inner.try_lock() {
+            debug
+                .field(
+                    "peer",
+                    &inner.peer.as_ref().map(|peer| peer.node_name.clone()),
+                )
+                .field("state", &inner.proto.state());
+        }
+        debug.finish_non_exhaustive()
+    }
+}
