@@ -1,23 +1,42 @@
 //! grid on tokio: internode RPC over one multiplexed, two-way connection per
 //! pair of servers.
 //!
-//! This crate is the tokio [`Runtime`](grid::Runtime) for [`grid`] and its
+//! This crate is the tokio [`Runtime`] for [`grid`] and its
 //! API re-exported with tokio filled in: write `grid_tokio::Manager`.
 //!
-//! ```no_run
-//! use grid_tokio::{Bytes, Ctx, HandlerError, Manager};
+//! Two nodes in one process, a request each way:
+//!
+//! ```
+//! use std::time::Duration;
+//! use grid_tokio::{Bytes, Ctx, Manager, Tokio};
 //!
 //! const ECHO: u16 = 1;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let node = Manager::builder("127.0.0.1:7001")
-//!     .peers(["127.0.0.1:7002"])
-//!     .secret(b"cluster secret")
-//!     .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok::<_, HandlerError>(request) })
-//!     .start()
-//!     .await?;
-//! let peer = node.connection("127.0.0.1:7002")?;
-//! let reply = peer.request(ECHO, "hello").await?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Bind first, so the nodes' names (their addresses) are known up front.
+//! let a = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let b = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let names = [a.local_addr()?.to_string(), b.local_addr()?.to_string()];
+//! let mut nodes = Vec::new();
+//! for (name, listener) in names.iter().zip([a, b]) {
+//!     let node = Manager::builder(name)
+//!         .peers(names.clone())
+//!         .secret(b"cluster secret")
+//!         .listener(Tokio::listener(listener))
+//!         .single(ECHO, |ctx: Ctx, request: Bytes| async move {
+//!             Ok(Bytes::from(format!("{} from {}", String::from_utf8_lossy(&request), ctx.peer())))
+//!         })
+//!         .start()
+//!         .await?;
+//!     nodes.push(node);
+//! }
+//! nodes[0].wait_all_connected(Duration::from_secs(5)).await?;
+//! let reply = nodes[0].connection(&names[1])?.request(ECHO, "hello").await?;
+//! assert_eq!(reply, format!("hello from {}", names[0]));
+//! for node in nodes {
+//!     node.shutdown(Duration::from_secs(1)).await;
+//! }
 //! # Ok(()) }
 //! ```
 

@@ -2,7 +2,62 @@
 //! servers, written once for any async runtime.
 //!
 //! Users depend on a runtime crate (`grid-tokio`, `grid-async-std`), which
-//! re-exports this API with its runtime filled in.
+//! re-exports this API with its runtime filled in; this crate is also how a
+//! new runtime is added: implement the small [`Runtime`] trait (spawn, timer,
+//! connect, bind) and everything else comes for free.
+//!
+//! # How it fits together
+//!
+//! - A [`Manager`] is one node. It knows its name, every peer, the cluster
+//!   secret and its handlers. For each peer exactly one side dials (decided by
+//!   [`grid_proto::dials`]); it reconnects forever with jittered backoff.
+//! - [`Manager::connection`] gives a cheap [`Connection`] handle per peer.
+//!   Calls fail at once with [`Error::Disconnected`] while the peer is down.
+//! - Each transport connection runs a `grid_proto` state machine behind one
+//!   mutex, moved by a driver task that reads, writes and keeps time. Callers
+//!   and handlers lock only to issue a command; nobody holds the lock across an
+//!   await or a socket operation.
+//! - Incoming calls run their handler in a task of their own. A cancel from
+//!   the caller, the deadline, or the connection going away drops the
+//!   handler's future and fires [`Ctx::cancelled`].
+//!
+//! # Example
+//!
+//! Generic over the runtime; with `grid-tokio` it is `grid_tokio::Manager`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use grid::{Bytes, Ctx, HandlerError, Manager, Runtime};
+//!
+//! const ECHO: u16 = 1;
+//! const WALK: u16 = 2;
+//!
+//! async fn node<R: Runtime + Default>() -> Result<(), Box<dyn std::error::Error>> {
+//!     let node = Manager::<R>::builder("10.0.0.1:7000")
+//!         .peers(["10.0.0.1:7000", "10.0.0.2:7000"])
+//!         .secret(b"cluster secret")
+//!         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+//!         .stream(WALK, 16, |_ctx, root: Bytes, _input, mut output: grid::StreamSender| async move {
+//!             for entry in ["a", "b", "c"] {
+//!                 let path = format!("{}/{entry}", String::from_utf8_lossy(&root));
+//!                 output.send(Bytes::from(path)).await.map_err(|e| HandlerError::from(e.to_string()))?;
+//!             }
+//!             Ok(())
+//!         })
+//!         .start()
+//!         .await?;
+//!     node.wait_all_connected(Duration::from_secs(10)).await?;
+//!     let peer = node.connection("10.0.0.2:7000")?;
+//!     let reply = peer.request(ECHO, "ping").timeout(Duration::from_millis(200)).await?;
+//!     assert_eq!(reply, "ping");
+//!     let mut walk = peer.stream(WALK, "/data").open().await?;
+//!     while let Some(path) = walk.receiver.recv().await {
+//!         println!("{:?}", path?);
+//!     }
+//!     node.shutdown(Duration::from_secs(5)).await;
+//!     Ok(())
+//! }
+//! ```
 
 mod call;
 #[cfg(feature = "conformance")]

@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             calls_to_a_stopped_node_fail_fast,
             graceful_shutdown_drains,
             five_node_mesh,
+            strangers_and_wrong_side_dialers_are_refused,
         );
     };
     (@tests $runtime:ty; $($name:ident),* $(,)?) => {
