@@ -182,7 +182,8 @@ impl Connection {
     }
 
     fn queue_message(&mut self, message: OutMessage) {
-        self.stats.messages_sent += 1;
+        // A `Fin` ends a direction; it carries no message of the application.
+        self.stats.messages_sent += u64::from(message.op != Op::Fin);
         self.send.push(message);
     }
 

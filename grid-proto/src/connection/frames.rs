@@ -218,6 +218,29 @@ impl Connection {
         if cheap && !self.spend_cheap(now) {
             return;
         }
+        let opens = matches!(header.op, Op::Request | Op::StreamOpen);
+        let answers = matches!(header.op, Op::Response | Op::Error);
+        if (opens || answers) && self.owns(mux) == opens {
+            let whose = if opens { "this side's" } else { "its own" };
+            self.close_with(CloseReason::Protocol(format!(
+                "peer sent {:?} on mux {mux:#x}, in {whose} namespace",
+                header.op
+            )));
+            return;
+        }
+        // Frames of calls that ended here (cancelled, expired, answered) may
+        // still be in flight. They are dropped before reassembly: the sender
+        // may cut such a message short, and its fragments would otherwise wait
+        // for an end that never comes.
+        let live = if self.owns(mux) {
+            self.outgoing.contains_key(&mux)
+        } else {
+            opens || self.incoming.get(&mux).is_some_and(|call| !call.cancelled)
+        };
+        if !live {
+            self.assembler.discard(mux);
+            return;
+        }
         let max_message = self.config.limits.max_message_size as usize;
         // One partial message per call at most, on either side's calls.
         let max_partials = self.config.limits.max_incoming_calls as usize + self.outgoing.len() + 1;
@@ -253,12 +276,6 @@ impl Connection {
 
     /// A frame about a call this side opened, sent by the peer as responder.
     fn answer_frame(&mut self, op: Op, mux: u32, arg: u32, payload: Bytes) {
-        if matches!(op, Op::Request | Op::StreamOpen) {
-            self.close_with(CloseReason::Protocol(format!(
-                "peer opened mux {mux:#x} in this side's namespace"
-            )));
-            return;
-        }
         let Some(call) = self.outgoing.get_mut(&mux) else {
             // The call ended here first (cancel, deadline); its answers may still be
             // in flight. Empty ones were charged above; others cost their sender.
@@ -319,28 +336,13 @@ impl Connection {
 
     /// A frame about a call the peer opened.
     fn opener_frame(&mut self, now: Instant, op: Op, mux: u32, arg: u32, payload: Bytes) {
-        match op {
-            Op::Request | Op::StreamOpen => return self.open_incoming(now, op, mux, arg, payload),
-            Op::Response | Op::Error => {
-                self.close_with(CloseReason::Protocol(format!(
-                    "peer answered mux {mux:#x}, which it opened itself"
-                )));
-                return;
-            }
-            _ => {}
+        if matches!(op, Op::Request | Op::StreamOpen) {
+            return self.open_incoming(now, op, mux, arg, payload);
         }
-        // Frames of calls that ended or were cancelled here may still be in
-        // flight; empty ones were charged above.
-        let Some(call) = self.incoming.get_mut(&mux) else {
-            if op == Op::Cancel {
-                // The peer abandoned a call whose opening message was still arriving.
-                self.assembler.discard(mux);
-            }
+        // `call_frame` let through only frames of live calls.
+        let Some(call) = self.incoming.get_mut(&mux).filter(|call| !call.cancelled) else {
             return;
         };
-        if call.cancelled {
-            return;
-        }
         let outcome: Result<(), Error> = match (op, &mut call.stream) {
             (Op::Cancel, _) => {
                 call.cancelled = true;

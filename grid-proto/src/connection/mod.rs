@@ -247,8 +247,11 @@ impl Connection {
     /// Tells the connection that the transport reached end of file or failed.
     /// Every call ends with `Disconnected`.
     pub fn handle_transport_closed(&mut self, reason: impl Into<String>) {
+        // Nothing can be written any more, not even a pending `Close`.
+        self.send = SendQueue::new();
+        self.close_after_flush = None;
+        self.deferred_pong = None;
         if !self.is_closed() {
-            self.send = SendQueue::new();
             self.shut(CloseReason::Transport(reason.into()));
         }
     }
@@ -425,7 +428,8 @@ impl Connection {
             return;
         }
         let text = match &reason {
-            CloseReason::Rejected(text) => text.clone(),
+            // The peer wraps the text as its own `Rejected` or `Peer` reason.
+            CloseReason::Rejected(text) | CloseReason::Local(text) => text.clone(),
             other => other.to_string(),
         };
         // Fits the smallest frame limit a peer may announce, even mid-handshake.

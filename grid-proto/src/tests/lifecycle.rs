@@ -187,9 +187,7 @@ fn local_close_tells_the_peer_why() {
     pair.drive();
     assert_eq!(
         pair.server.take_events(),
-        vec![Event::Closed(CloseReason::Peer(
-            "closed locally: shutting down".into()
-        ))]
+        vec![Event::Closed(CloseReason::Peer("shutting down".into()))]
     );
 }
 
