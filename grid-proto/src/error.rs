@@ -51,6 +51,10 @@ pub enum Error {
     /// The call id names no call that is still open in this direction.
     #[error("no such call")]
     UnknownCall,
+    /// A payload could not be decoded as the type the handler or caller
+    /// expects; the text names the handler and the type.
+    #[error("decode error: {0}")]
+    Decode(String),
 }
 
 impl Error {
@@ -81,6 +85,7 @@ impl Error {
                 (ErrorCode::TooLarge, Bytes::from(sizes))
             }
             Error::Protocol(reason) => (ErrorCode::Protocol, Bytes::from(reason.clone())),
+            Error::Decode(reason) => (ErrorCode::Decode, Bytes::from(reason.clone())),
             Error::Cancelled
             | Error::Disconnected
             | Error::SendBufferFull
@@ -114,6 +119,7 @@ impl Error {
             Some(ErrorCode::Protocol) => {
                 Error::Protocol(String::from_utf8_lossy(&message).into_owned())
             }
+            Some(ErrorCode::Decode) => Error::Decode(String::from_utf8_lossy(&message).into_owned()),
             Some(ErrorCode::Internal) | None => Error::Remote(message),
         }
     }
@@ -139,6 +145,8 @@ pub enum ErrorCode {
     Protocol = 6,
     /// The responder failed in a way that has no better code (e.g. a handler panic).
     Internal = 7,
+    /// The responder could not decode the request as its handler's type.
+    Decode = 8,
 }
 
 impl ErrorCode {
@@ -152,6 +160,7 @@ impl ErrorCode {
             5 => ErrorCode::TooLarge,
             6 => ErrorCode::Protocol,
             7 => ErrorCode::Internal,
+            8 => ErrorCode::Decode,
             _ => return None,
         })
     }
@@ -224,6 +233,7 @@ mod tests {
                 size: 70_000,
                 max: 65_536,
             },
+            Error::Decode("handler 3 expected u32".into()),
         ];
         for error in errors {
             let (code, message) = error.to_wire();

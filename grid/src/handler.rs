@@ -122,13 +122,15 @@ impl Ctx {
     }
 }
 
-/// A single-request handler, type-erased.
+/// A single-request handler, type-erased. Its error is what the caller gets:
+/// [`Error::Remote`] for the handler's own errors, [`Error::Decode`] when a
+/// typed handler's request does not decode.
 pub(crate) type SingleFn =
-    Arc<dyn Fn(Ctx, Bytes) -> BoxFuture<'static, Result<Bytes, HandlerError>> + Send + Sync>;
+    Arc<dyn Fn(Ctx, Bytes) -> BoxFuture<'static, Result<Bytes, Error>> + Send + Sync>;
 
 /// A stream handler, type-erased.
 pub(crate) type StreamFn = Arc<
-    dyn Fn(Ctx, Bytes, StreamReceiver, StreamSender) -> BoxFuture<'static, Result<(), HandlerError>>
+    dyn Fn(Ctx, Bytes, StreamReceiver, StreamSender) -> BoxFuture<'static, Result<(), Error>>
         + Send
         + Sync,
 >;

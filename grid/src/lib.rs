@@ -69,6 +69,7 @@ mod peer;
 pub mod runtime;
 mod shared;
 mod stream;
+pub mod typed;
 
 pub use bytes::Bytes;
 pub use call::{Request, RequestFuture};

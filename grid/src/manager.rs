@@ -19,16 +19,19 @@ use grid_proto::{
     dials, Backoff, BackoffConfig, Config, Connection as Proto, Error, IncomingCall, Limits, Role,
     Timeouts,
 };
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tracing::Instrument;
 
 use crate::driver::{Driver, Exit, Host};
 use crate::handler::{
-    Ctx, DuplicateHandler, HandlerError, HandlerId, Registry, StreamEntry, StreamFn,
+    Ctx, DuplicateHandler, HandlerError, HandlerId, Registry, SingleFn, StreamEntry, StreamFn,
 };
 use crate::peer::{Connection, ConnectionStats, PeerSlot};
 use crate::runtime::{sleep_until, BoxFuture, BoxIo, Listener, Runtime};
 use crate::shared::{Dispatched, IncomingSlot, Shared, StreamSlot};
 use crate::stream::{Stream, StreamReceiver, StreamSender};
+use crate::typed::{self, Single, Streaming, TypedReceiver, TypedSender};
 
 /// Opens a byte stream to a peer address; replaces plain TCP (e.g. for TLS).
 pub type Connector = Arc<dyn Fn(&str) -> BoxFuture<'static, io::Result<BoxIo>> + Send + Sync>;
@@ -189,8 +192,12 @@ impl<R: Runtime> ManagerBuilder<R> {
         F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bytes, HandlerError>> + Send + 'static,
     {
-        let boxed = Arc::new(move |ctx, payload| -> BoxFuture<'static, _> {
-            Box::pin(function(ctx, payload))
+        let boxed: SingleFn = Arc::new(move |ctx, payload| -> BoxFuture<'static, _> {
+            let work = function(ctx, payload);
+            Box::pin(async move {
+                work.await
+                    .map_err(|HandlerError(message)| Error::Remote(message))
+            })
         });
         if let Err(duplicate) = self.registry.add_single(handler, subroute.into(), boxed) {
             self.duplicate.get_or_insert(duplicate);
@@ -221,13 +228,123 @@ impl<R: Runtime> ManagerBuilder<R> {
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let boxed: StreamFn = Arc::new(move |ctx, payload, rx, tx| -> BoxFuture<'static, _> {
-            Box::pin(function(ctx, payload, rx, tx))
+            let work = function(ctx, payload, rx, tx);
+            Box::pin(async move {
+                work.await
+                    .map_err(|HandlerError(message)| Error::Remote(message))
+            })
         });
         let entry = StreamEntry {
             handler: boxed,
             in_capacity,
         };
         if let Err(duplicate) = self.registry.add_stream(handler, subroute.into(), entry) {
+            self.duplicate.get_or_insert(duplicate);
+        }
+        self
+    }
+
+    /// Registers a typed single-request handler (see [`crate::typed`]).
+    pub fn handle<Req, Resp, E, F, Fut>(self, def: &Single<Req, Resp, E>, function: F) -> Self
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+    {
+        self.handle_at(def, Bytes::new(), function)
+    }
+
+    /// Registers a typed single-request handler under a subroute.
+    pub fn handle_at<Req, Resp, E, F, Fut>(
+        mut self,
+        def: &Single<Req, Resp, E>,
+        subroute: impl Into<Bytes>,
+        function: F,
+    ) -> Self
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+    {
+        let id = def.id();
+        let boxed: SingleFn = Arc::new(move |ctx, payload: Bytes| -> BoxFuture<'static, _> {
+            let request = typed::decode_request::<Req>(&payload, "request", id);
+            let work = request.map(|request| function(ctx, request));
+            Box::pin(async move {
+                match work?.await {
+                    Ok(response) => typed::encode_response(&response, id),
+                    Err(error) => Err(Error::Remote(typed::handler_error(&error).0)),
+                }
+            })
+        });
+        if let Err(duplicate) = self.registry.add_single(id, subroute.into(), boxed) {
+            self.duplicate.get_or_insert(duplicate);
+        }
+        self
+    }
+
+    /// Registers a typed stream handler (see [`crate::typed`]).
+    pub fn handle_stream<Init, In, Out, E, F, Fut>(
+        self,
+        def: &Streaming<Init, In, Out, E>,
+        in_capacity: u32,
+        function: F,
+    ) -> Self
+    where
+        Init: DeserializeOwned + Send + 'static,
+        In: DeserializeOwned + Send + 'static,
+        Out: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: Fn(Ctx, Init, TypedReceiver<In>, TypedSender<Out>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.handle_stream_at(def, Bytes::new(), in_capacity, function)
+    }
+
+    /// Registers a typed stream handler under a subroute.
+    pub fn handle_stream_at<Init, In, Out, E, F, Fut>(
+        mut self,
+        def: &Streaming<Init, In, Out, E>,
+        subroute: impl Into<Bytes>,
+        in_capacity: u32,
+        function: F,
+    ) -> Self
+    where
+        Init: DeserializeOwned + Send + 'static,
+        In: DeserializeOwned + Send + 'static,
+        Out: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: Fn(Ctx, Init, TypedReceiver<In>, TypedSender<Out>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let id = def.id();
+        let boxed: StreamFn = Arc::new(
+            move |ctx, payload: Bytes, rx, tx| -> BoxFuture<'static, _> {
+                let init = typed::decode_request::<Init>(&payload, "initial payload", id);
+                let work = init.map(|init| {
+                    function(
+                        ctx,
+                        init,
+                        TypedReceiver::new(rx, id),
+                        TypedSender::new(tx, id),
+                    )
+                });
+                Box::pin(async move {
+                    work?
+                        .await
+                        .map_err(|error| Error::Remote(typed::handler_error(&error).0))
+                })
+            },
+        );
+        let entry = StreamEntry {
+            handler: boxed,
+            in_capacity,
+        };
+        if let Err(duplicate) = self.registry.add_stream(id, subroute.into(), entry) {
             self.duplicate.get_or_insert(duplicate);
         }
         self
@@ -727,9 +844,7 @@ impl<R: Runtime> ManagerHost<R> {
                             Err(error @ Error::TooLarge { .. }) => inner.proto.fail(id, error),
                             other => other,
                         },
-                        Some(Ok(Err(HandlerError(message)))) => {
-                            inner.proto.fail(id, Error::Remote(message))
-                        }
+                        Some(Ok(Err(error))) => inner.proto.fail(id, error),
                         Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
                         // Cancelled: answering frees the call's slot and sends nothing.
                         None => inner.proto.respond(id, Bytes::new()),
@@ -797,9 +912,7 @@ impl<R: Runtime> ManagerHost<R> {
                     inner.incoming.remove(&id);
                     let result = match outcome {
                         Some(Ok(Ok(()))) => inner.proto.finish(id),
-                        Some(Ok(Err(HandlerError(message)))) => {
-                            inner.proto.fail(id, Error::Remote(message))
-                        }
+                        Some(Ok(Err(error))) => inner.proto.fail(id, error),
                         Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
                         None => inner.proto.finish(id),
                     };

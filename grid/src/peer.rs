@@ -13,6 +13,9 @@ use crate::call::Request;
 use crate::handler::HandlerId;
 use crate::shared::Shared;
 use crate::stream::{StreamRequest, DEFAULT_STREAM_CAPACITY};
+use crate::typed::{Single, Streaming, TypedRequest, TypedStreamRequest};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// The manager's record of one peer.
 pub(crate) struct PeerSlot {
@@ -77,10 +80,18 @@ impl PeerSlot {
     /// Registers `waker` to be woken at the next install; `true` if connected now.
     pub(crate) fn poll_connected(&self, waker: &Waker) -> bool {
         let mut current = self.lock();
-        if current.shared.is_some() {
+        // A connection that closed but whose driver has not uninstalled it yet
+        // does not count.
+        if current
+            .shared
+            .as_ref()
+            .is_some_and(|shared| shared.lock().closed.is_none())
+        {
             return true;
         }
-        current.waiters.push(waker.clone());
+        if !current.waiters.iter().any(|w| w.will_wake(waker)) {
+            current.waiters.push(waker.clone());
+        }
         false
     }
 }
@@ -141,6 +152,24 @@ impl Connection {
             timeout: None,
             in_capacity: DEFAULT_STREAM_CAPACITY,
         }
+    }
+
+    /// A typed single request (see [`crate::typed`]); `.await` it.
+    pub fn call<Req: Serialize, Resp, E>(
+        &self,
+        def: &Single<Req, Resp, E>,
+        request: &Req,
+    ) -> TypedRequest<Resp, E> {
+        TypedRequest::new(self.request(def.id(), Bytes::new()), def, request)
+    }
+
+    /// A typed stream (see [`crate::typed`]); `.open().await` it.
+    pub fn typed_stream<Init: Serialize, In: Serialize, Out: DeserializeOwned, E>(
+        &self,
+        def: &Streaming<Init, In, Out, E>,
+        init: &Init,
+    ) -> TypedStreamRequest<In, Out> {
+        TypedStreamRequest::new(self.stream(def.id(), Bytes::new()), def, init)
     }
 
     /// Counters of the current connection and of the peer's history.

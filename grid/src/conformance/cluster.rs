@@ -94,7 +94,7 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         probe.clone(),
         probe.clone(),
     );
-    builder
+    let builder = builder
         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
         .single(FAIL, |_ctx: Ctx, request: Bytes| async move {
             Err(HandlerError::from(format!(
@@ -198,7 +198,8 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
                     .map_err(to_handler_error)?;
                 Err(HandlerError::from("stream failed"))
             },
-        )
+        );
+    crate::conformance::typed_suite::register(builder, probe)
 }
 
 fn subroute_reply(ctx: &Ctx, request: &[u8]) -> Bytes {

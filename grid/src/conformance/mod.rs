@@ -9,6 +9,7 @@ mod cluster;
 mod probe;
 mod proxy;
 pub mod suite;
+pub mod typed_suite;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -85,6 +86,22 @@ macro_rules! conformance_tests {
             #[test]
             fn $name() {
                 $crate::conformance::run::<$runtime, _, _>($crate::conformance::suite::$name::<$runtime>);
+            }
+        )*
+        $crate::conformance_tests!(@typed $runtime;
+            typed_echo_with_nested_types,
+            typed_error_is_decoded,
+            typed_stream_round_trip,
+            typed_stream_on_a_subroute,
+            version_skew_still_decodes,
+            undecodable_payloads_are_clear_errors,
+        );
+    };
+    (@typed $runtime:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::run::<$runtime, _, _>($crate::conformance::typed_suite::$name::<$runtime>);
             }
         )*
     };
