@@ -2,15 +2,31 @@
 
 use bytes::{Bytes, BytesMut};
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::frame::{Header, Op};
 
-/// A message whose fragments are still arriving.
+/// A message whose fragments are still arriving. Fragments are kept as they
+/// came and joined once, into an exactly sized buffer, when the last arrives.
 #[derive(Debug)]
 struct Partial {
     op: Op,
     arg: u32,
-    buf: BytesMut,
+    fragments: SmallVec<[Bytes; 4]>,
+    len: usize,
+}
+
+impl Partial {
+    fn join(self) -> Bytes {
+        if self.fragments.len() == 1 {
+            return self.fragments.into_iter().next().unwrap_or_default();
+        }
+        let mut joined = BytesMut::with_capacity(self.len);
+        for fragment in &self.fragments {
+            joined.extend_from_slice(fragment);
+        }
+        joined.freeze()
+    }
 }
 
 /// What a fragment did.
@@ -84,9 +100,10 @@ impl Assembler {
         let partial = self.partials.entry(header.mux).or_insert_with(|| Partial {
             op: header.op,
             arg: header.arg,
-            buf: BytesMut::new(),
+            fragments: SmallVec::new(),
+            len: 0,
         });
-        let size = partial.buf.len().saturating_add(payload.len());
+        let size = partial.len.saturating_add(payload.len());
         if size > max_message {
             self.discard(header.mux);
             return Err(AssemblyError::TooLarge {
@@ -94,16 +111,17 @@ impl Assembler {
                 max: max_message,
             });
         }
-        partial.buf.extend_from_slice(&payload);
+        partial.len = size;
         self.bytes += payload.len();
+        partial.fragments.push(payload);
         if header.more() {
             return Ok(Assembled::Pending);
         }
         let Some(done) = self.partials.remove(&header.mux) else {
             return Ok(Assembled::Pending);
         };
-        self.bytes -= done.buf.len();
-        Ok(Assembled::Complete(done.op, done.arg, done.buf.freeze()))
+        self.bytes -= done.len;
+        Ok(Assembled::Complete(done.op, done.arg, done.join()))
     }
 
     /// Whether no message is partly received.
@@ -117,7 +135,7 @@ impl Assembler {
             return;
         }
         if let Some(partial) = self.partials.remove(&mux) {
-            self.bytes -= partial.buf.len();
+            self.bytes -= partial.len;
         }
     }
 

@@ -47,6 +47,7 @@ impl FrameDecoder {
     }
 
     /// The next complete frame, `Ok(None)` if more input is needed.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<(Header, Bytes)>, FrameError> {
         let header = match self.pending {
             Some(header) => header,

@@ -18,6 +18,9 @@ const COALESCE_TARGET: usize = 64 * 1024;
 /// application's buffer instead of being copied into the transmit buffer.
 const ZERO_COPY_MIN: usize = 4096;
 
+/// The transmit buffer is topped up once less than this much room is left.
+const RESERVE_BELOW: usize = 4096;
+
 const NO_NODE: usize = usize::MAX;
 
 /// A message waiting to be sent: `prefix` then `body` form its payload.
@@ -157,6 +160,14 @@ impl SendQueue {
         self.pending_opens
     }
 
+    /// Drops everything queued except a payload whose header was already
+    /// handed out: without it the byte stream would lose its framing.
+    pub(crate) fn abandon(&mut self) {
+        let deferred = self.deferred.take();
+        *self = SendQueue::new();
+        self.deferred = deferred;
+    }
+
     /// Whether any frame is waiting.
     pub(crate) fn is_empty(&self) -> bool {
         self.out.is_empty() && self.deferred.is_none() && self.lanes.is_empty()
@@ -235,8 +246,10 @@ impl SendQueue {
             return self.deferred.take();
         }
         let buffer = self.out.split().freeze();
-        if self.out.capacity() < COALESCE_TARGET {
-            // Reclaims the old allocation once the driver has dropped what it wrote.
+        if self.out.capacity() < RESERVE_BELOW {
+            // By now the driver has usually written and dropped the buffers
+            // handed out before, so this reclaims their allocation instead of
+            // making a new one. Reserving while `buffer` is still held would not.
             self.out.reserve(COALESCE_TARGET);
         }
         Some(buffer)

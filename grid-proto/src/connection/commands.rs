@@ -356,17 +356,23 @@ impl Connection {
     pub fn cancel(&mut self, id: CallId) -> Result<(), Error> {
         let mux = id.0;
         let notify = if self.owns(mux) {
-            self.remove_outgoing(mux).ok_or(Error::UnknownCall)?;
-            true
+            self.outgoing.contains_key(&mux)
         } else {
-            !self
-                .remove_incoming(mux)
-                .ok_or(Error::UnknownCall)?
-                .cancelled
+            !self.incoming.get(&mux).ok_or(Error::UnknownCall)?.cancelled
         };
+        if self.owns(mux) && !notify {
+            return Err(Error::UnknownCall);
+        }
         self.send.remove_mux(mux);
-        if notify && !self.is_closed() {
+        if notify {
+            // Queued before the call is removed: removing the last call of a
+            // drain closes the connection, and the `Cancel` must precede the `Close`.
             self.send.control(Op::Cancel, mux, 0, &[]);
+        }
+        if self.owns(mux) {
+            self.remove_outgoing(mux);
+        } else {
+            self.remove_incoming(mux);
         }
         Ok(())
     }

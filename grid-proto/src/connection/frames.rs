@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use super::{Connection, ConnectionState};
 use crate::assembly::{Assembled, AssemblyError};
@@ -11,7 +11,6 @@ use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event, IncomingCall};
 use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
 use crate::handshake::{self, PROOF_LEN};
-use crate::send_queue::SendQueue;
 
 /// Fields in front of the body of `Request` and `StreamOpen` messages.
 struct OpenPrefix {
@@ -21,7 +20,7 @@ struct OpenPrefix {
     body: Bytes,
 }
 
-fn parse_open(op: Op, payload: &Bytes) -> Option<OpenPrefix> {
+fn parse_open(op: Op, mut payload: Bytes) -> Option<OpenPrefix> {
     let handler = u16::from_le_bytes([*payload.first()?, *payload.get(1)?]);
     let subroute_len = usize::from(*payload.get(2)?);
     let subroute_end = 3 + subroute_len;
@@ -34,11 +33,19 @@ fn parse_open(op: Op, payload: &Bytes) -> Option<OpenPrefix> {
     if payload.len() < body_start {
         return None;
     }
+    // Copying the short subroute and advancing the payload keeps a request free
+    // of the shared-buffer bookkeeping that slicing would set up.
+    let subroute = if subroute_len == 0 {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(&payload[3..subroute_end])
+    };
+    payload.advance(body_start);
     Some(OpenPrefix {
         handler,
-        subroute: payload.slice(3..subroute_end),
+        subroute,
         window,
-        body: payload.slice(body_start..),
+        body: payload,
     })
 }
 
@@ -69,7 +76,7 @@ impl Connection {
             // The peer gave up on the handshake (e.g. its timeout fired) after
             // this side had completed it: keep its reason.
             Op::Reject => {
-                self.send = SendQueue::new();
+                self.send.abandon();
                 self.shut(CloseReason::Rejected(
                     String::from_utf8_lossy(&payload).into_owned(),
                 ));
@@ -95,7 +102,7 @@ impl Connection {
                 }
             }
             Op::Close => {
-                self.send = SendQueue::new();
+                self.send.abandon();
                 self.shut(CloseReason::Peer(
                     String::from_utf8_lossy(&payload).into_owned(),
                 ));
@@ -138,7 +145,7 @@ impl Connection {
             }
             Op::Reject | Op::Close => {
                 let text = String::from_utf8_lossy(&payload).into_owned();
-                self.send = SendQueue::new();
+                self.send.abandon();
                 self.shut(if header.op == Op::Reject {
                     CloseReason::Rejected(text)
                 } else {
@@ -347,6 +354,7 @@ impl Connection {
             (Op::Cancel, _) => {
                 call.cancelled = true;
                 self.send.remove_mux(mux);
+                self.assembler.discard(mux);
                 self.events.push_back(Event::Cancelled {
                     id: CallId(mux),
                     reason: Error::Cancelled,
@@ -386,6 +394,7 @@ impl Connection {
         if let Err(reason) = outcome {
             call.cancelled = true;
             self.send.remove_mux(mux);
+            self.assembler.discard(mux);
             let (code, message) = reason.to_wire();
             self.send.control(Op::Error, mux, code as u32, &message);
             self.events.push_back(Event::Cancelled {
@@ -414,7 +423,7 @@ impl Connection {
             }
             None => {}
         }
-        let Some(open) = parse_open(op, &payload) else {
+        let Some(open) = parse_open(op, payload) else {
             self.close_with(CloseReason::Protocol(format!(
                 "malformed {op:?} on mux {mux:#x}"
             )));

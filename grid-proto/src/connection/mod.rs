@@ -311,6 +311,7 @@ impl Connection {
                 if call.deadline == deadline && !call.cancelled {
                     call.cancelled = true;
                     self.send.remove_mux(mux);
+                    self.assembler.discard(mux);
                     if call.clamped {
                         let (code, message) = Error::DeadlineExceeded.to_wire();
                         self.send.control(Op::Error, mux, code as u32, &message);
@@ -445,7 +446,7 @@ impl Connection {
             self.shut(reason);
             return;
         }
-        self.send = SendQueue::new();
+        self.send.abandon();
         self.send.control(frame.0, 0, frame.1, text.as_bytes());
         self.shut(reason);
     }
