@@ -62,6 +62,8 @@
 mod call;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "demo")]
+pub mod demo;
 mod driver;
 mod handler;
 mod manager;
