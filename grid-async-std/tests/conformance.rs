@@ -25,7 +25,10 @@ impl grid::Runtime for AsyncStdTest {
         AsyncStd.connect(addr)
     }
 
-    fn bind(&self, addr: &str) -> grid::BoxFuture<'static, std::io::Result<Box<dyn grid::Listener>>> {
+    fn bind(
+        &self,
+        addr: &str,
+    ) -> grid::BoxFuture<'static, std::io::Result<Box<dyn grid::Listener>>> {
         AsyncStd.bind(addr)
     }
 }

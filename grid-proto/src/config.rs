@@ -64,8 +64,9 @@ pub struct Limits {
     /// Stops a peer that sends but never reads from growing this side's memory.
     /// Exceeding it closes the connection.
     pub max_control_backlog: usize,
-    /// Burst of cheap frames accepted: pings, cancels, zero credits, empty
-    /// messages and frames for calls that no longer exist. Default 20 000.
+    /// Burst of cheap frames accepted: pings, pongs that answer no recent
+    /// ping, repeated goaways, zero credits, empty messages and empty
+    /// fragments, and refused calls. Default 20 000.
     ///
     /// Such frames cost the sender nothing and this side work; a peer that sends
     /// them faster than `cheap_frames_per_second` beyond this burst is closed.

@@ -119,7 +119,9 @@ impl Error {
             Some(ErrorCode::Protocol) => {
                 Error::Protocol(String::from_utf8_lossy(&message).into_owned())
             }
-            Some(ErrorCode::Decode) => Error::Decode(String::from_utf8_lossy(&message).into_owned()),
+            Some(ErrorCode::Decode) => {
+                Error::Decode(String::from_utf8_lossy(&message).into_owned())
+            }
             Some(ErrorCode::Internal) | None => Error::Remote(message),
         }
     }

@@ -99,7 +99,7 @@ impl Future for RequestFuture {
                             Poll::Ready(Ok(id))
                         }
                         Err(Error::SendBufferFull) => {
-                            inner.writable_waiters.push(cx.waker().clone());
+                            inner.wait_writable(cx.waker());
                             Poll::Pending
                         }
                         Err(error) => Poll::Ready(Err(error)),

@@ -37,9 +37,9 @@ pub(crate) enum Exit {
     Closed(CloseReason),
 }
 
-/// Work the driver found for its owner: calls to start and drain notices.
+/// Work the driver found for its owner: incoming calls to start.
 pub(crate) trait Host: Send + Sync {
-    /// Starts handlers for incoming calls and reacts to the peer draining.
+    /// Starts handlers for incoming calls.
     fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: Dispatched);
 }
 
@@ -118,10 +118,7 @@ impl Driver {
                 self.closed = Some(reason.clone());
             }
             let connected = dispatched.connected.take();
-            if !dispatched.requests.is_empty()
-                || !dispatched.streams.is_empty()
-                || dispatched.peer_draining
-            {
+            if !dispatched.requests.is_empty() || !dispatched.streams.is_empty() {
                 host.on_dispatched(&self.shared, dispatched);
             }
             match self.poll_write(cx) {

@@ -77,7 +77,7 @@ pub use bytes::Bytes;
 pub use call::{Request, RequestFuture};
 pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Stats, Timeouts};
 pub use handler::{Ctx, DuplicateHandler, HandlerError, HandlerId};
-pub use manager::{Connector, Manager, ManagerBuilder, StartError, UnknownPeer};
+pub use manager::{Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError};
 pub use peer::{Connection, ConnectionState, ConnectionStats, DEFAULT_CONNECT_WAIT};
 pub use runtime::{BoxFuture, BoxIo, Io, Listener, Runtime, Timer};
 pub use stream::{Stream, StreamReceiver, StreamRequest, StreamSender, DEFAULT_STREAM_CAPACITY};

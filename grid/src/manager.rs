@@ -13,7 +13,7 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::{select, Either};
+use futures_util::future::{join_all, select, Either};
 use futures_util::FutureExt;
 use grid_proto::{
     dials, Backoff, BackoffConfig, Config, Connection as Proto, Error, IncomingCall, Limits, Role,
@@ -55,6 +55,22 @@ pub enum StartError {
         addr: String,
         /// The failure.
         source: io::Error,
+    },
+}
+
+/// Why waiting for a connection ended without one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// The name is not a peer of this node.
+    #[error(transparent)]
+    UnknownPeer(#[from] UnknownPeer),
+    /// The peer did not connect in time.
+    #[error("{peer:?} did not connect within {waited:?}")]
+    Timeout {
+        /// The peer.
+        peer: String,
+        /// How long this side waited.
+        waited: Duration,
     },
 }
 
@@ -550,12 +566,12 @@ impl<R: Runtime> Manager<R> {
     }
 
     /// Waits until `peer` is connected, at most `timeout`.
-    pub async fn wait_connected(&self, peer: &str, timeout: Duration) -> Result<(), Error> {
+    pub async fn wait_connected(&self, peer: &str, timeout: Duration) -> Result<(), WaitError> {
         let slot = self
             .inner
             .peers
             .get(peer)
-            .ok_or(Error::UnknownCall)?
+            .ok_or_else(|| WaitError::UnknownPeer(UnknownPeer(peer.to_string())))?
             .clone();
         let connected = std::future::poll_fn(|cx| {
             if slot.poll_connected(cx.waker()) {
@@ -567,12 +583,15 @@ impl<R: Runtime> Manager<R> {
         let deadline = sleep_until(&self.inner.runtime, Instant::now() + timeout);
         match select(pin!(connected), pin!(deadline)).await {
             Either::Left(_) => Ok(()),
-            Either::Right(_) => Err(Error::Disconnected),
+            Either::Right(_) => Err(WaitError::Timeout {
+                peer: peer.to_string(),
+                waited: timeout,
+            }),
         }
     }
 
     /// Waits until every peer is connected, at most `timeout` in total.
-    pub async fn wait_all_connected(&self, timeout: Duration) -> Result<(), Error> {
+    pub async fn wait_all_connected(&self, timeout: Duration) -> Result<(), WaitError> {
         let deadline = Instant::now() + timeout;
         for peer in self.peers() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -613,15 +632,14 @@ impl<R: Runtime> Manager<R> {
         for shared in &live {
             shared.command(|inner, now| inner.proto.begin_drain(now, drain_timeout));
         }
-        let deadline = now + drain_timeout + Duration::from_millis(100);
-        while Instant::now() < deadline && live.iter().any(|shared| shared.lock().closed.is_none())
-        {
-            sleep_until(
-                &self.inner.runtime,
-                Instant::now() + Duration::from_millis(5),
-            )
-            .await;
-        }
+        // Each connection closes by itself once its calls are done (or its
+        // drain deadline passes); a little grace covers the final round trip.
+        let all_closed = join_all(live.iter().map(|shared| shared.closed()));
+        let limit = sleep_until(
+            &self.inner.runtime,
+            now + drain_timeout + Duration::from_millis(100),
+        );
+        let _ = select(pin!(all_closed), pin!(limit)).await;
         for shared in &live {
             shared.command(|inner, _| inner.proto.close("node shut down"));
         }

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     driver_waker: Option<Waker>,
     /// Tasks waiting for room in the send buffer.
     pub(crate) writable_waiters: Vec<Waker>,
+    /// Tasks waiting for the connection to close.
+    closed_waiters: Vec<Waker>,
     pub(crate) peer: Option<PeerInfo>,
     pub(crate) closed: Option<CloseReason>,
 }
@@ -80,7 +82,6 @@ pub(crate) struct Dispatched {
     pub(crate) connected: Option<PeerInfo>,
     pub(crate) requests: Vec<IncomingCall>,
     pub(crate) streams: Vec<IncomingCall>,
-    pub(crate) peer_draining: bool,
     pub(crate) closed: Option<CloseReason>,
 }
 
@@ -89,6 +90,13 @@ impl Inner {
     pub(crate) fn wake_driver(&mut self) {
         if let Some(waker) = self.driver_waker.take() {
             waker.wake();
+        }
+    }
+
+    /// Registers `waker` for when the send buffer has room again.
+    pub(crate) fn wait_writable(&mut self, waker: &Waker) {
+        if !self.writable_waiters.iter().any(|w| w.will_wake(waker)) {
+            self.writable_waiters.push(waker.clone());
         }
     }
 
@@ -159,11 +167,16 @@ impl Inner {
                         waker.wake();
                     }
                 }
-                Event::PeerDraining => out.peer_draining = true,
+                // Visible in the stats; new calls fail with `Draining` in the protocol.
+                Event::PeerDraining => {}
                 Event::Closed(reason) => {
                     self.closed = Some(reason.clone());
                     out.closed = Some(reason);
-                    for waker in self.writable_waiters.drain(..) {
+                    for waker in self
+                        .writable_waiters
+                        .drain(..)
+                        .chain(self.closed_waiters.drain(..))
+                    {
                         waker.wake();
                     }
                 }
@@ -214,6 +227,7 @@ impl Shared {
                 incoming: FxHashMap::default(),
                 driver_waker: None,
                 writable_waiters: Vec::new(),
+                closed_waiters: Vec::new(),
                 peer: None,
                 closed: None,
             }),
@@ -226,6 +240,21 @@ impl Shared {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Resolves once the connection has closed.
+    pub(crate) async fn closed(&self) {
+        std::future::poll_fn(|cx| {
+            let mut inner = self.lock();
+            if inner.closed.is_some() {
+                return std::task::Poll::Ready(());
+            }
+            if !inner.closed_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                inner.closed_waiters.push(cx.waker().clone());
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 
     /// Runs `command` on the protocol and wakes the driver if it produced output.

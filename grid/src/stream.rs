@@ -75,7 +75,7 @@ impl StreamRequest {
                         Poll::Ready(Ok(id))
                     }
                     Err(Error::SendBufferFull) => {
-                        inner.writable_waiters.push(cx.waker().clone());
+                        inner.wait_writable(cx.waker());
                         Poll::Pending
                     }
                     Err(error) => Poll::Ready(Err(error)),
@@ -164,15 +164,20 @@ impl StreamSender {
         if self.finished {
             return Poll::Ready(Err(Error::UnknownCall));
         }
-        if inner.proto.can_send(self.id) {
-            return Poll::Ready(Ok(()));
+        match inner.proto.poll_send_ready(self.id) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(Error::NoCredit) => {
+                if let Some(slot) = inner.streams.get_mut(&self.id) {
+                    slot.send_waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Err(Error::SendBufferFull) => {
+                inner.wait_writable(cx.waker());
+                Poll::Pending
+            }
+            Err(error) => Poll::Ready(Err(error)),
         }
-        if let Some(slot) = inner.streams.get_mut(&self.id) {
-            slot.send_waker = Some(cx.waker().clone());
-        }
-        // Also wake when the connection's send buffer drains.
-        inner.writable_waiters.push(cx.waker().clone());
-        Poll::Pending
     }
 
     fn start_send_inner(&mut self, message: Bytes) -> Result<(), Error> {

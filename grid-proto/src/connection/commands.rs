@@ -248,6 +248,33 @@ impl Connection {
             && self.send.buffered() < self.config.limits.send_buffer_size
     }
 
+    /// Whether a stream message can be sent now, and if not, what to wait for:
+    /// `NoCredit` ([`crate::Event::StreamWritable`] follows when the peer grants
+    /// more) or `SendBufferFull` ([`crate::Event::Writable`] follows when the
+    /// buffer drains). Any other error is final for the stream.
+    pub fn poll_send_ready(&mut self, id: CallId) -> Result<(), Error> {
+        let mux = id.0;
+        let stream = if self.owns(mux) {
+            self.outgoing
+                .get(&mux)
+                .and_then(|call| call.stream.as_ref())
+        } else {
+            match self.incoming.get(&mux) {
+                Some(call) if call.cancelled => return Err(Error::Cancelled),
+                Some(call) => call.stream.as_ref(),
+                None => None,
+            }
+        };
+        let stream = stream.ok_or(Error::UnknownCall)?;
+        if stream.sent_fin {
+            return Err(Error::UnknownCall);
+        }
+        if stream.send_credit == 0 {
+            return Err(Error::NoCredit);
+        }
+        self.check_send_buffer()
+    }
+
     /// The application took a received stream message of `len` bytes; the peer
     /// gets its credit back. Harmless for a call that has ended.
     pub fn consume(&mut self, id: CallId, len: usize) {

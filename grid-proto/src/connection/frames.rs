@@ -202,7 +202,7 @@ impl Connection {
         }
         let limits = &self.config.limits;
         let text = format!(
-            "more than {} cheap frames (pings, cancels, empty or stray messages) at over {}/s",
+            "more than {} cheap frames (pings, empty messages, zero credits, refused calls) at over {}/s",
             limits.cheap_frame_burst, limits.cheap_frames_per_second
         );
         self.close_with(CloseReason::LimitExceeded(text));

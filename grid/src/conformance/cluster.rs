@@ -39,6 +39,9 @@ pub mod handlers {
     pub const STREAM_PRODUCE: u16 = 13;
     /// Stream: sends one message, then fails with `"stream failed"`.
     pub const STREAM_FAIL: u16 = 14;
+    /// Stream with input capacity 1024: reads everything, then answers with
+    /// the number of bytes it read.
+    pub const STREAM_SINK: u16 = 15;
 }
 
 /// Timeouts short enough for tests: a dead peer is noticed in under a second.
@@ -198,6 +201,19 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
                     .map_err(to_handler_error)?;
                 Err(HandlerError::from("stream failed"))
             },
+        )
+        .stream(
+            STREAM_SINK,
+            1024,
+            |_ctx: Ctx, _init: Bytes, mut rx: StreamReceiver, mut tx: StreamSender| async move {
+                let mut total = 0usize;
+                while let Some(message) = rx.recv().await {
+                    total += message.map_err(to_handler_error)?.len();
+                }
+                tx.send(Bytes::from(total.to_string()))
+                    .await
+                    .map_err(to_handler_error)
+            },
         );
     crate::conformance::typed_suite::register(builder, probe)
 }
@@ -214,6 +230,8 @@ fn subroute_reply(ctx: &Ctx, request: &[u8]) -> Bytes {
 pub struct ClusterOptions {
     /// Put a [`FaultProxy`] on the connection between node 0 and node 1.
     pub proxy_between_0_and_1: bool,
+    /// Limits of every node, instead of the defaults.
+    pub limits: Option<grid_proto::Limits>,
 }
 
 /// A cluster of nodes on loopback. Node names are their `127.0.0.1:port`
@@ -227,6 +245,7 @@ pub struct Cluster<R: Runtime> {
     pub probe: Arc<Probe>,
     /// The proxy between node 0 and node 1, if requested.
     pub proxy: Option<FaultProxy>,
+    options: ClusterOptions,
 }
 
 impl<R: Runtime> Cluster<R> {
@@ -262,6 +281,7 @@ impl<R: Runtime> Cluster<R> {
             nodes: Vec::new(),
             probe: Arc::new(Probe::default()),
             proxy,
+            options,
         };
         for (index, listener) in listeners.into_iter().enumerate() {
             let node = cluster
@@ -282,6 +302,9 @@ impl<R: Runtime> Cluster<R> {
             .secret("conformance secret")
             .timeouts(test_timeouts())
             .backoff(test_backoff());
+        if let Some(limits) = &self.options.limits {
+            builder = builder.limits(limits.clone());
+        }
         if let Some(proxy) = &self.proxy {
             let dialer = if dials(&self.names[0], &self.names[1]) {
                 0

@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             graceful_shutdown_drains,
             five_node_mesh,
             strangers_and_wrong_side_dialers_are_refused,
+            full_send_buffer_wakes_stream_senders,
         );
     };
     (@tests $runtime:ty; $($name:ident),* $(,)?) => {

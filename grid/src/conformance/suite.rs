@@ -332,6 +332,7 @@ pub async fn blocked_streams_survive_keepalives<R: TestRuntime>(rt: R) {
 pub async fn stalled_peer_is_detected_dead<R: TestRuntime>(rt: R) {
     let options = ClusterOptions {
         proxy_between_0_and_1: true,
+        ..ClusterOptions::default()
     };
     let cluster = Cluster::start_with(&rt, 2, options).await;
     let proxy = cluster.proxy.clone().unwrap();
@@ -360,6 +361,7 @@ pub async fn stalled_peer_is_detected_dead<R: TestRuntime>(rt: R) {
 pub async fn cut_connection_fails_calls_and_reconnects<R: TestRuntime>(rt: R) {
     let options = ClusterOptions {
         proxy_between_0_and_1: true,
+        ..ClusterOptions::default()
     };
     let cluster = Cluster::start_with(&rt, 2, options).await;
     let proxy = cluster.proxy.clone().unwrap();
@@ -565,5 +567,38 @@ pub async fn strangers_and_wrong_side_dialers_are_refused<R: TestRuntime>(rt: R)
         "fine"
     );
     assert_eq!(cluster.conn(0, 1).stats().reconnects, 0);
+    cluster.shutdown().await;
+}
+
+/// A stream sender with credit left but a full send buffer waits for the
+/// buffer to drain, and is woken when it does.
+pub async fn full_send_buffer_wakes_stream_senders<R: TestRuntime>(rt: R) {
+    let options = ClusterOptions {
+        limits: Some(grid_proto::Limits {
+            send_buffer_size: 64 * 1024,
+            ..grid_proto::Limits::default()
+        }),
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(&rt, 2, options).await;
+    let stream = cluster
+        .conn(0, 1)
+        .stream(STREAM_SINK, "")
+        .open()
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = stream.split();
+    let message = Bytes::from(vec![5u8; 16 * 1024]);
+    for _ in 0..200 {
+        tx.send(message.clone()).await.unwrap();
+    }
+    tx.finish().unwrap();
+    assert_eq!(
+        rx.recv().await,
+        Some(Ok(Bytes::from((200 * 16 * 1024).to_string())))
+    );
+    assert_eq!(rx.recv().await, None);
+    drop((tx, rx));
+    cluster.assert_no_calls_left(WAIT).await;
     cluster.shutdown().await;
 }
