@@ -121,7 +121,9 @@ impl Connection {
             return Err(Error::DeadlineExceeded);
         }
         let relative = relative.min(self.config.timeouts.max_deadline);
-        let millis = u32::try_from(relative.as_millis()).unwrap_or(u32::MAX);
+        // Rounded up, so the responder's deadline (counted from the arrival)
+        // never passes before the opener's.
+        let millis = u32::try_from(relative.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
         let deadline = now + relative;
         let mux = self.allocate_mux();
         let (op, stream) = match window {
