@@ -40,7 +40,8 @@ pub(crate) enum Exit {
 /// Work the driver found for its owner: incoming calls to start.
 pub(crate) trait Host: Send + Sync {
     /// Starts handlers for incoming calls.
-    fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: Dispatched);
+    /// Takes the calls out of `dispatched`, leaving its buffers for reuse.
+    fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: &mut Dispatched);
 }
 
 /// Drives one connection.
@@ -51,6 +52,8 @@ pub(crate) struct Driver {
     read_buf: Box<[u8]>,
     writes: VecDeque<Bytes>,
     queued: usize,
+    /// Reused between rounds so dispatching allocates nothing in steady state.
+    dispatched: Dispatched,
     connected_reported: bool,
     closed: Option<CloseReason>,
     io_closed: bool,
@@ -65,6 +68,7 @@ impl Driver {
             read_buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
             writes: VecDeque::new(),
             queued: 0,
+            dispatched: Dispatched::default(),
             connected_reported: false,
             closed: None,
             io_closed: false,
@@ -75,7 +79,7 @@ impl Driver {
     pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>, host: &dyn Host) -> Poll<Exit> {
         for _ in 0..ROUNDS_PER_POLL {
             let mut progressed = false;
-            let mut dispatched = Dispatched::default();
+            let dispatched = &mut self.dispatched;
             let mut read_error = None;
             let mut read_bytes = 0;
             if self.closed.is_none() {
@@ -103,7 +107,7 @@ impl Driver {
                 if inner.proto.poll_timeout().is_some_and(|at| at <= now) {
                     inner.proto.handle_timeout(now);
                 }
-                inner.dispatch(&mut dispatched);
+                inner.dispatch(dispatched);
                 while self.queued < WRITE_QUEUE_LIMIT {
                     let Some(bytes) = inner.proto.poll_transmit(now) else {
                         break;
@@ -114,8 +118,8 @@ impl Driver {
                 next_timeout = inner.proto.poll_timeout();
                 inner.set_driver_waker(cx.waker());
             }
-            if let Some(reason) = &dispatched.closed {
-                self.closed = Some(reason.clone());
+            if let Some(reason) = dispatched.closed.take() {
+                self.closed = Some(reason);
             }
             let connected = dispatched.connected.take();
             if !dispatched.requests.is_empty() || !dispatched.streams.is_empty() {
@@ -159,13 +163,13 @@ impl Driver {
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let mut wrote = false;
         while !self.writes.is_empty() && !self.io_closed {
-            let slices: Vec<IoSlice<'_>> = self
-                .writes
-                .iter()
-                .take(MAX_IOVECS)
-                .map(|bytes| IoSlice::new(bytes))
-                .collect();
-            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices) {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, bytes) in slices.iter_mut().zip(&self.writes) {
+                *slot = IoSlice::new(bytes);
+                count += 1;
+            }
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                     self.fail_transport("write failed");
                     return Poll::Ready(wrote);

@@ -804,16 +804,12 @@ struct ManagerHost<R: Runtime> {
 }
 
 impl<R: Runtime> Host for ManagerHost<R> {
-    fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: Dispatched) {
-        let peer: Arc<str> = shared
-            .lock()
-            .peer
-            .as_ref()
-            .map_or_else(|| "".into(), |peer| peer.node_name.as_str().into());
-        for call in dispatched.requests {
+    fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: &mut Dispatched) {
+        let peer = shared.peer_name();
+        for call in dispatched.requests.drain(..) {
             self.start_single(shared, &peer, call);
         }
-        for call in dispatched.streams {
+        for call in dispatched.streams.drain(..) {
             self.start_stream(shared, &peer, call);
         }
     }

@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     /// Tasks waiting for the connection to close.
     closed_waiters: Vec<Waker>,
     pub(crate) peer: Option<PeerInfo>,
+    /// The peer's name, shared by the contexts of its calls.
+    peer_name: Arc<str>,
     pub(crate) closed: Option<CloseReason>,
 }
 
@@ -113,6 +115,7 @@ impl Inner {
         while let Some(event) = self.proto.poll_event() {
             match event {
                 Event::Connected(peer) => {
+                    self.peer_name = peer.node_name.as_str().into();
                     self.peer = Some(peer.clone());
                     out.connected = Some(peer);
                 }
@@ -229,6 +232,7 @@ impl Shared {
                 writable_waiters: Vec::new(),
                 closed_waiters: Vec::new(),
                 peer: None,
+                peer_name: "".into(),
                 closed: None,
             }),
         })
@@ -240,6 +244,11 @@ impl Shared {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The authenticated peer's name (empty before the handshake).
+    pub(crate) fn peer_name(&self) -> Arc<str> {
+        self.lock().peer_name.clone()
     }
 
     /// Resolves once the connection has closed.

@@ -520,7 +520,7 @@ async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason
         fn on_dispatched(
             &self,
             _shared: &std::sync::Arc<Shared>,
-            _dispatched: crate::shared::Dispatched,
+            _dispatched: &mut crate::shared::Dispatched,
         ) {
         }
     }
