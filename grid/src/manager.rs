@@ -404,10 +404,12 @@ impl<R: Runtime> ManagerBuilder<R> {
             local_addr,
             connector,
             shutdown: Signal::default(),
+            listener_closed: Signal::default(),
             connections: Mutex::new(Vec::new()),
         });
-        if let Some(listener) = listener {
-            inner.runtime.spawn(accept_loop(inner.clone(), listener));
+        match listener {
+            Some(listener) => inner.runtime.spawn(accept_loop(inner.clone(), listener)),
+            None => inner.listener_closed.raise(),
         }
         for name in inner.peers.keys() {
             if dials(&inner.name, name) {
@@ -497,6 +499,9 @@ struct ManagerInner<R: Runtime> {
     local_addr: Option<SocketAddr>,
     connector: Connector,
     shutdown: Signal,
+    /// Raised once the accept loop has dropped the listener (at once when the
+    /// node does not listen).
+    listener_closed: Signal,
     /// Every connection alive, for shutdown.
     connections: Mutex<Vec<Weak<Shared>>>,
 }
@@ -643,6 +648,7 @@ impl<R: Runtime> Manager<R> {
         for shared in &live {
             shared.command(|inner, _| inner.proto.close("node shut down"));
         }
+        self.inner.listener_closed.wait().await;
     }
 
     fn live_connections(&self) -> Vec<Arc<Shared>> {
@@ -655,7 +661,16 @@ impl<R: Runtime> Manager<R> {
     }
 }
 
-async fn accept_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, mut listener: Box<dyn Listener>) {
+async fn accept_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, listener: Box<dyn Listener>) {
+    accept_until_shutdown(&inner, listener).await;
+    // The listener is closed now: a node restarted on the same address can bind.
+    inner.listener_closed.raise();
+}
+
+async fn accept_until_shutdown<R: Runtime>(
+    inner: &Arc<ManagerInner<R>>,
+    mut listener: Box<dyn Listener>,
+) {
     loop {
         let accepted = {
             let accept = listener.accept();
