@@ -4,6 +4,16 @@
 //! share: [`counting_alloc`], an allocation-counting global allocator for
 //! allocation budgets, and [`proto`], the in-memory workloads of the sans-IO
 //! core's micro-benchmark (also exercised by this crate's tests).
+//!
+//! With the `compare` feature it also holds `compare`, the end-to-end
+//! comparison of grid against raw TCP, tonic and tarpc on loopback, run by the
+//! `grid-benches` binary:
+//!
+//! ```text
+//! cargo run --release -p grid-benches --features compare -- compare [--quick]
+//! ```
 
+#[cfg(feature = "compare")]
+pub mod compare;
 pub mod counting_alloc;
 pub mod proto;

@@ -1,0 +1,322 @@
+//! grid, written once over its runtime: grid-tokio and grid-async-std.
+//!
+//! Two grid nodes on loopback, each a [`grid::Manager`] with its own
+//! listener; the "client" node calls the "server" node over the one
+//! connection between them (which of the two dials is grid's decision).
+//! Handlers: an echo single request, and a bulk stream whose handler sends
+//! copies of one message (size given by the initial payload) until the
+//! caller goes away.
+
+use std::io;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use grid::{Ctx, HandlerError, Manager, StreamReceiver, StreamSender};
+
+use super::measure::{closed_loop, Meter, Session, Tally};
+use super::topology::{async_std_pair, tokio_pair, Stop, Topology};
+
+/// Handler id of the echo single request.
+pub const ECHO: u16 = 1;
+/// Handler id of the bulk stream (handler to caller).
+pub const BULK: u16 = 2;
+const SECRET: &[u8] = b"grid-benches compare";
+/// How long nodes may take to connect.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+/// A runtime grid runs on here, with what the benchmark needs beyond
+/// [`grid::Runtime`]: adopting a bound listener, and running two sides in a
+/// topology.
+pub trait GridRuntime: grid::Runtime + Default {
+    /// Name in the report.
+    const NAME: &'static str;
+
+    /// Wraps a bound, non-blocking std listener (called on the runtime).
+    fn listener(listener: TcpListener) -> io::Result<Box<dyn grid::Listener>>;
+
+    /// Runs a server side and a client side in `topology` (see
+    /// [`super::topology`]).
+    fn pair<S, SF, C, CF, T>(topology: Topology, server: S, client: C) -> Result<T, String>
+    where
+        S: FnOnce(Stop) -> SF + Send + 'static,
+        SF: std::future::Future<Output = ()> + Send + 'static,
+        C: FnOnce() -> CF + Send + 'static,
+        CF: std::future::Future<Output = Result<T, String>> + Send + 'static,
+        T: Send + 'static;
+}
+
+impl GridRuntime for grid_tokio::Tokio {
+    const NAME: &'static str = "grid-tokio";
+
+    fn listener(listener: TcpListener) -> io::Result<Box<dyn grid::Listener>> {
+        Ok(grid_tokio::Tokio::listener(
+            tokio::net::TcpListener::from_std(listener)?,
+        ))
+    }
+
+    fn pair<S, SF, C, CF, T>(topology: Topology, server: S, client: C) -> Result<T, String>
+    where
+        S: FnOnce(Stop) -> SF + Send + 'static,
+        SF: std::future::Future<Output = ()> + Send + 'static,
+        C: FnOnce() -> CF + Send + 'static,
+        CF: std::future::Future<Output = Result<T, String>> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio_pair(topology, server, client)
+    }
+}
+
+impl GridRuntime for grid_async_std::AsyncStd {
+    const NAME: &'static str = "grid-async-std";
+
+    fn listener(listener: TcpListener) -> io::Result<Box<dyn grid::Listener>> {
+        Ok(grid_async_std::AsyncStd::listener(
+            async_std::net::TcpListener::from(listener),
+        ))
+    }
+
+    fn pair<S, SF, C, CF, T>(topology: Topology, server: S, client: C) -> Result<T, String>
+    where
+        S: FnOnce(Stop) -> SF + Send + 'static,
+        SF: std::future::Future<Output = ()> + Send + 'static,
+        C: FnOnce() -> CF + Send + 'static,
+        CF: std::future::Future<Output = Result<T, String>> + Send + 'static,
+        T: Send + 'static,
+    {
+        async_std_pair(topology, server, client)
+    }
+}
+
+/// Default receive window the caller grants the bulk stream, in messages:
+/// 2 MiB of 64 KiB messages (hyper's default HTTP/2 stream window, which tonic
+/// gets), and at most 4096 of smaller ones. `--stream-window` overrides it.
+pub fn bulk_capacity(size: usize) -> u32 {
+    ((2 * 1024 * 1024 / size.max(1)).clamp(32, 4096)) as u32
+}
+
+/// Binds `count` loopback listeners; the nodes' names are their addresses.
+pub fn bind_nodes(count: usize) -> Result<(Vec<TcpListener>, Vec<String>), String> {
+    let mut listeners = Vec::new();
+    let mut names = Vec::new();
+    for _ in 0..count {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        names.push(
+            listener
+                .local_addr()
+                .map_err(|e| e.to_string())?
+                .to_string(),
+        );
+        listeners.push(listener);
+    }
+    Ok((listeners, names))
+}
+
+/// Starts a node named `name` of the cluster `names`, with the echo and bulk
+/// handlers.
+pub async fn start_node<R: GridRuntime>(
+    name: &str,
+    names: &[String],
+    listener: TcpListener,
+) -> Result<Manager<R>, String> {
+    let listener = R::listener(listener).map_err(|e| format!("listener: {e}"))?;
+    Manager::<R>::builder(name)
+        .peers(names.iter().cloned())
+        .secret(SECRET)
+        .listener(listener)
+        .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+        .stream(BULK, 16, bulk_handler)
+        .start()
+        .await
+        .map_err(|e| format!("node {name}: {e}"))
+}
+
+async fn bulk_handler(
+    _ctx: Ctx,
+    init: Bytes,
+    _input: StreamReceiver,
+    mut output: StreamSender,
+) -> Result<(), HandlerError> {
+    let size = <[u8; 4]>::try_from(&init[..])
+        .map(u32::from_le_bytes)
+        .map_err(|_| HandlerError::from("the initial payload is the message size"))?;
+    let message = Bytes::from(vec![0x5a; size as usize]);
+    // Send until the caller goes away (the send fails, or the handler is dropped).
+    while output.send(message.clone()).await.is_ok() {}
+    Ok(())
+}
+
+/// One echo call; gives the connection back for the next.
+pub async fn echo_call(conn: grid::Connection, payload: Bytes) -> Result<grid::Connection, String> {
+    let reply = conn
+        .request(ECHO, payload.clone())
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    if reply.len() != payload.len() {
+        return Err(format!(
+            "echo of {} bytes came back with {}",
+            payload.len(),
+            reply.len()
+        ));
+    }
+    Ok(conn)
+}
+
+/// Runs the server node until `stop`, then shuts it down.
+async fn server_node<R: GridRuntime>(names: Vec<String>, listener: TcpListener, stop: Stop) {
+    match start_node::<R>(&names[1], &names, listener).await {
+        Ok(node) => {
+            let _ = stop.await;
+            node.shutdown(Duration::ZERO).await;
+        }
+        Err(error) => eprintln!("  server node failed to start: {error}"),
+    }
+}
+
+/// Starts the client node and waits until it is connected to the server node.
+async fn client_node<R: GridRuntime>(
+    names: &[String],
+    listener: TcpListener,
+) -> Result<(Manager<R>, grid::Connection), String> {
+    let node = start_node::<R>(&names[0], names, listener).await?;
+    node.wait_all_connected(CONNECT_WAIT)
+        .await
+        .map_err(|e| format!("nodes did not connect: {e}"))?;
+    let conn = node.connection(&names[1]).map_err(|e| e.to_string())?;
+    Ok((node, conn))
+}
+
+/// Echo: `in_flight` requests of `size` bytes outstanding on one connection.
+pub fn echo<R: GridRuntime>(
+    session: Session,
+    topology: Topology,
+    size: usize,
+    in_flight: usize,
+) -> Result<Tally, String> {
+    let (mut listeners, names) = bind_nodes(2)?;
+    let server_listener = listeners.pop().ok_or("no listener")?;
+    let client_listener = listeners.pop().ok_or("no listener")?;
+    let server_names = names.clone();
+    R::pair(
+        topology,
+        move |stop| server_node::<R>(server_names, server_listener, stop),
+        move || async move {
+            let (node, conn) = client_node::<R>(&names, client_listener).await?;
+            let payload = Bytes::from(vec![0xa5; size]);
+            let window = session.begin();
+            let tally = closed_loop(in_flight, window, conn, |conn| {
+                echo_call(conn, payload.clone())
+            })
+            .await;
+            node.shutdown(Duration::ZERO).await;
+            tally
+        },
+    )
+}
+
+/// Opens the bulk stream of `size`-byte messages and consumes it, counting
+/// messages on `meter`, until the meter stops.
+async fn consume_bulk(
+    conn: &grid::Connection,
+    size: usize,
+    capacity: u32,
+    meter: &Meter,
+) -> Result<(), String> {
+    let mut stream = conn
+        .stream(BULK, Bytes::copy_from_slice(&(size as u32).to_le_bytes()))
+        .in_capacity(capacity)
+        .open()
+        .await
+        .map_err(|e| format!("open: {e}"))?;
+    let mut received = 0u64;
+    while !meter.stopped() {
+        match stream.receiver.recv().await {
+            Some(Ok(message)) if message.len() == size => {
+                received += 1;
+                meter.set(received);
+            }
+            Some(Ok(message)) => {
+                return Err(format!(
+                    "a bulk message of {} bytes, not {size}",
+                    message.len()
+                ))
+            }
+            Some(Err(error)) => return Err(format!("bulk stream: {error}")),
+            None => return Err("the bulk stream ended early".into()),
+        }
+    }
+    Ok(())
+}
+
+/// One-way stream of `size`-byte messages, handler to caller, counted by the
+/// session's meter.
+pub fn stream<R: GridRuntime>(
+    session: Session,
+    topology: Topology,
+    size: usize,
+    capacity: u32,
+) -> Result<(), String> {
+    let (mut listeners, names) = bind_nodes(2)?;
+    let server_listener = listeners.pop().ok_or("no listener")?;
+    let client_listener = listeners.pop().ok_or("no listener")?;
+    let server_names = names.clone();
+    R::pair(
+        topology,
+        move |stop| server_node::<R>(server_names, server_listener, stop),
+        move || async move {
+            let (node, conn) = client_node::<R>(&names, client_listener).await?;
+            let meter = session.meter();
+            session.begin();
+            let outcome = consume_bulk(&conn, size, capacity, &meter).await;
+            node.shutdown(Duration::ZERO).await;
+            outcome
+        },
+    )
+}
+
+/// Size of the bulk messages that load the connection in the head-of-line test.
+pub const HOL_BULK_SIZE: usize = 64 * 1024;
+
+/// Head-of-line: one 32 B echo call at a time (latency measured) while a bulk
+/// stream of 64 KiB messages (consumed by a task of its own, counted by the
+/// meter, receive window `capacity`) saturates the same connection in the
+/// response direction.
+pub fn echo_under_bulk<R: GridRuntime>(
+    session: Session,
+    topology: Topology,
+    capacity: u32,
+) -> Result<Tally, String> {
+    let (mut listeners, names) = bind_nodes(2)?;
+    let server_listener = listeners.pop().ok_or("no listener")?;
+    let client_listener = listeners.pop().ok_or("no listener")?;
+    let server_names = names.clone();
+    R::pair(
+        topology,
+        move |stop| server_node::<R>(server_names, server_listener, stop),
+        move || async move {
+            let (node, conn) = client_node::<R>(&names, client_listener).await?;
+            let meter = session.meter();
+            let (bulk_done, bulk_outcome) = oneshot::channel();
+            R::default().spawn({
+                let conn = conn.clone();
+                let meter = meter.clone();
+                async move {
+                    let outcome = consume_bulk(&conn, HOL_BULK_SIZE, capacity, &meter).await;
+                    let _ = bulk_done.send(outcome);
+                }
+            });
+            // Let the bulk stream get going before the window opens.
+            let payload = Bytes::from(vec![0xa5; 32]);
+            let window = session.begin();
+            let tally = closed_loop(1, window, conn, |conn| echo_call(conn, payload.clone())).await;
+            let bulk = bulk_outcome
+                .await
+                .unwrap_or_else(|_| Err("the bulk task vanished".into()));
+            node.shutdown(Duration::ZERO).await;
+            bulk?;
+            tally
+        },
+    )
+}

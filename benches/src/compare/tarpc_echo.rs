@@ -1,0 +1,117 @@
+//! tarpc: a `#[tarpc::service]` echo over TCP with tarpc's serde transport
+//! (length-delimited frames, bincode). One client (one connection); calls
+//! are pipelined by issuing many of them concurrently on it. Payloads are
+//! [`Bytes`], which bincode writes as one length and a copy. `TCP_NODELAY` on
+//! both ends; otherwise tarpc's defaults (client: 1000 requests in flight at
+//! most; server: each request handled in a tokio task of its own).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use futures::future::select;
+use futures::StreamExt;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::tokio_util::codec::LengthDelimitedCodec;
+use tarpc::{client, context, serde_transport};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::measure::{closed_loop, Session, Tally};
+use super::topology::{tokio_pair, Stop, Topology};
+
+/// The service, in a module of its own: the items tarpc generates carry no
+/// documentation.
+#[allow(missing_docs, unreachable_pub)]
+mod service {
+    use bytes::Bytes;
+
+    #[tarpc::service]
+    pub trait Echo {
+        /// Returns the payload.
+        async fn echo(payload: Bytes) -> Bytes;
+    }
+
+    /// The server: echoes.
+    #[derive(Clone, Copy)]
+    pub struct EchoServer;
+
+    impl Echo for EchoServer {
+        async fn echo(self, _: tarpc::context::Context, payload: Bytes) -> Bytes {
+            payload
+        }
+    }
+}
+
+use service::{Echo, EchoClient, EchoServer};
+
+/// Largest frame either side accepts (tarpc's default is 8 MiB).
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+fn framing() -> tarpc::tokio_util::codec::length_delimited::Builder {
+    let mut builder = LengthDelimitedCodec::builder();
+    builder.max_frame_length(MAX_FRAME);
+    builder
+}
+
+async fn server(listener: std::net::TcpListener, stop: Stop) {
+    let work = async move {
+        let listener = TcpListener::from_std(listener)?;
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let transport = serde_transport::new(framing().new_framed(stream), Bincode::default());
+        BaseChannel::with_defaults(transport)
+            .execute(EchoServer.serve())
+            .for_each(|response| async move {
+                tokio::spawn(response);
+            })
+            .await;
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = select(Box::pin(work), stop).await;
+}
+
+async fn echo_call(client: EchoClient, payload: Bytes) -> Result<EchoClient, String> {
+    let reply = client
+        .echo(context::current(), payload.clone())
+        .await
+        .map_err(|e| format!("echo: {e}"))?;
+    if reply.len() != payload.len() {
+        return Err(format!(
+            "echo of {} bytes came back with {}",
+            payload.len(),
+            reply.len()
+        ));
+    }
+    Ok(client)
+}
+
+/// Echo: `in_flight` calls of `size` bytes outstanding on one client.
+pub fn echo(
+    session: Session,
+    topology: Topology,
+    size: usize,
+    in_flight: usize,
+) -> Result<Tally, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio_pair(
+        topology,
+        move |stop| server(listener, stop),
+        move || async move {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            let transport = serde_transport::new(framing().new_framed(stream), Bincode::default());
+            let client = EchoClient::new(client::Config::default(), transport).spawn();
+            let payload = Bytes::from(vec![0xa5; size]);
+            let client = echo_call(client, payload.clone()).await?;
+            let window = session.begin();
+            closed_loop(in_flight, window, client, |client| {
+                echo_call(client, payload.clone())
+            })
+            .await
+        },
+    )
+}
