@@ -122,11 +122,15 @@ impl Default for Timeouts {
     }
 }
 
-/// Largest frame payload this side sends, in bytes. Default 16 KiB.
+/// Largest frame payload this side sends, in bytes. Default 64 KiB, the
+/// default `max_frame_size`.
 ///
 /// Smaller fragments let small calls overtake bulk transfers sooner; larger
-/// ones cost fewer headers. 16 KiB keeps header overhead under 0.1 %.
-pub const DEFAULT_FRAGMENT_SIZE: u32 = 16 * 1024;
+/// ones let a message up to the fragment size travel whole and be handed to
+/// the receiver without reassembly (a copy per byte). A 64 KiB fragment
+/// occupies a loopback link for about 10 us and a 10 Gbit/s link for about
+/// 50 us, which bounds how long one bulk mux delays a small call.
+pub const DEFAULT_FRAGMENT_SIZE: u32 = 64 * 1024;
 
 /// Everything a connection needs to know before its first byte.
 #[derive(Clone, Debug)]

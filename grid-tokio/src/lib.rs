@@ -47,9 +47,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio_util::compat::TokioAsyncReadCompatExt;
+
+mod tcp;
 
 pub use grid::*;
+
+use crate::tcp::TokioTcp;
 
 /// The tokio runtime for grid: tasks on the current tokio runtime, tokio timers
 /// and tokio TCP.
@@ -83,7 +86,7 @@ impl Listener for TokioListener {
         Box::pin(async move {
             let (stream, addr) = self.0.accept().await?;
             stream.set_nodelay(true)?;
-            Ok((Box::new(stream.compat()) as BoxIo, addr))
+            Ok((Box::new(TokioTcp(stream)) as BoxIo, addr))
         })
     }
 
@@ -102,7 +105,7 @@ impl Tokio {
     /// Wraps a connected tokio TCP stream for [`grid::Manager::accept`].
     pub fn io(stream: tokio::net::TcpStream) -> BoxIo {
         let _ = stream.set_nodelay(true);
-        Box::new(stream.compat())
+        Box::new(TokioTcp(stream))
     }
 }
 

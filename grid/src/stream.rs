@@ -12,7 +12,7 @@ use futures_sink::Sink;
 use grid_proto::{CallId, CallTarget, Error};
 
 use crate::handler::HandlerId;
-use crate::shared::{Shared, StreamSlot};
+use crate::shared::{Inner, Shared, StreamSlot};
 
 /// Default receive window: messages the peer may send before this side consumes.
 pub const DEFAULT_STREAM_CAPACITY: u32 = 16;
@@ -125,8 +125,26 @@ pub struct StreamSender {
 impl StreamSender {
     /// Sends one message, waiting for credit from the peer.
     pub async fn send(&mut self, message: Bytes) -> Result<(), Error> {
-        std::future::poll_fn(|cx| self.poll_ready_inner(cx)).await?;
-        self.start_send_inner(message)
+        let mut message = Some(message);
+        std::future::poll_fn(|cx| self.poll_send(cx, &mut message)).await
+    }
+
+    /// Waits for room and sends under one lock, the common case of a stream
+    /// that has credit costing a single acquisition.
+    fn poll_send(&mut self, cx: &mut Context<'_>, message: &mut Option<Bytes>) -> Poll<Result<(), Error>> {
+        let mut inner = self.shared.lock();
+        let ready = self.poll_ready_locked(cx, &mut inner);
+        if !matches!(ready, Poll::Ready(Ok(()))) {
+            return ready;
+        }
+        let Some(message) = message.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let result = inner.proto.send_message(self.id, message);
+        if inner.proto.wants_write() {
+            inner.wake_driver();
+        }
+        Poll::Ready(result)
     }
 
     /// Ends this side's output after every message sent before. For the
@@ -155,6 +173,10 @@ impl StreamSender {
 
     fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut inner = self.shared.lock();
+        self.poll_ready_locked(cx, &mut inner)
+    }
+
+    fn poll_ready_locked(&self, cx: &mut Context<'_>, inner: &mut Inner) -> Poll<Result<(), Error>> {
         let Some(slot) = inner.streams.get(&self.id) else {
             return Poll::Ready(Err(Error::UnknownCall));
         };
