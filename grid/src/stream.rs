@@ -131,7 +131,11 @@ impl StreamSender {
 
     /// Waits for room and sends under one lock, the common case of a stream
     /// that has credit costing a single acquisition.
-    fn poll_send(&mut self, cx: &mut Context<'_>, message: &mut Option<Bytes>) -> Poll<Result<(), Error>> {
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        message: &mut Option<Bytes>,
+    ) -> Poll<Result<(), Error>> {
         let mut inner = self.shared.lock();
         let ready = self.poll_ready_locked(cx, &mut inner);
         if !matches!(ready, Poll::Ready(Ok(()))) {
@@ -176,7 +180,11 @@ impl StreamSender {
         self.poll_ready_locked(cx, &mut inner)
     }
 
-    fn poll_ready_locked(&self, cx: &mut Context<'_>, inner: &mut Inner) -> Poll<Result<(), Error>> {
+    fn poll_ready_locked(
+        &self,
+        cx: &mut Context<'_>,
+        inner: &mut Inner,
+    ) -> Poll<Result<(), Error>> {
         let Some(slot) = inner.streams.get(&self.id) else {
             return Poll::Ready(Err(Error::UnknownCall));
         };
