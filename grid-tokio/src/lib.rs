@@ -47,7 +47,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-
 mod tcp;
 
 pub use grid::*;
