@@ -1,5 +1,6 @@
 //! What the connection does with each frame it receives.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -11,6 +12,7 @@ use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event, IncomingCall};
 use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
 use crate::handshake::{self, PROOF_LEN};
+use crate::stats::Stats;
 
 /// Fields in front of the body of `Request` and `StreamOpen` messages.
 struct OpenPrefix {
@@ -47,6 +49,39 @@ fn parse_open(op: Op, mut payload: Bytes) -> Option<OpenPrefix> {
         window,
         body: payload,
     })
+}
+
+/// Where a stream frame's effects go, borrowed from the connection next to the
+/// call it belongs to.
+struct Delivery<'a> {
+    events: &'a mut VecDeque<Event>,
+    stats: &'a mut Stats,
+    stream_buffered: &'a mut usize,
+}
+
+impl Delivery<'_> {
+    /// A stream's `Message` or `Credit`, the same whichever side opened it.
+    fn flow(
+        self,
+        stream: &mut StreamState,
+        id: CallId,
+        op: Op,
+        arg: u32,
+        payload: Bytes,
+    ) -> Result<(), Error> {
+        if op == Op::Credit {
+            if stream.on_credit(arg)? {
+                self.events.push_back(Event::StreamWritable { id });
+            }
+            return Ok(());
+        }
+        let len = payload.len();
+        stream.on_message(arg, len)?;
+        *self.stream_buffered += len;
+        self.stats.messages_received += 1;
+        self.events.push_back(Event::Message { id, payload });
+        Ok(())
+    }
 }
 
 impl Connection {
@@ -310,23 +345,14 @@ impl Connection {
                 }
                 Err(error) => Err(error),
             },
-            (Op::Message, Some(stream)) => {
-                let len = payload.len();
-                stream.on_message(arg, len).map(|()| {
-                    self.stream_buffered += len;
-                    self.stats.messages_received += 1;
-                    self.events.push_back(Event::Message {
-                        id: CallId(mux),
-                        payload,
-                    });
-                })
+            (Op::Message | Op::Credit, Some(stream)) => {
+                let delivery = Delivery {
+                    events: &mut self.events,
+                    stats: &mut self.stats,
+                    stream_buffered: &mut self.stream_buffered,
+                };
+                delivery.flow(stream, CallId(mux), op, arg, payload)
             }
-            (Op::Credit, Some(stream)) => stream.on_credit(arg).map(|unblocked| {
-                if unblocked {
-                    self.events
-                        .push_back(Event::StreamWritable { id: CallId(mux) });
-                }
-            }),
             (op, stream) => Err(Error::Protocol(format!(
                 "unexpected {op:?} on a {}",
                 if stream.is_some() {
@@ -361,23 +387,14 @@ impl Connection {
                 });
                 Ok(())
             }
-            (Op::Message, Some(stream)) => {
-                let len = payload.len();
-                stream.on_message(arg, len).map(|()| {
-                    self.stream_buffered += len;
-                    self.stats.messages_received += 1;
-                    self.events.push_back(Event::Message {
-                        id: CallId(mux),
-                        payload,
-                    });
-                })
+            (Op::Message | Op::Credit, Some(stream)) => {
+                let delivery = Delivery {
+                    events: &mut self.events,
+                    stats: &mut self.stats,
+                    stream_buffered: &mut self.stream_buffered,
+                };
+                delivery.flow(stream, CallId(mux), op, arg, payload)
             }
-            (Op::Credit, Some(stream)) => stream.on_credit(arg).map(|unblocked| {
-                if unblocked {
-                    self.events
-                        .push_back(Event::StreamWritable { id: CallId(mux) });
-                }
-            }),
             (Op::Fin, Some(stream)) => stream.on_fin(arg).map(|()| {
                 self.events
                     .push_back(Event::InputFinished { id: CallId(mux) });
