@@ -18,27 +18,29 @@ pub use cluster::{handlers, register, test_backoff, test_timeouts, Cluster, Clus
 pub use probe::Probe;
 pub use proxy::FaultProxy;
 
-use crate::runtime::{sleep_until, Runtime};
+use crate::runtime::{sleep_until, BoxFuture, Runtime};
 
-/// A runtime the conformance suite can run on.
-pub trait TestRuntime: Runtime + Default {
-    /// Runs `future` to completion on a fresh runtime of this kind.
-    fn block_on<F>(future: F)
-    where
-        F: Future<Output = ()> + Send + 'static;
-}
+/// A runtime the conformance suite can run on: any [`Runtime`] with a default
+/// value.
+pub trait TestRuntime: Runtime + Default {}
+
+impl<R: Runtime + Default> TestRuntime for R {}
+
+/// Runs a test's future to completion on a fresh runtime of the kind under test.
+pub type BlockOn = fn(BoxFuture<'static, ()>);
 
 /// Every test must finish within this, or it fails instead of hanging CI.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs one conformance test on `R`, failing it if it exceeds [`TEST_TIMEOUT`].
-pub fn run<R, F, Fut>(test: F)
+/// Runs one conformance test on `R` through `block_on`, failing it if it
+/// exceeds [`TEST_TIMEOUT`].
+pub fn run<R, F, Fut>(block_on: BlockOn, test: F)
 where
     R: TestRuntime,
     F: FnOnce(R) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    R::block_on(async move {
+    block_on(Box::pin(async move {
         let runtime = R::default();
         let expiry = sleep_until(&runtime, Instant::now() + TEST_TIMEOUT);
         let test = test(runtime.clone());
@@ -48,15 +50,16 @@ where
         if let futures_util::future::Either::Right(_) = outcome {
             panic!("test exceeded {TEST_TIMEOUT:?}");
         }
-    });
+    }));
 }
 
-/// Expands to one `#[test]` per conformance test, run on the given
-/// [`TestRuntime`].
+/// Expands to one `#[test]` per conformance test, run on the given runtime
+/// type, each test on a fresh runtime started by the given [`BlockOn`]
+/// function: `grid::conformance_tests!(grid_tokio::Tokio, block_on);`
 #[macro_export]
 macro_rules! conformance_tests {
-    ($runtime:ty) => {
-        $crate::conformance_tests!(@tests $runtime;
+    ($runtime:ty, $block_on:path) => {
+        $crate::conformance_tests!(@tests $runtime, $block_on;
             echo,
             remote_error_is_the_exact_value,
             handler_panic_is_a_remote_error,
@@ -82,14 +85,14 @@ macro_rules! conformance_tests {
             full_send_buffer_wakes_stream_senders,
         );
     };
-    (@tests $runtime:ty; $($name:ident),* $(,)?) => {
+    (@tests $runtime:ty, $block_on:path; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $crate::conformance::run::<$runtime, _, _>($crate::conformance::suite::$name::<$runtime>);
+                $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::suite::$name::<$runtime>);
             }
         )*
-        $crate::conformance_tests!(@typed $runtime;
+        $crate::conformance_tests!(@typed $runtime, $block_on;
             typed_echo_with_nested_types,
             typed_error_is_decoded,
             typed_stream_round_trip,
@@ -98,11 +101,11 @@ macro_rules! conformance_tests {
             undecodable_payloads_are_clear_errors,
         );
     };
-    (@typed $runtime:ty; $($name:ident),* $(,)?) => {
+    (@typed $runtime:ty, $block_on:path; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $crate::conformance::run::<$runtime, _, _>($crate::conformance::typed_suite::$name::<$runtime>);
+                $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::typed_suite::$name::<$runtime>);
             }
         )*
     };
