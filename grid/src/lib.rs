@@ -69,6 +69,7 @@ mod handler;
 mod manager;
 mod peer;
 pub mod runtime;
+mod serve;
 mod shared;
 mod stream;
 pub mod typed;

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -14,23 +13,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{join_all, select, Either};
-use futures_util::FutureExt;
 use grid_proto::{
-    dials, Backoff, BackoffConfig, Config, Connection as Proto, Error, IncomingCall, Limits, Role,
-    Timeouts,
+    dials, Backoff, BackoffConfig, Config, Connection as Proto, Error, Limits, Role, Timeouts,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::driver::{Driver, Exit, Host};
+use crate::driver::{Driver, Exit};
 use crate::handler::{
     Ctx, DuplicateHandler, HandlerError, HandlerId, Registry, SingleFn, StreamEntry, StreamFn,
 };
 use crate::peer::{Connection, ConnectionStats, PeerSlot};
 use crate::runtime::{sleep_until, BoxFuture, BoxIo, Listener, Runtime};
-use crate::shared::{Dispatched, IncomingSlot, Shared, StreamSlot};
-use crate::stream::{Stream, StreamReceiver, StreamSender};
+use crate::serve::Serve;
+use crate::shared::Shared;
+use crate::stream::{StreamReceiver, StreamSender};
 use crate::typed::{self, Single, Streaming, TypedReceiver, TypedSender};
 
 /// Opens a byte stream to a peer address; replaces plain TCP (e.g. for TLS).
@@ -398,7 +396,7 @@ impl<R: Runtime> ManagerBuilder<R> {
             limits: self.limits,
             timeouts: self.timeouts,
             backoff: self.backoff,
-            registry: self.registry,
+            registry: Arc::new(self.registry),
             addresses: self.addresses,
             peers,
             local_addr,
@@ -493,7 +491,7 @@ struct ManagerInner<R: Runtime> {
     limits: Limits,
     timeouts: Timeouts,
     backoff: BackoffConfig,
-    registry: Registry,
+    registry: Arc<Registry>,
     addresses: HashMap<String, String>,
     peers: HashMap<String, Arc<PeerSlot>>,
     local_addr: Option<SocketAddr>,
@@ -768,8 +766,9 @@ async fn run_connection<R: Runtime>(
         connections.push(Arc::downgrade(&shared));
     }
     let mut driver = Driver::new(shared.clone(), io, inner.runtime.timer(now));
-    let host = ManagerHost {
-        inner: inner.clone(),
+    let host = Serve {
+        runtime: inner.runtime.clone(),
+        registry: inner.registry.clone(),
     };
     let peer = match std::future::poll_fn(|cx| driver.poll_drive(cx, &host)).await {
         Exit::Closed(reason) => {
@@ -811,159 +810,4 @@ async fn run_connection<R: Runtime>(
         }
     }
     installed.is_some()
-}
-
-/// Starts handlers for the calls a connection's driver received.
-struct ManagerHost<R: Runtime> {
-    inner: Arc<ManagerInner<R>>,
-}
-
-impl<R: Runtime> Host for ManagerHost<R> {
-    fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: &mut Dispatched) {
-        let peer = shared.peer_name();
-        for call in dispatched.requests.drain(..) {
-            self.start_single(shared, &peer, call);
-        }
-        for call in dispatched.streams.drain(..) {
-            self.start_stream(shared, &peer, call);
-        }
-    }
-}
-
-impl<R: Runtime> ManagerHost<R> {
-    fn context(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: &IncomingCall) -> Ctx {
-        Ctx {
-            peer: peer.clone(),
-            subroute: call.subroute.clone(),
-            deadline: call.deadline,
-            id: call.id,
-            shared: shared.clone(),
-        }
-    }
-
-    fn start_single(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
-        let key = (call.handler, call.subroute.clone());
-        let Some(function) = self.inner.registry.singles.get(&key).cloned() else {
-            shared
-                .command(|inner, _| inner.proto.fail(call.id, Error::UnknownHandler))
-                .ok();
-            return;
-        };
-        let ctx = self.context(shared, peer, &call);
-        shared
-            .lock()
-            .incoming
-            .insert(call.id, IncomingSlot::default());
-        let shared = shared.clone();
-        let span =
-            tracing::debug_span!("grid.handle", %peer, handler = call.handler, mux = %call.id);
-        self.inner.runtime.spawn(
-            async move {
-                let id = ctx.id;
-                let cancelled = ctx.cancelled();
-                let work = AssertUnwindSafe(function(ctx, call.payload)).catch_unwind();
-                let outcome = match select(pin!(work), pin!(cancelled)).await {
-                    Either::Left((outcome, _)) => Some(outcome),
-                    Either::Right(_) => None,
-                };
-                shared.command(|inner, _| {
-                    inner.incoming.remove(&id);
-                    let result = match outcome {
-                        Some(Ok(Ok(response))) => match inner.proto.respond(id, response) {
-                            Err(error @ Error::TooLarge { .. }) => inner.proto.fail(id, error),
-                            other => other,
-                        },
-                        Some(Ok(Err(error))) => inner.proto.fail(id, error),
-                        Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
-                        // Cancelled: answering frees the call's slot and sends nothing.
-                        None => inner.proto.respond(id, Bytes::new()),
-                    };
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "answer not sent");
-                    }
-                });
-            }
-            .instrument(span),
-        );
-    }
-
-    fn start_stream(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
-        let key = (call.handler, call.subroute.clone());
-        let Some(entry) = self.inner.registry.streams.get(&key).cloned() else {
-            shared
-                .command(|inner, _| inner.proto.fail(call.id, Error::UnknownHandler))
-                .ok();
-            return;
-        };
-        let ctx = self.context(shared, peer, &call);
-        let id = call.id;
-        let accepted = shared.command(|inner, _| {
-            inner.incoming.insert(id, IncomingSlot::default());
-            inner.streams.insert(
-                id,
-                StreamSlot {
-                    halves: 2,
-                    opener: false,
-                    ..StreamSlot::default()
-                },
-            );
-            inner.proto.accept_stream(id, entry.in_capacity)
-        });
-        if accepted.is_err() {
-            // Cancelled before it started; the handler would only see the cancel.
-            shared.command(|inner, _| {
-                inner.incoming.remove(&id);
-                inner.streams.remove(&id);
-                let _ = inner.proto.finish(id);
-            });
-            return;
-        }
-        let stream = Stream::new(shared.clone(), id);
-        let shared = shared.clone();
-        let span =
-            tracing::debug_span!("grid.handle_stream", %peer, handler = call.handler, mux = %id);
-        self.inner.runtime.spawn(
-            async move {
-                let cancelled = ctx.cancelled();
-                let (receiver, sender) = (stream.receiver, stream.sender);
-                let work = AssertUnwindSafe((entry.handler)(ctx, call.payload, receiver, sender))
-                    .catch_unwind();
-                let outcome = {
-                    let mut work = pin!(work);
-                    match select(work.as_mut(), pin!(cancelled)).await {
-                        Either::Left((outcome, _)) => Some(outcome),
-                        Either::Right(_) => None,
-                    }
-                    // The handler future (and the stream halves it owns) drops here,
-                    // before the lock below is taken.
-                };
-                shared.command(|inner, _| {
-                    inner.incoming.remove(&id);
-                    let result = match outcome {
-                        Some(Ok(Ok(()))) => inner.proto.finish(id),
-                        Some(Ok(Err(error))) => inner.proto.fail(id, error),
-                        Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
-                        None => inner.proto.finish(id),
-                    };
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "stream end not sent");
-                    }
-                    if let Some(slot) = inner.streams.get_mut(&id) {
-                        slot.output_end.get_or_insert(Error::UnknownCall);
-                    }
-                    inner.remove_stream_if_unused(id);
-                });
-            }
-            .instrument(span),
-        );
-    }
-}
-
-fn panicked(panic: Box<dyn std::any::Any + Send>) -> Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string());
-    Error::Remote(Bytes::from(format!("handler panicked: {message}")))
 }

@@ -1,0 +1,175 @@
+//! Running handlers: each call the peer opens gets a task of its own, whose
+//! future is dropped when the call is cancelled, and whose outcome (value,
+//! error or panic) becomes the call's answer.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::{select, Either};
+use futures_util::FutureExt;
+use grid_proto::{Error, IncomingCall};
+use tracing::Instrument;
+
+use crate::driver::Host;
+use crate::handler::{Ctx, Registry};
+use crate::runtime::Runtime;
+use crate::shared::{Dispatched, IncomingSlot, Shared, StreamSlot};
+use crate::stream::Stream;
+
+/// Starts handlers for the calls a connection's driver received.
+pub(crate) struct Serve<R: Runtime> {
+    pub(crate) runtime: R,
+    pub(crate) registry: Arc<Registry>,
+}
+
+impl<R: Runtime> Host for Serve<R> {
+    fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: &mut Dispatched) {
+        let peer = shared.peer_name();
+        for call in dispatched.requests.drain(..) {
+            self.start_single(shared, &peer, call);
+        }
+        for call in dispatched.streams.drain(..) {
+            self.start_stream(shared, &peer, call);
+        }
+    }
+}
+
+impl<R: Runtime> Serve<R> {
+    fn context(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: &IncomingCall) -> Ctx {
+        Ctx {
+            peer: peer.clone(),
+            subroute: call.subroute.clone(),
+            deadline: call.deadline,
+            id: call.id,
+            shared: shared.clone(),
+        }
+    }
+
+    fn start_single(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
+        let key = (call.handler, call.subroute.clone());
+        let Some(function) = self.registry.singles.get(&key).cloned() else {
+            shared
+                .command(|inner, _| inner.proto.fail(call.id, Error::UnknownHandler))
+                .ok();
+            return;
+        };
+        let ctx = self.context(shared, peer, &call);
+        shared
+            .lock()
+            .incoming
+            .insert(call.id, IncomingSlot::default());
+        let shared = shared.clone();
+        let span =
+            tracing::debug_span!("grid.handle", %peer, handler = call.handler, mux = %call.id);
+        self.runtime.spawn(
+            async move {
+                let id = ctx.id;
+                let cancelled = ctx.cancelled();
+                let work = AssertUnwindSafe(function(ctx, call.payload)).catch_unwind();
+                let outcome = match select(pin!(work), pin!(cancelled)).await {
+                    Either::Left((outcome, _)) => Some(outcome),
+                    Either::Right(_) => None,
+                };
+                shared.command(|inner, _| {
+                    inner.incoming.remove(&id);
+                    let result = match outcome {
+                        Some(Ok(Ok(response))) => match inner.proto.respond(id, response) {
+                            Err(error @ Error::TooLarge { .. }) => inner.proto.fail(id, error),
+                            other => other,
+                        },
+                        Some(Ok(Err(error))) => inner.proto.fail(id, error),
+                        Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
+                        // Cancelled: answering frees the call's slot and sends nothing.
+                        None => inner.proto.respond(id, Bytes::new()),
+                    };
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "answer not sent");
+                    }
+                });
+            }
+            .instrument(span),
+        );
+    }
+
+    fn start_stream(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
+        let key = (call.handler, call.subroute.clone());
+        let Some(entry) = self.registry.streams.get(&key).cloned() else {
+            shared
+                .command(|inner, _| inner.proto.fail(call.id, Error::UnknownHandler))
+                .ok();
+            return;
+        };
+        let ctx = self.context(shared, peer, &call);
+        let id = call.id;
+        let accepted = shared.command(|inner, _| {
+            inner.incoming.insert(id, IncomingSlot::default());
+            inner.streams.insert(
+                id,
+                StreamSlot {
+                    halves: 2,
+                    opener: false,
+                    ..StreamSlot::default()
+                },
+            );
+            inner.proto.accept_stream(id, entry.in_capacity)
+        });
+        if accepted.is_err() {
+            // Cancelled before it started; the handler would only see the cancel.
+            shared.command(|inner, _| {
+                inner.incoming.remove(&id);
+                inner.streams.remove(&id);
+                let _ = inner.proto.finish(id);
+            });
+            return;
+        }
+        let stream = Stream::new(shared.clone(), id);
+        let shared = shared.clone();
+        let span =
+            tracing::debug_span!("grid.handle_stream", %peer, handler = call.handler, mux = %id);
+        self.runtime.spawn(
+            async move {
+                let cancelled = ctx.cancelled();
+                let (receiver, sender) = (stream.receiver, stream.sender);
+                let work = AssertUnwindSafe((entry.handler)(ctx, call.payload, receiver, sender))
+                    .catch_unwind();
+                let outcome = {
+                    let mut work = pin!(work);
+                    match select(work.as_mut(), pin!(cancelled)).await {
+                        Either::Left((outcome, _)) => Some(outcome),
+                        Either::Right(_) => None,
+                    }
+                    // The handler future (and the stream halves it owns) drops here,
+                    // before the lock below is taken.
+                };
+                shared.command(|inner, _| {
+                    inner.incoming.remove(&id);
+                    let result = match outcome {
+                        Some(Ok(Ok(()))) => inner.proto.finish(id),
+                        Some(Ok(Err(error))) => inner.proto.fail(id, error),
+                        Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
+                        None => inner.proto.finish(id),
+                    };
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "stream end not sent");
+                    }
+                    if let Some(slot) = inner.streams.get_mut(&id) {
+                        slot.output_end.get_or_insert(Error::UnknownCall);
+                    }
+                    inner.remove_stream_if_unused(id);
+                });
+            }
+            .instrument(span),
+        );
+    }
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    Error::Remote(Bytes::from(format!("handler panicked: {message}")))
+}
