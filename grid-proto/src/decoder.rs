@@ -4,20 +4,22 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::frame::{FrameError, Header, HEADER_LEN};
 
-/// Payloads up to this size are copied out of the receive buffer instead of
-/// sliced from it, so that a small payload held for a long time by the
-/// application does not pin a whole receive buffer in memory.
-const COPY_PAYLOAD_BELOW: usize = 512;
-
 /// Splits a byte stream into frames.
 ///
 /// The declared payload length is checked against the maximum before any byte
-/// of the payload is buffered, so a peer cannot make the decoder reserve memory
-/// by announcing a large frame.
+/// of the payload is buffered, so a peer cannot make the decoder reserve more
+/// than one maximum frame.
+///
+/// Every payload gets a buffer of exactly its size, filled straight from the
+/// input once its header is known. So a payload held for long by the
+/// application pins only itself, never a shared receive buffer, and large
+/// frames do not make the receive buffer double into sizes that the system
+/// allocator hands back to the kernel and faults in again on every frame.
 #[derive(Debug)]
 pub struct FrameDecoder {
     buf: BytesMut,
-    pending: Option<Header>,
+    /// The frame whose header has been read, and its payload so far.
+    pending: Option<(Header, BytesMut)>,
     max_frame: u32,
 }
 
@@ -37,55 +39,58 @@ impl FrameDecoder {
     }
 
     /// Appends received bytes.
-    pub fn push(&mut self, data: &[u8]) {
+    pub fn push(&mut self, mut data: &[u8]) {
+        if let Some((header, payload)) = &mut self.pending {
+            // Lossless: `len` was checked against a u32 maximum and usize is at least 32 bits.
+            let missing = header.len as usize - payload.len();
+            let (now, rest) = data.split_at(missing.min(data.len()));
+            payload.extend_from_slice(now);
+            data = rest;
+        }
         self.buf.extend_from_slice(data);
     }
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
         self.buf.len()
+            + self
+                .pending
+                .as_ref()
+                .map_or(0, |(_, payload)| payload.len())
     }
 
     /// The next complete frame, `Ok(None)` if more input is needed.
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<(Header, Bytes)>, FrameError> {
-        let header = match self.pending {
-            Some(header) => header,
-            None => {
-                let Some(raw) = self.buf.get(..HEADER_LEN) else {
-                    return Ok(None);
-                };
-                let mut bytes = [0u8; HEADER_LEN];
-                bytes.copy_from_slice(raw);
-                let header = Header::decode(&bytes)?;
-                if header.len > self.max_frame {
-                    return Err(FrameError::TooLarge {
-                        len: header.len,
-                        max: self.max_frame,
-                    });
-                }
-                self.buf.advance(HEADER_LEN);
-                self.pending = Some(header);
-                header
+        if self.pending.is_none() {
+            let Some(raw) = self.buf.get(..HEADER_LEN) else {
+                return Ok(None);
+            };
+            let mut bytes = [0u8; HEADER_LEN];
+            bytes.copy_from_slice(raw);
+            let header = Header::decode(&bytes)?;
+            if header.len > self.max_frame {
+                return Err(FrameError::TooLarge {
+                    len: header.len,
+                    max: self.max_frame,
+                });
             }
-        };
-        // Lossless: `len` was checked against a u32 maximum and usize is at least 32 bits.
-        let len = header.len as usize;
-        if self.buf.len() < len {
-            self.buf.reserve(len - self.buf.len());
-            return Ok(None);
+            self.buf.advance(HEADER_LEN);
+            let len = header.len as usize;
+            let mut payload = BytesMut::with_capacity(len);
+            let available = len.min(self.buf.len());
+            payload.extend_from_slice(&self.buf[..available]);
+            self.buf.advance(available);
+            self.pending = Some((header, payload));
         }
-        self.pending = None;
-        let payload = if len == 0 {
-            Bytes::new()
-        } else if len < COPY_PAYLOAD_BELOW {
-            let payload = Bytes::copy_from_slice(&self.buf[..len]);
-            self.buf.advance(len);
-            payload
-        } else {
-            self.buf.split_to(len).freeze()
-        };
-        Ok(Some((header, payload)))
+        match &self.pending {
+            Some((header, payload)) if payload.len() == header.len as usize => {}
+            _ => return Ok(None),
+        }
+        Ok(self
+            .pending
+            .take()
+            .map(|(header, payload)| (header, payload.freeze())))
     }
 }
 
@@ -139,5 +144,6 @@ mod tests {
             })
         );
         assert!(decoder.buf.capacity() < 1024);
+        assert!(decoder.pending.is_none());
     }
 }
