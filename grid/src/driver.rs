@@ -6,7 +6,7 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -21,6 +21,9 @@ const READ_BUFFER: usize = 64 * 1024;
 /// The driver stops taking buffers from the protocol while this many bytes wait
 /// for the socket, so the protocol's own send-buffer limit applies.
 const WRITE_QUEUE_LIMIT: usize = 256 * 1024;
+
+/// Longest wait for the final frames of a closed connection to be written.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
 /// Buffers written in one vectored write.
 const MAX_IOVECS: usize = 64;
@@ -57,8 +60,9 @@ pub(crate) struct Driver {
     queued: usize,
     /// Reused between rounds so dispatching allocates nothing in steady state.
     dispatched: Dispatched,
-    connected_reported: bool,
     closed: Option<CloseReason>,
+    /// Once closed, how long the final frames may take to leave.
+    close_deadline: Option<Instant>,
     io_closed: bool,
 }
 
@@ -72,8 +76,8 @@ impl Driver {
             writes: VecDeque::new(),
             queued: 0,
             dispatched: Dispatched::default(),
-            connected_reported: false,
             closed: None,
+            close_deadline: None,
             io_closed: false,
         }
     }
@@ -128,23 +132,25 @@ impl Driver {
             if !dispatched.requests.is_empty() || !dispatched.streams.is_empty() {
                 host.on_dispatched(&self.shared, dispatched);
             }
-            match self.poll_write(cx) {
-                Poll::Ready(true) => progressed = true,
-                Poll::Ready(false) => {}
-                Poll::Pending => {}
-            }
+            progressed |= self.write(cx);
+            // The protocol reports `Connected` once per connection.
             if let Some(peer) = connected {
-                if !self.connected_reported {
-                    self.connected_reported = true;
-                    return Poll::Ready(Exit::Connected(peer));
-                }
+                return Poll::Ready(Exit::Connected(peer));
             }
             if let Some(reason) = &self.closed {
-                // The final frames (Close, Reject) go out before the socket closes,
-                // unless the socket itself failed.
-                if self.writes.is_empty() || self.io_closed {
+                // The final frames (Close, Reject) go out before the socket
+                // closes, unless the socket failed or the peer stopped reading
+                // (then they wait at most `CLOSE_FLUSH`, never forever).
+                let deadline = *self
+                    .close_deadline
+                    .get_or_insert_with(|| Instant::now() + CLOSE_FLUSH);
+                if self.writes.is_empty() || self.io_closed || Instant::now() >= deadline {
                     let _ = Pin::new(&mut self.io).poll_close(cx);
                     return Poll::Ready(Exit::Closed(reason.clone()));
+                }
+                self.timer.reset(deadline);
+                if self.timer.poll_expired(cx).is_ready() {
+                    progressed = true;
                 }
             }
             if let Some(at) = next_timeout {
@@ -162,8 +168,9 @@ impl Driver {
         Poll::Pending
     }
 
-    /// Writes queued buffers. `Ready(true)` when something was written.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+    /// Writes queued buffers until the socket would block; whether anything
+    /// was written.
+    fn write(&mut self, cx: &mut Context<'_>) -> bool {
         let mut wrote = false;
         while !self.writes.is_empty() && !self.io_closed {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -175,7 +182,7 @@ impl Driver {
             match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                     self.fail_transport("write failed");
-                    return Poll::Ready(wrote);
+                    return wrote;
                 }
                 Poll::Ready(Ok(mut written)) => {
                     wrote = true;
@@ -193,15 +200,17 @@ impl Driver {
                         }
                     }
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => break,
             }
         }
-        if wrote {
+        // Flushed even when the socket stopped taking bytes: a buffering
+        // stream (TLS) must not sit on what it already accepted.
+        if wrote && !self.io_closed {
             if let Poll::Ready(Err(_)) = Pin::new(&mut self.io).poll_flush(cx) {
                 self.fail_transport("flush failed");
             }
         }
-        Poll::Ready(wrote)
+        wrote
     }
 
     fn fail_transport(&mut self, what: &str) {

@@ -16,6 +16,9 @@ use crate::runtime::{sleep_until, BoxIo, Listener, Runtime};
 #[derive(Default)]
 struct Controls {
     stalled: AtomicBool,
+    /// Connections are numbered; those numbered below this are blackholed.
+    next_connection: AtomicU64,
+    blackholed_below: AtomicU64,
     /// Bumped by every cut; pumps of older connections stop.
     epoch: AtomicU64,
     delay_micros: AtomicU64,
@@ -90,6 +93,14 @@ impl FaultProxy {
         self.controls.changed();
     }
 
+    /// Stops forwarding on every connection open now, for good, without
+    /// closing it (a peer host that vanished); later connections pass.
+    pub fn blackhole(&self) {
+        let next = self.controls.next_connection.load(Ordering::SeqCst);
+        self.controls.blackholed_below.store(next, Ordering::SeqCst);
+        self.controls.changed();
+    }
+
     /// Closes every connection open now; later connections pass.
     pub fn cut(&self) {
         self.controls.epoch.fetch_add(1, Ordering::SeqCst);
@@ -115,6 +126,7 @@ async fn accept_loop<R: Runtime>(
             continue;
         };
         let epoch = controls.epoch.load(Ordering::SeqCst);
+        let number = controls.next_connection.fetch_add(1, Ordering::SeqCst);
         let (in_read, in_write) = inbound.split();
         let (out_read, out_write) = outbound.split();
         runtime.spawn(pump(
@@ -123,6 +135,7 @@ async fn accept_loop<R: Runtime>(
             out_write,
             controls.clone(),
             epoch,
+            number,
         ));
         runtime.spawn(pump(
             runtime.clone(),
@@ -130,6 +143,7 @@ async fn accept_loop<R: Runtime>(
             in_write,
             controls.clone(),
             epoch,
+            number,
         ));
     }
 }
@@ -140,6 +154,7 @@ async fn pump<R: Runtime>(
     mut to: futures_util::io::WriteHalf<BoxIo>,
     controls: Arc<Controls>,
     epoch: u64,
+    number: u64,
 ) {
     let cut = || controls.epoch.load(Ordering::SeqCst) != epoch;
     let mut buf = vec![0u8; 64 * 1024];
@@ -161,7 +176,11 @@ async fn pump<R: Runtime>(
             }
             Ok(n) => n,
         };
-        while controls.stalled.load(Ordering::SeqCst) && !cut() {
+        let held = || {
+            controls.stalled.load(Ordering::SeqCst)
+                || number < controls.blackholed_below.load(Ordering::SeqCst)
+        };
+        while held() && !cut() {
             controls.next_change().await;
         }
         if cut() {

@@ -602,3 +602,37 @@ pub async fn full_send_buffer_wakes_stream_senders<R: TestRuntime>(rt: R) {
     cluster.assert_no_calls_left(WAIT).await;
     cluster.shutdown().await;
 }
+
+/// A peer that vanishes with megabytes still unsent to it (its host is gone:
+/// nothing is acknowledged, nothing is reset) is declared dead, and the dialer
+/// reconnects at once instead of waiting on its full socket.
+pub async fn vanished_peer_with_unsent_data_is_redialed<R: TestRuntime>(rt: R) {
+    let options = ClusterOptions {
+        proxy_between_0_and_1: true,
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(&rt, 2, options).await;
+    let proxy = cluster.proxy.clone().unwrap();
+    // The dialer sends, so that it is the side left with a full socket.
+    let (dialer, acceptor) = if dials(&cluster.names[0], &cluster.names[1]) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    let conn = cluster.conn(dialer, acceptor);
+    proxy.blackhole();
+    let big = Bytes::from(vec![1u8; 1024 * 1024]);
+    let calls = (0..8).map(|_| conn.request(ECHO, big.clone()).into_future());
+    for result in futures_util::future::join_all(calls).await {
+        assert_eq!(result, Err(Error::Disconnected));
+    }
+    let started = Instant::now();
+    cluster.wait_connected().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "reconnected after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(conn.request(ECHO, "back").await.unwrap(), "back");
+    cluster.shutdown().await;
+}
