@@ -79,33 +79,36 @@ impl StreamState {
         Ok(was_blocked && credit > 0)
     }
 
-    /// Takes one message of send credit.
-    pub(crate) fn take_send(&mut self) -> Result<u32, Error> {
+    /// Takes `count` messages of send credit, all or none; returns the first
+    /// one's sequence number.
+    pub(crate) fn take_sends(&mut self, count: u32) -> Result<u32, Error> {
         if self.sent_fin {
             return Err(Error::UnknownCall);
         }
-        if self.send_credit == 0 {
+        if self.send_credit < count.max(1) {
             return Err(Error::NoCredit);
         }
-        self.send_credit -= 1;
+        self.send_credit -= count;
         let seq = self.send_seq;
-        self.send_seq = self.send_seq.wrapping_add(1);
+        self.send_seq = self.send_seq.wrapping_add(count);
         Ok(seq)
     }
 
-    /// The application consumed a message of `len` bytes. Returns the credit to
-    /// grant now, if the batch is due, and the bytes released.
-    pub(crate) fn on_consume(&mut self, len: usize) -> (Option<u32>, usize) {
-        if self.unconsumed == 0 {
+    /// The application consumed `messages` messages of `len` bytes in all.
+    /// Returns the credit to grant now, if the batch is due, and the bytes
+    /// released.
+    pub(crate) fn on_consume(&mut self, messages: u32, len: usize) -> (Option<u32>, usize) {
+        let messages = messages.min(self.unconsumed);
+        if messages == 0 {
             return (None, 0);
         }
-        self.unconsumed -= 1;
+        self.unconsumed -= messages;
         let released = len.min(self.unconsumed_bytes);
         self.unconsumed_bytes -= released;
         if self.recv_fin {
             return (None, released);
         }
-        self.pending_grant += 1;
+        self.pending_grant += messages;
         // Granting in batches of half the window keeps frames few while never
         // leaving the peer without credit when everything has been consumed.
         let batch = self.window.div_ceil(2).max(1);
@@ -161,23 +164,42 @@ mod tests {
             stream.on_message(seq, 10).unwrap();
         }
         assert!(stream.on_message(4, 10).is_err());
-        assert_eq!(stream.on_consume(10), (None, 10));
-        assert_eq!(stream.on_consume(10), (Some(2), 10));
+        assert_eq!(stream.on_consume(1, 10), (None, 10));
+        assert_eq!(stream.on_consume(1, 10), (Some(2), 10));
         assert_eq!(stream.recv_allowed, 2);
         stream.on_message(4, 1).unwrap();
         assert!(stream.on_message(9, 1).is_err());
     }
 
     #[test]
+    fn consuming_in_bulk_grants_like_one_at_a_time() {
+        let mut stream = StreamState::default();
+        stream.grant_window(8);
+        for seq in 0..8 {
+            stream.on_message(seq, 10).unwrap();
+        }
+        assert_eq!(stream.on_consume(3, 30), (None, 30));
+        assert_eq!(stream.on_consume(2, 20), (Some(5), 20));
+        // More than was delivered counts only what was delivered.
+        assert_eq!(stream.on_consume(9, 90), (None, 30));
+        assert_eq!(stream.unconsumed, 0);
+        assert_eq!(stream.on_consume(1, 10), (None, 0));
+    }
+
+    #[test]
     fn sending_needs_credit_and_stops_after_fin() {
         let mut stream = StreamState::default();
-        assert_eq!(stream.take_send(), Err(Error::NoCredit));
+        assert_eq!(stream.take_sends(1), Err(Error::NoCredit));
         assert_eq!(stream.on_credit(2), Ok(true));
         assert_eq!(stream.on_credit(1), Ok(false));
-        assert_eq!(stream.take_send(), Ok(0));
-        assert_eq!(stream.take_send(), Ok(1));
+        assert_eq!(stream.take_sends(1), Ok(0));
+        assert_eq!(stream.take_sends(1), Ok(1));
+        assert_eq!(stream.take_sends(2), Err(Error::NoCredit));
+        assert_eq!(stream.on_credit(2), Ok(false));
+        assert_eq!(stream.take_sends(2), Ok(2));
+        assert_eq!(stream.send_seq, 4);
         stream.sent_fin = true;
-        assert_eq!(stream.take_send(), Err(Error::UnknownCall));
+        assert_eq!(stream.take_sends(1), Err(Error::UnknownCall));
         assert!(stream.on_credit(u32::MAX).is_err());
     }
 
@@ -190,6 +212,6 @@ mod tests {
         stream.on_fin(1).unwrap();
         assert!(stream.on_message(1, 1).is_err());
         // Consumption after the peer finished returns no credit.
-        assert_eq!(stream.on_consume(1), (None, 1));
+        assert_eq!(stream.on_consume(1, 1), (None, 1));
     }
 }

@@ -21,6 +21,11 @@ const ZERO_COPY_MIN: usize = 4096;
 /// The transmit buffer is topped up once less than this much room is left.
 const RESERVE_BELOW: usize = 4096;
 
+/// Messages up to this size whose mux has nothing queued are encoded into the
+/// transmit buffer at once. They need no queue node, cannot overtake anything
+/// of their own mux, and delay other muxes by no more than a fragment would.
+const DIRECT_MAX: usize = 1024;
+
 const NO_NODE: usize = usize::MAX;
 
 /// A message waiting to be sent: `prefix` then `body` form its payload.
@@ -70,8 +75,11 @@ struct Lane {
 #[derive(Debug)]
 pub(crate) struct SendQueue {
     /// Encoded frames ready to go: control frames are appended here as soon as
-    /// they are produced, so they precede any data queued after them.
+    /// they are produced, so they precede any data queued after them. Small
+    /// data messages are too (see `DIRECT_MAX`).
     out: BytesMut,
+    /// Bytes of `out` that are data frames rather than control frames.
+    direct_bytes: usize,
     /// A zero-copy payload slice that must follow the bytes already handed out.
     deferred: Option<Bytes>,
     nodes: Slab<Node>,
@@ -90,6 +98,7 @@ impl SendQueue {
     pub(crate) fn new() -> SendQueue {
         SendQueue {
             out: BytesMut::with_capacity(COALESCE_TARGET),
+            direct_bytes: 0,
             deferred: None,
             nodes: Slab::new(),
             lanes: FxHashMap::default(),
@@ -106,12 +115,29 @@ impl SendQueue {
 
     /// Bytes of encoded control frames not yet handed to the driver.
     pub(crate) fn control_backlog(&self) -> usize {
-        self.out.len()
+        self.out.len() - self.direct_bytes
     }
 
-    /// Queues a message behind earlier messages of the same mux.
-    pub(crate) fn push(&mut self, message: OutMessage) {
+    /// Queues a message behind earlier messages of the same mux; `fragment` is
+    /// the largest payload a frame may carry.
+    pub(crate) fn push(&mut self, message: OutMessage, fragment: usize) {
         let mux = message.mux;
+        if message.len() <= DIRECT_MAX.min(fragment) && !self.lanes.contains_key(&mux) {
+            let before = self.out.len();
+            Header {
+                // Lossless: at most `DIRECT_MAX`.
+                len: message.len() as u32,
+                op: message.op,
+                flags: 0,
+                mux,
+                arg: message.arg,
+            }
+            .encode(&mut self.out);
+            self.out.extend_from_slice(&message.prefix);
+            self.out.extend_from_slice(&message.body);
+            self.direct_bytes += self.out.len() - before;
+            return;
+        }
         self.queued_bytes += message.len();
         self.pending_opens += usize::from(is_open(message.op));
         let key = self.nodes.insert(Node {
@@ -246,6 +272,7 @@ impl SendQueue {
             return self.deferred.take();
         }
         let buffer = self.out.split().freeze();
+        self.direct_bytes = 0;
         if self.out.capacity() < RESERVE_BELOW {
             // By now the driver has usually written and dropped the buffers
             // handed out before, so this reclaims their allocation instead of
@@ -260,6 +287,7 @@ impl SendQueue {
 mod tests {
     use super::*;
     use crate::decoder::FrameDecoder;
+    use crate::frame::HEADER_LEN;
 
     fn drain(queue: &mut SendQueue, fragment: usize) -> Vec<(Header, Bytes)> {
         let mut decoder = FrameDecoder::new(1 << 20);
@@ -269,17 +297,18 @@ mod tests {
         std::iter::from_fn(|| decoder.next_frame().unwrap()).collect()
     }
 
+    /// Larger than `DIRECT_MAX`, so it is queued.
+    fn queued_body(byte: u8) -> Bytes {
+        Bytes::from(vec![byte; DIRECT_MAX + 1])
+    }
+
     #[test]
     fn control_frames_precede_queued_data() {
         let mut queue = SendQueue::new();
-        queue.push(OutMessage::new(
-            Op::Response,
-            1,
-            0,
-            Bytes::from_static(b"data"),
-        ));
+        queue.push(OutMessage::new(Op::Response, 1, 0, queued_body(1)), 4096);
         queue.control(Op::Ping, 0, 5, b"");
-        let frames = drain(&mut queue, 1024);
+        assert_eq!(queue.control_backlog(), HEADER_LEN);
+        let frames = drain(&mut queue, 4096);
         assert_eq!(frames[0].0.op, Op::Ping);
         assert_eq!(frames[1].0.op, Op::Response);
         assert!(queue.is_empty());
@@ -287,22 +316,35 @@ mod tests {
     }
 
     #[test]
+    fn small_messages_are_encoded_at_once_but_never_overtake_their_mux() {
+        let mut queue = SendQueue::new();
+        queue.push(OutMessage::new(Op::Message, 1, 0, queued_body(1)), 4096);
+        // Mux 1 has a message queued: this one waits behind it.
+        queue.push(
+            OutMessage::new(Op::Message, 1, 1, Bytes::from_static(b"a")),
+            4096,
+        );
+        // Mux 2 has nothing queued: encoded at once, not a control frame.
+        queue.push(
+            OutMessage::new(Op::Message, 2, 0, Bytes::from_static(b"b")),
+            4096,
+        );
+        assert_eq!(queue.control_backlog(), 0);
+        assert_eq!(queue.buffered(), DIRECT_MAX + 2 + HEADER_LEN + 1);
+        let frames = drain(&mut queue, 4096);
+        let order: Vec<(u32, u32)> = frames.iter().map(|(h, _)| (h.mux, h.arg)).collect();
+        assert_eq!(order, vec![(2, 0), (1, 0), (1, 1)]);
+        assert_eq!(queue.buffered(), 0);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
     fn muxes_interleave_one_fragment_at_a_time_and_keep_their_order() {
         let mut queue = SendQueue::new();
         let big = Bytes::from(vec![1u8; 10_000]);
-        queue.push(OutMessage::new(Op::Message, 1, 0, big.clone()));
-        queue.push(OutMessage::new(
-            Op::Message,
-            1,
-            1,
-            Bytes::from_static(b"second"),
-        ));
-        queue.push(OutMessage::new(
-            Op::Request,
-            3,
-            0,
-            Bytes::from_static(b"small"),
-        ));
+        queue.push(OutMessage::new(Op::Message, 1, 0, big.clone()), 4096);
+        queue.push(OutMessage::new(Op::Message, 1, 1, queued_body(2)), 4096);
+        queue.push(OutMessage::new(Op::Request, 3, 0, queued_body(3)), 4096);
         let frames = drain(&mut queue, 4096);
         let order: Vec<(u32, u32, bool)> = frames
             .iter()
@@ -331,7 +373,8 @@ mod tests {
         let mut queue = SendQueue::new();
         let mut message = OutMessage::new(Op::Request, 1, 9, Bytes::from_static(b"body"));
         message.prefix.extend_from_slice(b"prefix");
-        queue.push(message);
+        // Larger than a fragment, so it is queued and cut.
+        queue.push(message, 4);
         let frames = drain(&mut queue, 4);
         let joined: Vec<u8> = frames.iter().flat_map(|(_, p)| p.to_vec()).collect();
         assert_eq!(joined, b"prefixbody");
@@ -341,27 +384,12 @@ mod tests {
     #[test]
     fn removed_mux_sends_nothing_more() {
         let mut queue = SendQueue::new();
-        queue.push(OutMessage::new(
-            Op::Message,
-            1,
-            0,
-            Bytes::from(vec![0u8; 100]),
-        ));
-        queue.push(OutMessage::new(
-            Op::Message,
-            1,
-            1,
-            Bytes::from(vec![0u8; 100]),
-        ));
-        queue.push(OutMessage::new(
-            Op::Message,
-            2,
-            0,
-            Bytes::from(vec![0u8; 10]),
-        ));
+        queue.push(OutMessage::new(Op::Message, 1, 0, queued_body(0)), 4096);
+        queue.push(OutMessage::new(Op::Message, 1, 1, queued_body(0)), 4096);
+        queue.push(OutMessage::new(Op::Message, 2, 0, queued_body(0)), 4096);
         queue.remove_mux(1);
-        assert_eq!(queue.buffered(), 10);
-        let frames = drain(&mut queue, 1024);
+        assert_eq!(queue.buffered(), DIRECT_MAX + 1);
+        let frames = drain(&mut queue, 4096);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0.mux, 2);
     }
@@ -370,7 +398,7 @@ mod tests {
     fn large_payloads_are_handed_out_without_copying() {
         let mut queue = SendQueue::new();
         let body = Bytes::from(vec![3u8; 64 * 1024]);
-        queue.push(OutMessage::new(Op::Message, 1, 0, body.clone()));
+        queue.push(OutMessage::new(Op::Message, 1, 0, body.clone()), 1 << 20);
         let first = queue.poll(16 * 1024).unwrap();
         assert_eq!(first.len(), crate::frame::HEADER_LEN);
         let second = queue.poll(16 * 1024).unwrap();

@@ -124,7 +124,7 @@ impl<R: Runtime> Serve<R> {
             });
             return;
         }
-        let stream = Stream::new(shared.clone(), id);
+        let stream = Stream::new(shared.clone(), id, entry.in_capacity);
         let shared = shared.clone();
         let span =
             tracing::debug_span!("grid.handle_stream", %peer, handler = call.handler, mux = %id);

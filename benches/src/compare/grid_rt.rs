@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
+use futures::{SinkExt, StreamExt};
 use grid::{Ctx, HandlerError, Manager, StreamReceiver, StreamSender};
 
 use super::measure::{closed_loop, Meter, Session, Tally};
@@ -143,8 +144,11 @@ async fn bulk_handler(
         .map(u32::from_le_bytes)
         .map_err(|_| HandlerError::from("the initial payload is the message size"))?;
     let message = Bytes::from(vec![0x5a; size as usize]);
-    // Send until the caller goes away (the send fails, or the handler is dropped).
-    while output.send(message.clone()).await.is_ok() {}
+    // Send until the caller goes away (the send fails, or the handler is
+    // dropped). A stream of copies handed to the sink, as tonic is handed one.
+    let _ = output
+        .send_all(&mut futures::stream::repeat(message).map(Ok))
+        .await;
     Ok(())
 }
 

@@ -186,7 +186,8 @@ impl Connection {
     fn queue_message(&mut self, message: OutMessage) {
         // A `Fin` ends a direction; it carries no message of the application.
         self.stats.messages_sent += u64::from(message.op != Op::Fin);
-        self.send.push(message);
+        let fragment = self.fragment_size();
+        self.send.push(message, fragment);
     }
 
     /// Grants the opener of an incoming stream `recv_window` messages of input.
@@ -211,8 +212,46 @@ impl Connection {
     /// Sends one stream message, in either role. Fails with `NoCredit` when the
     /// peer has not granted room for it.
     pub fn send_message(&mut self, id: CallId, payload: Bytes) -> Result<(), Error> {
-        let mux = id.0;
         self.check_message_size(payload.len())?;
+        let seq = self.take_send_credit(id, 1, true)?;
+        self.queue_message(OutMessage::new(Op::Message, id.0, seq, payload));
+        Ok(())
+    }
+
+    /// Sends the stream messages of `batch` in order, emptying it: one command
+    /// for many small messages. There must be credit for all of them; on an
+    /// error nothing is sent and `batch` is left as it was.
+    ///
+    /// The send buffer is not checked, so that a batch gathered after
+    /// [`poll_send_ready`](Self::poll_send_ready) said there was room is never
+    /// refused half-way: keep batches small, as they may overshoot
+    /// `send_buffer_size` by their own size.
+    pub fn send_messages(&mut self, id: CallId, batch: &mut Vec<Bytes>) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for payload in batch.iter() {
+            self.check_message_size(payload.len())?;
+        }
+        let count = u32::try_from(batch.len()).map_err(|_| Error::NoCredit)?;
+        let first = self.take_send_credit(id, count, false)?;
+        let sequence = std::iter::successors(Some(first), |seq| Some(seq.wrapping_add(1)));
+        for (seq, payload) in sequence.zip(batch.drain(..)) {
+            self.queue_message(OutMessage::new(Op::Message, id.0, seq, payload));
+        }
+        Ok(())
+    }
+
+    /// Takes `count` messages of send credit of stream `id`, if the send
+    /// buffer has room or `check_buffer` is false; returns the first message's
+    /// sequence number.
+    fn take_send_credit(
+        &mut self,
+        id: CallId,
+        count: u32,
+        check_buffer: bool,
+    ) -> Result<u32, Error> {
+        let mux = id.0;
         let stream = if self.owns(mux) {
             self.outgoing
                 .get_mut(&mux)
@@ -225,13 +264,29 @@ impl Connection {
             }
         };
         let stream = stream.ok_or(Error::UnknownCall)?;
-        if self.send.buffered() >= self.config.limits.send_buffer_size {
+        if check_buffer && self.send.buffered() >= self.config.limits.send_buffer_size {
             self.send_blocked = true;
             return Err(Error::SendBufferFull);
         }
-        let seq = stream.take_send()?;
-        self.queue_message(OutMessage::new(Op::Message, mux, seq, payload));
-        Ok(())
+        stream.take_sends(count)
+    }
+
+    /// Messages stream `id` may send now by the peer's credit (0 for a call
+    /// that is not a stream this side can send on).
+    pub fn send_credit(&self, id: CallId) -> u32 {
+        let stream = if self.owns(id.0) {
+            self.outgoing
+                .get(&id.0)
+                .and_then(|call| call.stream.as_ref())
+        } else {
+            self.incoming
+                .get(&id.0)
+                .filter(|call| !call.cancelled)
+                .and_then(|call| call.stream.as_ref())
+        };
+        stream
+            .filter(|stream| !stream.sent_fin)
+            .map_or(0, |stream| stream.send_credit)
     }
 
     /// Whether a stream message can be sent now (credit and buffer room).
@@ -280,6 +335,15 @@ impl Connection {
     /// The application took a received stream message of `len` bytes; the peer
     /// gets its credit back. Harmless for a call that has ended.
     pub fn consume(&mut self, id: CallId, len: usize) {
+        let _ = self.consume_many(id, 1, len);
+    }
+
+    /// The application took `messages` received stream messages of `len` bytes
+    /// in all: [`consume`](Self::consume) for a batch. Returns whether the peer
+    /// is granted credit now, i.e. a `Credit` frame waits to be written: a
+    /// consumer that keeps reading should let the driver send it first, or the
+    /// peer idles until the consumer runs dry.
+    pub fn consume_many(&mut self, id: CallId, messages: u32, len: usize) -> bool {
         let mux = id.0;
         let stream = if self.owns(mux) {
             self.outgoing
@@ -292,13 +356,14 @@ impl Connection {
                 .and_then(|call| call.stream.as_mut())
         };
         let Some(stream) = stream else {
-            return;
+            return false;
         };
-        let (grant, released) = stream.on_consume(len);
+        let (grant, released) = stream.on_consume(messages, len);
         self.stream_buffered -= released;
         if let Some(grant) = grant {
             self.send.control(Op::Credit, mux, grant, &[]);
         }
+        grant.is_some()
     }
 
     /// Ends this side's direction of a stream after every message queued
@@ -315,8 +380,7 @@ impl Connection {
                 .ok_or(Error::UnknownCall)?;
             stream.sent_fin = true;
             let count = stream.send_seq;
-            self.send
-                .push(OutMessage::new(Op::Fin, mux, count, Bytes::new()));
+            self.queue_message(OutMessage::new(Op::Fin, mux, count, Bytes::new()));
             return Ok(());
         }
         let count = match self.incoming.get(&mux) {

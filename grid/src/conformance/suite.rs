@@ -603,6 +603,65 @@ pub async fn full_send_buffer_wakes_stream_senders<R: TestRuntime>(rt: R) {
     cluster.shutdown().await;
 }
 
+/// A stream's `Sink` gathers messages and hands them over in batches: whatever
+/// the peer's credit, every message arrives once and in order, including those
+/// fed and never flushed before the sender was dropped; a message larger than
+/// the peer accepts is refused as it is fed.
+pub async fn sink_batches_arrive_whole_and_in_order<R: TestRuntime>(rt: R) {
+    use futures_util::{SinkExt, StreamExt};
+
+    let cluster = Cluster::start(&rt, 2).await;
+    // Echo with input window 4 and a receive window of 3: batches are cut by credit.
+    let (mut tx, mut rx) = cluster
+        .conn(0, 1)
+        .stream(STREAM_ECHO, "")
+        .in_capacity(3)
+        .open()
+        .await
+        .unwrap()
+        .split();
+    let numbered = |i: u32| Bytes::from(i.to_le_bytes().to_vec());
+    let send = async {
+        let mut messages = futures_util::stream::iter((0..2000).map(numbered).map(Ok));
+        tx.send_all(&mut messages).await.unwrap();
+        tx.close().await.unwrap();
+    };
+    let receive = async {
+        let mut next = 0;
+        while let Some(message) = rx.next().await {
+            assert_eq!(message.unwrap(), numbered(next));
+            next += 1;
+        }
+        next
+    };
+    let ((), received) = futures_util::future::join(send, receive).await;
+    assert_eq!(received, 2000);
+    drop((tx, rx));
+
+    // Fed without a flush, then dropped: the messages still arrive, then the end.
+    let (mut tx, mut rx) = cluster
+        .conn(0, 1)
+        .stream(STREAM_SINK, "")
+        .open()
+        .await
+        .unwrap()
+        .split();
+    let mut sent = 0;
+    for size in 1..=100 {
+        tx.feed(Bytes::from(vec![7u8; size])).await.unwrap();
+        sent += size;
+    }
+    let max = grid_proto::Limits::default().max_message_size as usize;
+    let too_large = tx.feed(Bytes::from(vec![0u8; max + 1])).await;
+    assert_eq!(too_large, Err(Error::TooLarge { size: max + 1, max }));
+    drop(tx);
+    assert_eq!(rx.recv().await, Some(Ok(Bytes::from(sent.to_string()))));
+    assert_eq!(rx.recv().await, None);
+    drop(rx);
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
 /// A peer that vanishes with megabytes still unsent to it (its host is gone:
 /// nothing is acknowledged, nothing is reset) is declared dead, and the dialer
 /// reconnects at once instead of waiting on its full socket.
