@@ -99,39 +99,44 @@ impl Driver {
                     Poll::Pending => {}
                 }
             }
-            let next_timeout;
-            {
-                let mut inner = self.shared.lock();
-                let now = Instant::now();
-                if read_bytes > 0 {
-                    inner.proto.handle_input(now, &self.read_buf[..read_bytes]);
-                    progressed = true;
-                }
-                if let Some(reason) = read_error.take() {
-                    inner.proto.handle_transport_closed(reason);
-                    progressed = true;
-                }
-                if inner.proto.poll_timeout().is_some_and(|at| at <= now) {
-                    inner.proto.handle_timeout(now);
-                }
-                inner.dispatch(dispatched);
-                while self.queued < WRITE_QUEUE_LIMIT {
-                    let Some(bytes) = inner.proto.poll_transmit(now) else {
-                        break;
-                    };
-                    self.queued += bytes.len();
-                    self.writes.push_back(bytes);
-                }
-                next_timeout = inner.proto.poll_timeout();
-                inner.set_driver_waker(cx.waker());
+            let mut inner = self.shared.lock();
+            let now = Instant::now();
+            if read_bytes > 0 {
+                inner.proto.handle_input(now, &self.read_buf[..read_bytes]);
+                progressed = true;
             }
+            if let Some(reason) = read_error.take() {
+                inner.proto.handle_transport_closed(reason);
+                progressed = true;
+            }
+            if inner.proto.poll_timeout().is_some_and(|at| at <= now) {
+                inner.proto.handle_timeout(now);
+            }
+            inner.dispatch(dispatched);
+            if !dispatched.requests.is_empty() || !dispatched.streams.is_empty() {
+                // Handlers start outside the lock, and before output is taken:
+                // those that answer at once are written in this round. The
+                // driver is running, so their answers need not wake it; it
+                // takes output under the lock that sets its waker again.
+                inner.clear_driver_waker();
+                drop(inner);
+                host.on_dispatched(&self.shared, dispatched);
+                inner = self.shared.lock();
+            }
+            while self.queued < WRITE_QUEUE_LIMIT {
+                let Some(bytes) = inner.proto.poll_transmit(now) else {
+                    break;
+                };
+                self.queued += bytes.len();
+                self.writes.push_back(bytes);
+            }
+            let next_timeout = inner.proto.poll_timeout();
+            inner.set_driver_waker(cx.waker());
+            drop(inner);
             if let Some(reason) = dispatched.closed.take() {
                 self.closed = Some(reason);
             }
             let connected = dispatched.connected.take();
-            if !dispatched.requests.is_empty() || !dispatched.streams.is_empty() {
-                host.on_dispatched(&self.shared, dispatched);
-            }
             progressed |= self.write(cx);
             // The protocol reports `Connected` once per connection.
             if let Some(peer) = connected {

@@ -187,6 +187,12 @@ impl<R: Runtime> ManagerBuilder<R> {
     }
 
     /// Registers a single-request handler.
+    ///
+    /// The handler's future is first polled on the connection's own task, and
+    /// becomes a task of its own only if it has to wait: a handler that
+    /// answers at once costs no task and no wake-up. So work done before the
+    /// first `.await` holds up the connection; move long computations to a
+    /// blocking pool (e.g. `tokio::task::spawn_blocking`).
     pub fn single<F, Fut>(self, handler: HandlerId, function: F) -> Self
     where
         F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,

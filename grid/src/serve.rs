@@ -1,10 +1,13 @@
-//! Running handlers: each call the peer opens gets a task of its own, whose
-//! future is dropped when the call is cancelled, and whose outcome (value,
-//! error or panic) becomes the call's answer.
+//! Running handlers: each call the peer opens is polled first on the
+//! connection's driver and gets a task of its own if it has to wait. Its future
+//! is dropped when the call is cancelled, and its outcome (value, error or
+//! panic) becomes the call's answer.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 
 use bytes::Bytes;
 use futures_util::future::{select, Either};
@@ -63,7 +66,7 @@ impl<R: Runtime> Serve<R> {
         let shared = shared.clone();
         let span =
             tracing::debug_span!("grid.handle", %peer, handler = call.handler, mux = %call.id);
-        self.runtime.spawn(
+        self.run(
             async move {
                 let id = ctx.id;
                 let cancelled = ctx.cancelled();
@@ -91,6 +94,19 @@ impl<R: Runtime> Serve<R> {
             }
             .instrument(span),
         );
+    }
+
+    /// Polls a handler's task once right here, on the connection's driver, and
+    /// spawns it only if it has to wait. A handler that answers without
+    /// waiting (most do) costs no task, and its answer leaves in the same
+    /// write as whatever else the driver sends next.
+    fn run(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut task = Box::pin(task);
+        let mut cx = Context::from_waker(Waker::noop());
+        if task.as_mut().poll(&mut cx).is_pending() {
+            // The spawned task polls it again with a waker that works.
+            self.runtime.spawn(task);
+        }
     }
 
     fn start_stream(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {

@@ -102,6 +102,11 @@ impl Inner {
         }
     }
 
+    /// Forgets the driver's waker while the driver itself is running.
+    pub(crate) fn clear_driver_waker(&mut self) {
+        self.driver_waker = None;
+    }
+
     pub(crate) fn set_driver_waker(&mut self, waker: &Waker) {
         match &self.driver_waker {
             Some(existing) if existing.will_wake(waker) => {}
