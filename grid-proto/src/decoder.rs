@@ -1,8 +1,11 @@
 //! Incremental frame decoder: bytes in any chunking, frames out.
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::frame::{FrameError, Header, HEADER_LEN};
+use crate::recycle::{BufferPool, RECYCLE_MIN};
 
 /// Splits a byte stream into frames.
 ///
@@ -10,8 +13,9 @@ use crate::frame::{FrameError, Header, HEADER_LEN};
 /// of the payload is buffered, so a peer cannot make the decoder reserve more
 /// than one maximum frame.
 ///
-/// Every payload gets a buffer of exactly its size, filled straight from the
-/// input once its header is known. So a payload held for long by the
+/// Every payload gets a buffer of its own, filled straight from the input once
+/// its header is known: of exactly its size, or for a large payload a
+/// recycled one of at most twice its size. So a payload held for long by the
 /// application pins only itself, never a shared receive buffer, and large
 /// frames do not make the receive buffer double into sizes that the system
 /// allocator hands back to the kernel and faults in again on every frame.
@@ -19,8 +23,9 @@ use crate::frame::{FrameError, Header, HEADER_LEN};
 pub struct FrameDecoder {
     buf: BytesMut,
     /// The frame whose header has been read, and its payload so far.
-    pending: Option<(Header, BytesMut)>,
+    pending: Option<(Header, Vec<u8>)>,
     max_frame: u32,
+    pool: Arc<BufferPool>,
 }
 
 impl FrameDecoder {
@@ -30,6 +35,7 @@ impl FrameDecoder {
             buf: BytesMut::new(),
             pending: None,
             max_frame,
+            pool: BufferPool::new(),
         }
     }
 
@@ -48,6 +54,12 @@ impl FrameDecoder {
             data = rest;
         }
         self.buf.extend_from_slice(data);
+    }
+
+    /// Returns the recycled receive buffers to the system if no payload needed
+    /// one since the last call.
+    pub(crate) fn trim_buffers_if_unused(&self) {
+        self.pool.trim_if_unused();
     }
 
     /// Bytes received but not yet returned as frames.
@@ -77,7 +89,11 @@ impl FrameDecoder {
             }
             self.buf.advance(HEADER_LEN);
             let len = header.len as usize;
-            let mut payload = BytesMut::with_capacity(len);
+            let mut payload = if len >= RECYCLE_MIN {
+                self.pool.take(len)
+            } else {
+                Vec::with_capacity(len)
+            };
             let available = len.min(self.buf.len());
             payload.extend_from_slice(&self.buf[..available]);
             self.buf.advance(available);
@@ -87,10 +103,15 @@ impl FrameDecoder {
             Some((header, payload)) if payload.len() == header.len as usize => {}
             _ => return Ok(None),
         }
-        Ok(self
-            .pending
-            .take()
-            .map(|(header, payload)| (header, payload.freeze())))
+        Ok(self.pending.take().map(|(header, payload)| {
+            let payload = if payload.capacity() >= RECYCLE_MIN {
+                self.pool.payload(payload)
+            } else {
+                // Exactly its size: no copy, no second allocation.
+                Bytes::from(payload)
+            };
+            (header, payload)
+        }))
     }
 }
 

@@ -91,6 +91,7 @@ mod error;
 mod event;
 mod frame;
 mod handshake;
+mod recycle;
 mod rng;
 mod send_queue;
 mod stats;

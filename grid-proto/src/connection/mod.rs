@@ -284,6 +284,7 @@ impl Connection {
         }
         if now >= self.keepalive.next_ping {
             self.send_ping(now);
+            self.decoder.trim_buffers_if_unused();
         }
         self.expire_calls(now);
     }

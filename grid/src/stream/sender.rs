@@ -14,7 +14,7 @@ use crate::shared::{Inner, Shared};
 /// A sender that has queued this many bytes without waiting yields once, so
 /// the connection's driver (often on the same thread) starts writing while the
 /// sender still has credit, instead of after it ran out.
-const SEND_YIELD_BYTES: usize = 64 * 1024;
+const SEND_YIELD_BYTES: usize = 1024 * 1024;
 
 /// Frame overhead counted per message towards `SEND_YIELD_BYTES`.
 const MESSAGE_OVERHEAD: usize = 16;
