@@ -61,6 +61,7 @@ struct Delivery<'a> {
 
 impl Delivery<'_> {
     /// A stream's `Message` or `Credit`, the same whichever side opened it.
+    #[inline(always)]
     fn flow(
         self,
         stream: &mut StreamState,
