@@ -48,12 +48,18 @@ pub type Stop = oneshot::Receiver<()>;
 ///
 /// `server` runs until its [`Stop`] resolves; `client` runs to completion.
 /// Both are built inside their runtime, so they may create tokio sockets.
+/// Each side is a spawned task, as callers and servers are in a real node:
+/// the `block_on` future itself would cost an extra poll of the I/O driver on
+/// every wake-up (tokio checks for I/O before polling it again), which taxes
+/// every system whose caller is woken by a connection task but not raw TCP,
+/// whose caller does its own I/O.
 pub fn tokio_pair<S, SF, C, CF, T>(topology: Topology, server: S, client: C) -> Result<T, String>
 where
     S: FnOnce(Stop) -> SF + Send + 'static,
     SF: Future<Output = ()> + Send + 'static,
-    C: FnOnce() -> CF,
-    CF: Future<Output = Result<T, String>>,
+    C: FnOnce() -> CF + Send + 'static,
+    CF: Future<Output = Result<T, String>> + Send + 'static,
+    T: Send + 'static,
 {
     let (stop_tx, stop_rx) = oneshot::channel();
     match topology {
@@ -61,11 +67,18 @@ where
             let server_thread = std::thread::Builder::new()
                 .name("server".into())
                 .spawn(move || -> Result<(), String> {
-                    current_thread()?.block_on(server(stop_rx));
-                    Ok(())
+                    current_thread()?.block_on(async move {
+                        tokio::spawn(server(stop_rx))
+                            .await
+                            .map_err(|e| format!("the server side failed: {e}"))
+                    })
                 })
                 .map_err(|e| format!("cannot start the server thread: {e}"))?;
-            let outcome = current_thread()?.block_on(client());
+            let outcome = current_thread()?.block_on(async move {
+                tokio::spawn(async move { client().await })
+                    .await
+                    .map_err(|e| format!("the client side failed: {e}"))?
+            });
             let _ = stop_tx.send(());
             server_thread
                 .join()
@@ -74,7 +87,9 @@ where
         }
         Topology::Single => current_thread()?.block_on(async move {
             let server = tokio::spawn(server(stop_rx));
-            let outcome = client().await;
+            let outcome = tokio::spawn(async move { client().await })
+                .await
+                .map_err(|e| format!("the client side failed: {e}"))?;
             let _ = stop_tx.send(());
             server
                 .await
