@@ -1,18 +1,18 @@
-//! Running handlers: each call the peer opens is polled first on the
-//! connection's driver and gets a task of its own if it has to wait. Its future
-//! is dropped when the call is cancelled, and its outcome (value, error or
-//! panic) becomes the call's answer.
+//! Running handlers. A single request's handler is polled first on the
+//! connection's driver and gets a task of its own only if it has to wait; a
+//! stream's handler always gets a task. A handler's future is dropped when its
+//! call is cancelled, and its outcome (value, error or panic) becomes the
+//! call's answer.
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures_util::future::{select, Either};
 use futures_util::FutureExt;
-use grid_proto::{Error, IncomingCall};
+use grid_proto::{CallId, Error, IncomingCall};
 use tracing::Instrument;
 
 use crate::driver::Host;
@@ -59,54 +59,39 @@ impl<R: Runtime> Serve<R> {
             return;
         };
         let ctx = self.context(shared, peer, &call);
-        shared
-            .lock()
-            .incoming
-            .insert(call.id, IncomingSlot::default());
-        let shared = shared.clone();
-        let span =
-            tracing::debug_span!("grid.handle", %peer, handler = call.handler, mux = %call.id);
-        self.run(
-            async move {
-                let id = ctx.id;
-                let cancelled = ctx.cancelled();
-                let work = AssertUnwindSafe(function(ctx, call.payload)).catch_unwind();
-                let outcome = match select(pin!(work), pin!(cancelled)).await {
-                    Either::Left((outcome, _)) => Some(outcome),
-                    Either::Right(_) => None,
-                };
-                shared.command(|inner, _| {
-                    inner.incoming.remove(&id);
-                    let result = match outcome {
-                        Some(Ok(Ok(response))) => match inner.proto.respond(id, response) {
-                            Err(error @ Error::TooLarge { .. }) => inner.proto.fail(id, error),
-                            other => other,
-                        },
-                        Some(Ok(Err(error))) => inner.proto.fail(id, error),
-                        Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
-                        // Cancelled: answering frees the call's slot and sends nothing.
-                        None => inner.proto.respond(id, Bytes::new()),
-                    };
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "answer not sent");
+        let id = call.id;
+        shared.lock().incoming.insert(id, IncomingSlot::default());
+        let span = tracing::debug_span!("grid.handle", %peer, handler = call.handler, mux = %id);
+        let cancelled = ctx.cancelled();
+        let mut work = function(ctx, call.payload);
+        // Polled once right here, on the connection's driver: a handler that
+        // answers without waiting (most do) costs no task, and its answer
+        // leaves in the same write as whatever else the driver sends next.
+        let first = span.in_scope(|| {
+            let mut cx = Context::from_waker(Waker::noop());
+            std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(&mut cx)))
+        });
+        let outcome = match first {
+            Ok(Poll::Ready(result)) => Ok(result),
+            Err(panic) => Err(panic),
+            Ok(Poll::Pending) => {
+                let shared = shared.clone();
+                // The task polls the handler again, with a waker that works.
+                self.runtime.spawn(
+                    async move {
+                        let work = AssertUnwindSafe(work).catch_unwind();
+                        let outcome = match select(pin!(work), pin!(cancelled)).await {
+                            Either::Left((outcome, _)) => Some(outcome),
+                            Either::Right(_) => None,
+                        };
+                        answer(&shared, id, outcome);
                     }
-                });
+                    .instrument(span),
+                );
+                return;
             }
-            .instrument(span),
-        );
-    }
-
-    /// Polls a handler's task once right here, on the connection's driver, and
-    /// spawns it only if it has to wait. A handler that answers without
-    /// waiting (most do) costs no task, and its answer leaves in the same
-    /// write as whatever else the driver sends next.
-    fn run(&self, task: impl Future<Output = ()> + Send + 'static) {
-        let mut task = Box::pin(task);
-        let mut cx = Context::from_waker(Waker::noop());
-        if task.as_mut().poll(&mut cx).is_pending() {
-            // The spawned task polls it again with a waker that works.
-            self.runtime.spawn(task);
-        }
+        };
+        answer(shared, id, Some(outcome));
     }
 
     fn start_stream(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
@@ -179,6 +164,29 @@ impl<R: Runtime> Serve<R> {
             .instrument(span),
         );
     }
+}
+
+/// What a single-request handler ended with: `None` if it was cancelled.
+type Outcome = Option<std::thread::Result<Result<Bytes, Error>>>;
+
+/// Sends a single-request handler's answer and forgets the call.
+fn answer(shared: &Shared, id: CallId, outcome: Outcome) {
+    shared.command(|inner, _| {
+        inner.incoming.remove(&id);
+        let result = match outcome {
+            Some(Ok(Ok(response))) => match inner.proto.respond(id, response) {
+                Err(error @ Error::TooLarge { .. }) => inner.proto.fail(id, error),
+                other => other,
+            },
+            Some(Ok(Err(error))) => inner.proto.fail(id, error),
+            Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
+            // Cancelled: answering frees the call's slot and sends nothing.
+            None => inner.proto.respond(id, Bytes::new()),
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "answer not sent");
+        }
+    });
 }
 
 fn panicked(panic: Box<dyn std::any::Any + Send>) -> Error {
