@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -63,6 +63,10 @@ pub(crate) struct Driver {
     closed: Option<CloseReason>,
     /// Once closed, how long the final frames may take to leave.
     close_deadline: Option<Instant>,
+    /// The deadline the timer was last polled for, and the waker it holds:
+    /// polling it again for the same deadline and task would only re-register
+    /// the waker, which costs a timer-wheel update per round.
+    timer_polled: Option<(Instant, Waker)>,
     io_closed: bool,
 }
 
@@ -78,6 +82,7 @@ impl Driver {
             dispatched: Dispatched::default(),
             closed: None,
             close_deadline: None,
+            timer_polled: None,
             io_closed: false,
         }
     }
@@ -153,16 +158,10 @@ impl Driver {
                     let _ = Pin::new(&mut self.io).poll_close(cx);
                     return Poll::Ready(Exit::Closed(reason.clone()));
                 }
-                self.timer.reset(deadline);
-                if self.timer.poll_expired(cx).is_ready() {
-                    progressed = true;
-                }
+                progressed |= self.poll_timer(cx, deadline, now);
             }
             if let Some(at) = next_timeout {
-                self.timer.reset(at);
-                if self.timer.poll_expired(cx).is_ready() {
-                    progressed = true;
-                }
+                progressed |= self.poll_timer(cx, at, now);
             }
             if !progressed {
                 return Poll::Pending;
@@ -171,6 +170,19 @@ impl Driver {
         // Plenty of work left: let other tasks run, then continue.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Arms the timer for `at`; whether it has expired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, at: Instant, now: Instant) -> bool {
+        if let Some((armed, waker)) = &self.timer_polled {
+            if *armed == at && at > now && waker.will_wake(cx.waker()) {
+                return false;
+            }
+        }
+        self.timer.reset(at);
+        let expired = self.timer.poll_expired(cx).is_ready();
+        self.timer_polled = (!expired).then(|| (at, cx.waker().clone()));
+        expired
     }
 
     /// Writes queued buffers until the socket would block; whether anything
