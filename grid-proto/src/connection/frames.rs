@@ -55,6 +55,7 @@ fn parse_open(op: Op, mut payload: Bytes) -> Option<OpenPrefix> {
 /// call it belongs to.
 struct Delivery<'a> {
     events: &'a mut VecDeque<Event>,
+    messages: &'a mut VecDeque<(CallId, Bytes)>,
     stats: &'a mut Stats,
     stream_buffered: &'a mut usize,
 }
@@ -80,7 +81,7 @@ impl Delivery<'_> {
         stream.on_message(arg, len)?;
         *self.stream_buffered += len;
         self.stats.messages_received += 1;
-        self.events.push_back(Event::Message { id, payload });
+        self.messages.push_back((id, payload));
         Ok(())
     }
 }
@@ -349,6 +350,7 @@ impl Connection {
             (Op::Message | Op::Credit, Some(stream)) => {
                 let delivery = Delivery {
                     events: &mut self.events,
+                    messages: &mut self.messages,
                     stats: &mut self.stats,
                     stream_buffered: &mut self.stream_buffered,
                 };
@@ -391,6 +393,7 @@ impl Connection {
             (Op::Message | Op::Credit, Some(stream)) => {
                 let delivery = Delivery {
                     events: &mut self.events,
+                    messages: &mut self.messages,
                     stats: &mut self.stats,
                     stream_buffered: &mut self.stream_buffered,
                 };

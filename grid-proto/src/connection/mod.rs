@@ -69,6 +69,8 @@ pub struct Connection {
     assembler: Assembler,
     send: SendQueue,
     events: VecDeque<Event>,
+    /// Stream messages received, delivered before `events` (see `poll_event`).
+    messages: VecDeque<(CallId, Bytes)>,
     outgoing: FxHashMap<u32, OutCall>,
     incoming: FxHashMap<u32, InCall>,
     outgoing_streams: usize,
@@ -125,6 +127,7 @@ impl Connection {
             assembler: Assembler::default(),
             send,
             events: VecDeque::new(),
+            messages: VecDeque::new(),
             outgoing: FxHashMap::default(),
             incoming: FxHashMap::default(),
             outgoing_streams: 0,
@@ -372,7 +375,17 @@ impl Connection {
     }
 
     /// The next event, `None` when there are none.
+    ///
+    /// Stream messages ([`Event::Message`]) come before the other events
+    /// waiting at the time. A stream's own events never precede its messages
+    /// (its end, error or cancellation follows every message delivered before
+    /// it), and calls are independent of each other, so nothing observable is
+    /// reordered; keeping messages in a queue of their own keeps their
+    /// delivery cheap.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some((id, payload)) = self.messages.pop_front() {
+            return Some(Event::Message { id, payload });
+        }
         self.events.pop_front()
     }
 
