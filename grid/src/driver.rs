@@ -89,6 +89,9 @@ impl Driver {
 
     /// Runs until the handshake completes or the connection has closed.
     pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>, host: &dyn Host) -> Poll<Exit> {
+        // The previous round left nothing to do but wait: all output taken and
+        // written, the waker with the connection and the timer.
+        let mut settled = false;
         for _ in 0..ROUNDS_PER_POLL {
             let mut progressed = false;
             let dispatched = &mut self.dispatched;
@@ -101,6 +104,9 @@ impl Driver {
                     }
                     Poll::Ready(Ok(n)) => read_bytes = n,
                     Poll::Ready(Err(error)) => read_error = Some(error.to_string()),
+                    // Anything new since then (a command, a timer) wakes this
+                    // task again: no need to look under the lock.
+                    Poll::Pending if settled => return Poll::Pending,
                     Poll::Pending => {}
                 }
             }
@@ -128,13 +134,18 @@ impl Driver {
                 host.on_dispatched(&self.shared, dispatched);
                 inner = self.shared.lock();
             }
+            let mut output_taken = false;
             while self.queued < WRITE_QUEUE_LIMIT {
                 let Some(bytes) = inner.proto.poll_transmit(now) else {
+                    output_taken = true;
                     break;
                 };
                 self.queued += bytes.len();
                 self.writes.push_back(bytes);
             }
+            // Taking output can free send-buffer room (`Writable`): those
+            // waiting for it hear now, not a round later.
+            inner.dispatch(dispatched);
             let next_timeout = inner.proto.poll_timeout();
             inner.set_driver_waker(cx.waker());
             drop(inner);
@@ -160,12 +171,15 @@ impl Driver {
                 }
                 progressed |= self.poll_timer(cx, deadline, now);
             }
-            if let Some(at) = next_timeout {
-                progressed |= self.poll_timer(cx, at, now);
-            }
-            if !progressed {
+            let expired = next_timeout.is_some_and(|at| self.poll_timer(cx, at, now));
+            if !progressed && !expired {
                 return Poll::Pending;
             }
+            settled = output_taken
+                && self.writes.is_empty()
+                && !expired
+                && self.dispatched.requests.is_empty()
+                && self.dispatched.streams.is_empty();
         }
         // Plenty of work left: let other tasks run, then continue.
         cx.waker().wake_by_ref();
