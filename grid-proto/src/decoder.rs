@@ -23,9 +23,39 @@ use crate::recycle::{BufferPool, RECYCLE_MIN};
 pub struct FrameDecoder {
     buf: BytesMut,
     /// The frame whose header has been read, and its payload so far.
-    pending: Option<(Header, Vec<u8>)>,
+    pending: Option<Pending>,
     max_frame: u32,
     pool: Arc<BufferPool>,
+}
+
+/// A payload being received.
+#[derive(Debug)]
+struct Pending {
+    header: Header,
+    /// A small payload grows as it is filled; a large one is a recycled
+    /// buffer, initialized to its full length from the start, so that input
+    /// can be read straight into it (see [`FrameDecoder::input_space`]).
+    payload: Vec<u8>,
+    filled: usize,
+}
+
+impl Pending {
+    fn missing(&self) -> usize {
+        // Lossless: `len` was checked against a u32 maximum and usize is at least 32 bits.
+        self.header.len as usize - self.filled
+    }
+
+    /// Takes what it still misses from the front of `data`; returns how much.
+    fn fill(&mut self, data: &[u8]) -> usize {
+        let take = self.missing().min(data.len());
+        if self.payload.len() == self.filled {
+            self.payload.extend_from_slice(&data[..take]);
+        } else {
+            self.payload[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+        }
+        self.filled += take;
+        take
+    }
 }
 
 impl FrameDecoder {
@@ -46,14 +76,33 @@ impl FrameDecoder {
 
     /// Appends received bytes.
     pub fn push(&mut self, mut data: &[u8]) {
-        if let Some((header, payload)) = &mut self.pending {
-            // Lossless: `len` was checked against a u32 maximum and usize is at least 32 bits.
-            let missing = header.len as usize - payload.len();
-            let (now, rest) = data.split_at(missing.min(data.len()));
-            payload.extend_from_slice(now);
-            data = rest;
+        if let Some(pending) = &mut self.pending {
+            data = &data[pending.fill(data)..];
         }
         self.buf.extend_from_slice(data);
+    }
+
+    /// Room to read input into directly, saving the copy [`push`](Self::push)
+    /// makes: the rest of a large payload being received, when there is one.
+    /// Read into a prefix of it, then report how much with
+    /// [`push_in_place`](Self::push_in_place).
+    pub fn input_space(&mut self) -> Option<&mut [u8]> {
+        let pending = self.pending.as_mut()?;
+        // Only a recycled payload is initialized ahead of its input.
+        if pending.payload.len() == pending.filled || !self.buf.is_empty() {
+            return None;
+        }
+        Some(&mut pending.payload[pending.filled..])
+    }
+
+    /// Accounts for `len` bytes read into [`input_space`](Self::input_space);
+    /// more than it offered counts as what it offered.
+    pub fn push_in_place(&mut self, len: usize) {
+        if let Some(pending) = &mut self.pending {
+            if pending.payload.len() > pending.filled {
+                pending.filled += len.min(pending.missing());
+            }
+        }
     }
 
     /// Returns the recycled receive buffers to the system if no payload needed
@@ -64,11 +113,7 @@ impl FrameDecoder {
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
-            + self
-                .pending
-                .as_ref()
-                .map_or(0, |(_, payload)| payload.len())
+        self.buf.len() + self.pending.as_ref().map_or(0, |pending| pending.filled)
     }
 
     /// The next complete frame, `Ok(None)` if more input is needed.
@@ -89,28 +134,32 @@ impl FrameDecoder {
             }
             self.buf.advance(HEADER_LEN);
             let len = header.len as usize;
-            let mut payload = if len >= RECYCLE_MIN {
+            let payload = if len >= RECYCLE_MIN {
                 self.pool.take(len)
             } else {
                 Vec::with_capacity(len)
             };
-            let available = len.min(self.buf.len());
-            payload.extend_from_slice(&self.buf[..available]);
-            self.buf.advance(available);
-            self.pending = Some((header, payload));
+            let mut pending = Pending {
+                header,
+                payload,
+                filled: 0,
+            };
+            let used = pending.fill(&self.buf);
+            self.buf.advance(used);
+            self.pending = Some(pending);
         }
         match &self.pending {
-            Some((header, payload)) if payload.len() == header.len as usize => {}
+            Some(pending) if pending.missing() == 0 => {}
             _ => return Ok(None),
         }
-        Ok(self.pending.take().map(|(header, payload)| {
-            let payload = if payload.capacity() >= RECYCLE_MIN {
-                self.pool.payload(payload)
+        Ok(self.pending.take().map(|pending| {
+            let payload = if pending.payload.capacity() >= RECYCLE_MIN {
+                self.pool.payload(pending.payload)
             } else {
                 // Exactly its size: no copy, no second allocation.
-                Bytes::from(payload)
+                Bytes::from(pending.payload)
             };
-            (header, payload)
+            (pending.header, payload)
         }))
     }
 }
@@ -122,6 +171,43 @@ mod tests {
 
     fn frames(decoder: &mut FrameDecoder) -> Vec<(Header, Bytes)> {
         std::iter::from_fn(|| decoder.next_frame().unwrap()).collect()
+    }
+
+    #[test]
+    fn input_read_in_place_gives_the_same_frames() {
+        let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, Op::Message, 0, 3, 0, &big);
+        encode_frame(&mut wire, Op::Message, 0, 3, 1, &big[..20_000]);
+        encode_frame(&mut wire, Op::Response, 0, 5, 0, b"hi");
+        let mut decoder = FrameDecoder::new(1 << 20);
+        let mut got = Vec::new();
+        let mut rest = &wire[..];
+        // As a driver does: read into the payload when offered room, else into
+        // its own buffer; reads of uneven sizes.
+        let mut sizes = [7_001usize, 40_000, 3, 65_536].into_iter().cycle();
+        while !rest.is_empty() {
+            let size = sizes.next().unwrap().min(rest.len());
+            match decoder.input_space() {
+                Some(space) => {
+                    let n = size.min(space.len());
+                    space[..n].copy_from_slice(&rest[..n]);
+                    decoder.push_in_place(n);
+                    rest = &rest[n..];
+                }
+                None => {
+                    decoder.push(&rest[..size]);
+                    rest = &rest[size..];
+                }
+            }
+            got.extend(frames(&mut decoder));
+        }
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].1.as_ref(), &big[..]);
+        assert_eq!(got[1].1.as_ref(), &big[..20_000]);
+        assert_eq!(got[2].1.as_ref(), b"hi");
+        assert_eq!(decoder.buffered(), 0);
+        assert!(decoder.input_space().is_none());
     }
 
     #[test]

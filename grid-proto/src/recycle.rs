@@ -45,8 +45,10 @@ impl BufferPool {
         Arc::new(BufferPool::default())
     }
 
-    /// An empty buffer with room for `len` bytes, and at most twice that, so
-    /// a small payload never pins a much larger buffer.
+    /// A buffer of `len` initialized bytes (stale or zero: to be overwritten),
+    /// with room for at most twice that, so a small payload never pins a much
+    /// larger buffer. Kept buffers stay initialized, so reusing one costs
+    /// nothing; only a new one is zeroed.
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
         let mut free = self.lock();
         free.used = true;
@@ -56,11 +58,13 @@ impl BufferPool {
             .rposition(|buffer| buffer.capacity() >= len && buffer.capacity() / 2 <= len);
         match fits {
             Some(index) => {
-                let buffer = free.buffers.swap_remove(index);
+                let mut buffer = free.buffers.swap_remove(index);
                 free.bytes -= buffer.capacity();
+                drop(free);
+                buffer.resize(len, 0);
                 buffer
             }
-            None => Vec::with_capacity(len),
+            None => vec![0; len],
         }
     }
 
@@ -83,10 +87,9 @@ impl BufferPool {
         })
     }
 
-    fn give_back(&self, mut buffer: Vec<u8>) {
+    fn give_back(&self, buffer: Vec<u8>) {
         let mut free = self.lock();
         if free.buffers.len() < KEEP_BUFFERS && free.bytes + buffer.capacity() <= KEEP_BYTES {
-            buffer.clear();
             free.bytes += buffer.capacity();
             free.buffers.push(buffer);
         }
@@ -133,7 +136,8 @@ mod tests {
     fn a_dropped_payload_lends_its_buffer_to_the_next() {
         let pool = BufferPool::new();
         let mut buffer = pool.take(64 * 1024);
-        buffer.extend_from_slice(&[7u8; 64 * 1024]);
+        assert_eq!(buffer.len(), 64 * 1024);
+        buffer.fill(7);
         let address = buffer.as_ptr();
         let payload = pool.payload(buffer);
         assert_eq!(&payload[..], &[7u8; 64 * 1024][..]);
@@ -144,7 +148,7 @@ mod tests {
         assert_eq!(pool.kept(), (1, 64 * 1024));
         let again = pool.take(40 * 1024);
         assert_eq!(again.as_ptr(), address);
-        assert!(again.is_empty());
+        assert_eq!(again.len(), 40 * 1024);
     }
 
     #[test]

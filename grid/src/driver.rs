@@ -18,6 +18,9 @@ use crate::shared::{Dispatched, Shared};
 /// Size of the socket read buffer.
 const READ_BUFFER: usize = 64 * 1024;
 
+/// Size of a read that follows one into a large payload's own buffer.
+const SHORT_READ: usize = 4096;
+
 /// The driver stops taking buffers from the protocol while this many bytes wait
 /// for the socket, so the protocol's own send-buffer limit applies.
 const WRITE_QUEUE_LIMIT: usize = 256 * 1024;
@@ -63,6 +66,10 @@ pub(crate) struct Driver {
     closed: Option<CloseReason>,
     /// Once closed, how long the final frames may take to leave.
     close_deadline: Option<Instant>,
+    /// The protocol offers the rest of a large payload to read into.
+    read_in_place: bool,
+    /// The last read went into a payload's own buffer.
+    read_in_place_last: bool,
     /// The deadline the timer was last polled for, and the waker it holds:
     /// polling it again for the same deadline and task would only re-register
     /// the waker, which costs a timer-wheel update per round.
@@ -82,6 +89,8 @@ impl Driver {
             dispatched: Dispatched::default(),
             closed: None,
             close_deadline: None,
+            read_in_place: false,
+            read_in_place_last: false,
             timer_polled: None,
             io_closed: false,
         }
@@ -97,8 +106,36 @@ impl Driver {
             let dispatched = &mut self.dispatched;
             let mut read_error = None;
             let mut read_bytes = 0;
-            if self.closed.is_none() {
-                match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
+            let mut read_in_place = 0;
+            let mut locked = None;
+            if self.closed.is_none() && self.read_in_place {
+                // A large payload is being received: read straight into its
+                // buffer, which only the lock reaches. A non-blocking read is
+                // a copy at memory speed, never a wait.
+                let mut inner = self.shared.lock();
+                if let Some(space) = inner.proto.input_space() {
+                    match Pin::new(&mut self.io).poll_read(cx, space) {
+                        Poll::Ready(Ok(0)) => {
+                            read_error = Some("connection closed by peer".to_string())
+                        }
+                        Poll::Ready(Ok(n)) => read_in_place = n,
+                        Poll::Ready(Err(error)) => read_error = Some(error.to_string()),
+                        Poll::Pending if settled => return Poll::Pending,
+                        Poll::Pending => {}
+                    }
+                    locked = Some(inner);
+                }
+            }
+            if self.closed.is_none() && locked.is_none() {
+                // Right after a large payload, the next is likely large too:
+                // a short read takes its header and lets the rest of it go
+                // straight into its own buffer instead of through this one.
+                let limit = if self.read_in_place_last {
+                    SHORT_READ
+                } else {
+                    READ_BUFFER
+                };
+                match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf[..limit]) {
                     Poll::Ready(Ok(0)) => {
                         read_error = Some("connection closed by peer".to_string())
                     }
@@ -110,8 +147,15 @@ impl Driver {
                     Poll::Pending => {}
                 }
             }
-            let mut inner = self.shared.lock();
+            if read_in_place > 0 || read_bytes > 0 {
+                self.read_in_place_last = read_in_place > 0;
+            }
+            let mut inner = locked.unwrap_or_else(|| self.shared.lock());
             let now = Instant::now();
+            if read_in_place > 0 {
+                inner.proto.handle_input_in_place(now, read_in_place);
+                progressed = true;
+            }
             if read_bytes > 0 {
                 inner.proto.handle_input(now, &self.read_buf[..read_bytes]);
                 progressed = true;
@@ -148,6 +192,7 @@ impl Driver {
             inner.dispatch(dispatched);
             let next_timeout = inner.proto.poll_timeout();
             inner.set_driver_waker(cx.waker());
+            self.read_in_place = inner.proto.input_space().is_some();
             drop(inner);
             if let Some(reason) = dispatched.closed.take() {
                 self.closed = Some(reason);

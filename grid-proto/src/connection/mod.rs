@@ -230,9 +230,36 @@ impl Connection {
         if self.is_closed() || data.is_empty() {
             return;
         }
-        self.stats.bytes_received += data.len() as u64;
-        self.keepalive.last_received = now;
         self.decoder.push(data);
+        self.input_arrived(now, data.len());
+    }
+
+    /// Room to read input into directly when a large payload is being
+    /// received: its own buffer, which saves copying it out of a read buffer.
+    /// Read into a prefix of it and report how much with
+    /// [`handle_input_in_place`](Self::handle_input_in_place); otherwise use
+    /// [`handle_input`](Self::handle_input).
+    pub fn input_space(&mut self) -> Option<&mut [u8]> {
+        if self.is_closed() {
+            return None;
+        }
+        self.decoder.input_space()
+    }
+
+    /// Like [`handle_input`](Self::handle_input), for `len` bytes read into
+    /// [`input_space`](Self::input_space).
+    pub fn handle_input_in_place(&mut self, now: Instant, len: usize) {
+        if self.is_closed() || len == 0 {
+            return;
+        }
+        self.decoder.push_in_place(len);
+        self.input_arrived(now, len);
+    }
+
+    /// Decodes and handles the frames that `len` new bytes completed.
+    fn input_arrived(&mut self, now: Instant, len: usize) {
+        self.stats.bytes_received += len as u64;
+        self.keepalive.last_received = now;
         while !self.is_closed() {
             match self.decoder.next_frame() {
                 Ok(Some((header, payload))) => self.handle_frame(now, header, payload),
