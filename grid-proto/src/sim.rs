@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::config::{Config, Role};
 use crate::connection::Connection;
@@ -205,8 +205,19 @@ impl Pair {
                 Some((at, _)) if *at <= now => {}
                 _ => break,
             }
-            if let Some((_, bytes)) = to.inbox.pop_front() {
-                to.conn.handle_input(now, &bytes);
+            if let Some((_, mut bytes)) = to.inbox.pop_front() {
+                // As a driver does: into a large payload's own buffer when it
+                // is offered, else through `handle_input`.
+                while !bytes.is_empty() {
+                    let Some(space) = to.conn.input_space() else {
+                        to.conn.handle_input(now, &bytes);
+                        break;
+                    };
+                    let len = space.len().min(bytes.len());
+                    space[..len].copy_from_slice(&bytes[..len]);
+                    to.conn.handle_input_in_place(now, len);
+                    bytes.advance(len);
+                }
                 moved = true;
             }
         }
