@@ -217,6 +217,12 @@ impl Driver {
                 progressed |= self.poll_timer(cx, deadline, now);
             }
             let expired = next_timeout.is_some_and(|at| self.poll_timer(cx, at, now));
+            if std::mem::take(&mut self.dispatched.answered) && progressed {
+                // A caller's answer arrived: let it run now, not after this
+                // driver has worked through more input (a bulk stream's).
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             if !progressed && !expired {
                 return Poll::Pending;
             }

@@ -85,6 +85,8 @@ pub(crate) struct Dispatched {
     pub(crate) requests: Vec<IncomingCall>,
     pub(crate) streams: Vec<IncomingCall>,
     pub(crate) closed: Option<CloseReason>,
+    /// A waiting caller was handed its answer.
+    pub(crate) answered: bool,
 }
 
 impl Inner {
@@ -132,6 +134,7 @@ impl Inner {
                             std::mem::replace(slot, RequestSlot::Done(result))
                         {
                             waker.wake();
+                            out.answered = true;
                         }
                     }
                 }
