@@ -24,7 +24,7 @@ point go to stdout.
   --repeat N      run every point N times and keep the run with the median
                   rate (split-topology figures are often bimodal between runs)
   --stream-window N
-                  grid's stream receive window in messages (default: 32 for
+                  grid's stream receive window in messages (default: 8 for
                   64 KiB messages, 4096 for 32 B ones)
   --only TEXT     run only the points whose label contains TEXT (repeatable;
                   e.g. --only grid-tokio --only 'echo 32 B x64'); ratios need
