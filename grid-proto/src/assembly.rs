@@ -1,13 +1,17 @@
 //! Reassembly of messages that arrive as several fragments.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::frame::{Header, Op};
+use crate::recycle::{BufferPool, RECYCLE_MIN};
 
 /// A message whose fragments are still arriving. Fragments are kept as they
-/// came and joined once, into an exactly sized buffer, when the last arrives.
+/// came and joined once when the last arrives: into an exactly sized buffer,
+/// or a large message into a recycled one (see [`BufferPool`]).
 #[derive(Debug)]
 struct Partial {
     op: Op,
@@ -17,9 +21,17 @@ struct Partial {
 }
 
 impl Partial {
-    fn join(self) -> Bytes {
+    fn join(self, pool: &Arc<BufferPool>) -> Bytes {
         if self.fragments.len() == 1 {
             return self.fragments.into_iter().next().unwrap_or_default();
+        }
+        if self.len >= RECYCLE_MIN {
+            let mut joined = pool.take(self.len);
+            joined.clear();
+            for fragment in &self.fragments {
+                joined.extend_from_slice(fragment);
+            }
+            return pool.payload(joined);
         }
         let mut joined = BytesMut::with_capacity(self.len);
         for fragment in &self.fragments {
@@ -57,9 +69,19 @@ pub(crate) enum AssemblyError {
 pub(crate) struct Assembler {
     partials: FxHashMap<u32, Partial>,
     bytes: usize,
+    /// Where joined large messages get their buffers (the decoder's pool).
+    pool: Arc<BufferPool>,
 }
 
 impl Assembler {
+    /// An assembler that joins large messages into buffers from `pool`.
+    pub(crate) fn new(pool: Arc<BufferPool>) -> Assembler {
+        Assembler {
+            pool,
+            ..Assembler::default()
+        }
+    }
+
     /// Bytes held in partial messages.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
@@ -121,7 +143,11 @@ impl Assembler {
             return Ok(Assembled::Pending);
         };
         self.bytes -= done.len;
-        Ok(Assembled::Complete(done.op, done.arg, done.join()))
+        Ok(Assembled::Complete(
+            done.op,
+            done.arg,
+            done.join(&self.pool),
+        ))
     }
 
     /// Whether no message is partly received.

@@ -7,6 +7,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::frame::{FrameError, Header, HEADER_LEN};
 use crate::recycle::{BufferPool, RECYCLE_MIN};
 
+/// Least of a payload still missing for [`FrameDecoder::input_space`] to offer
+/// it: below that, a copy costs less than a read of its own.
+const IN_PLACE_MIN: usize = 4096;
+
 /// Splits a byte stream into frames.
 ///
 /// The declared payload length is checked against the maximum before any byte
@@ -24,6 +28,9 @@ pub struct FrameDecoder {
     buf: BytesMut,
     /// The frame whose header has been read, and its payload so far.
     pending: Option<Pending>,
+    /// Bytes [`input_space`](Self::input_space) last offered; only those can
+    /// be pushed in place.
+    offered: usize,
     max_frame: u32,
     pool: Arc<BufferPool>,
 }
@@ -32,9 +39,9 @@ pub struct FrameDecoder {
 #[derive(Debug)]
 struct Pending {
     header: Header,
-    /// A small payload grows as it is filled; a large one is a recycled
-    /// buffer, initialized to its full length from the start, so that input
-    /// can be read straight into it (see [`FrameDecoder::input_space`]).
+    /// Holds `filled` bytes of the payload, and may hold more initialized
+    /// bytes after them (a recycled buffer's old contents, or zeros written
+    /// to offer the rest of it as [`FrameDecoder::input_space`]).
     payload: Vec<u8>,
     filled: usize,
 }
@@ -48,11 +55,9 @@ impl Pending {
     /// Takes what it still misses from the front of `data`; returns how much.
     fn fill(&mut self, data: &[u8]) -> usize {
         let take = self.missing().min(data.len());
-        if self.payload.len() == self.filled {
-            self.payload.extend_from_slice(&data[..take]);
-        } else {
-            self.payload[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-        }
+        let overwrite = (self.payload.len() - self.filled).min(take);
+        self.payload[self.filled..self.filled + overwrite].copy_from_slice(&data[..overwrite]);
+        self.payload.extend_from_slice(&data[overwrite..take]);
         self.filled += take;
         take
     }
@@ -61,11 +66,17 @@ impl Pending {
 impl FrameDecoder {
     /// A decoder that rejects frames whose payload exceeds `max_frame` bytes.
     pub fn new(max_frame: u32) -> FrameDecoder {
+        FrameDecoder::with_pool(max_frame, BufferPool::new())
+    }
+
+    /// A decoder whose large payloads get their buffers from `pool`.
+    pub(crate) fn with_pool(max_frame: u32, pool: Arc<BufferPool>) -> FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
             pending: None,
+            offered: 0,
             max_frame,
-            pool: BufferPool::new(),
+            pool,
         }
     }
 
@@ -76,6 +87,7 @@ impl FrameDecoder {
 
     /// Appends received bytes.
     pub fn push(&mut self, mut data: &[u8]) {
+        self.offered = 0;
         if let Some(pending) = &mut self.pending {
             data = &data[pending.fill(data)..];
         }
@@ -88,10 +100,12 @@ impl FrameDecoder {
     /// [`push_in_place`](Self::push_in_place).
     pub fn input_space(&mut self) -> Option<&mut [u8]> {
         let pending = self.pending.as_mut()?;
-        // Only a recycled payload is initialized ahead of its input.
-        if pending.payload.len() == pending.filled || !self.buf.is_empty() {
+        if pending.missing() < IN_PLACE_MIN || !self.buf.is_empty() {
             return None;
         }
+        // Initialized before it is offered; a recycled buffer mostly already is.
+        pending.payload.resize(pending.header.len as usize, 0);
+        self.offered = pending.missing();
         Some(&mut pending.payload[pending.filled..])
     }
 
@@ -99,10 +113,9 @@ impl FrameDecoder {
     /// more than it offered counts as what it offered.
     pub fn push_in_place(&mut self, len: usize) {
         if let Some(pending) = &mut self.pending {
-            if pending.payload.len() > pending.filled {
-                pending.filled += len.min(pending.missing());
-            }
+            pending.filled += len.min(self.offered);
         }
+        self.offered = 0;
     }
 
     /// Returns the recycled receive buffers to the system if no payload needed
@@ -152,7 +165,8 @@ impl FrameDecoder {
             Some(pending) if pending.missing() == 0 => {}
             _ => return Ok(None),
         }
-        Ok(self.pending.take().map(|pending| {
+        Ok(self.pending.take().map(|mut pending| {
+            pending.payload.truncate(pending.filled);
             let payload = if pending.payload.capacity() >= RECYCLE_MIN {
                 self.pool.payload(pending.payload)
             } else {

@@ -20,6 +20,7 @@ use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event};
 use crate::frame::{Op, ACCEPTOR_NAMESPACE};
 use crate::handshake::{self, PeerInfo, MAX_HANDSHAKE_FRAME};
+use crate::recycle::BufferPool;
 use crate::send_queue::SendQueue;
 use crate::stats::Stats;
 use crate::timers::Deadlines;
@@ -103,6 +104,7 @@ impl Connection {
     pub fn new(config: Config, now: Instant) -> Connection {
         let own_hello = handshake::encode_hello(&config);
         let mut send = SendQueue::new();
+        let pool = BufferPool::new();
         send.control(Op::Hello, 0, 0, &own_hello);
         let cheap_frames = CheapFrameBudget::new(
             config.limits.cheap_frame_burst,
@@ -123,8 +125,8 @@ impl Connection {
             own_hello,
             peer_hello: None,
             peer: None,
-            decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
-            assembler: Assembler::default(),
+            decoder: FrameDecoder::with_pool(MAX_HANDSHAKE_FRAME, pool.clone()),
+            assembler: Assembler::new(pool),
             send,
             events: VecDeque::new(),
             messages: VecDeque::new(),
