@@ -15,7 +15,9 @@
 //!
 //! A driver does the same three things forever, like any sans-IO state machine:
 //!
-//! 1. **Mutate**: feed what happened — bytes read ([`Connection::handle_input`]),
+//! 1. **Mutate**: feed what happened — bytes read ([`Connection::handle_input`];
+//!    or, to save a copy of a large payload, read straight into
+//!    [`Connection::input_space`] and call [`Connection::handle_input_in_place`]),
 //!    the timer firing ([`Connection::handle_timeout`]), the transport failing
 //!    ([`Connection::handle_transport_closed`]), or an application command
 //!    ([`Connection::open_request`], [`Connection::respond`], …).
