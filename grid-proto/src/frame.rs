@@ -46,6 +46,9 @@ pub enum Op {
     Fin = 0x16,
     /// Cancels (sent by the initiator) or resets (sent by the responder) a call.
     Cancel = 0x17,
+    /// Several stream messages in one frame, each a `u32` little-endian length
+    /// and its bytes (sequence number of the first in `arg`).
+    Messages = 0x18,
     /// Keepalive probe (id in `arg`).
     Ping = 0x20,
     /// Keepalive answer echoing the probe's id.
@@ -71,6 +74,7 @@ impl Op {
             0x15 => Op::Credit,
             0x16 => Op::Fin,
             0x17 => Op::Cancel,
+            0x18 => Op::Messages,
             0x20 => Op::Ping,
             0x21 => Op::Pong,
             0x22 => Op::GoAway,

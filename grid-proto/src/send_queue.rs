@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use slab::Slab;
 use smallvec::SmallVec;
 
-use crate::frame::{encode_frame, Header, Op, FLAG_MORE};
+use crate::frame::{encode_frame, Header, Op, FLAG_MORE, HEADER_LEN};
 
 /// Transmit buffers are filled up to about this many bytes before being handed
 /// to the driver: large enough to amortise a write syscall over many small frames.
@@ -25,6 +25,10 @@ const RESERVE_BELOW: usize = 4096;
 /// transmit buffer at once. They need no queue node, cannot overtake anything
 /// of their own mux, and delay other muxes by no more than a fragment would.
 const DIRECT_MAX: usize = 1024;
+
+/// A run of small messages of one stream written at once shares a `Messages`
+/// frame up to this payload size.
+const BATCH_MAX: usize = 16 * 1024;
 
 const NO_NODE: usize = usize::MAX;
 
@@ -55,6 +59,18 @@ impl OutMessage {
     }
 }
 
+/// A `Message` or `Messages` frame at the end of `out`.
+#[derive(Debug, Clone, Copy)]
+struct Joinable {
+    mux: u32,
+    /// Where its header starts in `out`.
+    at: usize,
+    /// Sequence number the next message must have to join it.
+    next_seq: u32,
+    /// Already a `Messages` frame.
+    batch: bool,
+}
+
 #[derive(Debug)]
 struct Node {
     message: OutMessage,
@@ -80,6 +96,8 @@ pub(crate) struct SendQueue {
     out: BytesMut,
     /// Bytes of `out` that are data frames rather than control frames.
     direct_bytes: usize,
+    /// The last frame in `out`, when the next message of its stream may join it.
+    joinable: Option<Joinable>,
     /// A zero-copy payload slice that must follow the bytes already handed out.
     deferred: Option<Bytes>,
     nodes: Slab<Node>,
@@ -99,6 +117,7 @@ impl SendQueue {
         SendQueue {
             out: BytesMut::with_capacity(COALESCE_TARGET),
             direct_bytes: 0,
+            joinable: None,
             deferred: None,
             nodes: Slab::new(),
             lanes: FxHashMap::default(),
@@ -110,6 +129,7 @@ impl SendQueue {
 
     /// Appends a control frame; it leaves before every data message not yet started.
     pub(crate) fn control(&mut self, op: Op, mux: u32, arg: u32, payload: &[u8]) {
+        self.joinable = None;
         encode_frame(&mut self.out, op, 0, mux, arg, payload);
     }
 
@@ -124,17 +144,25 @@ impl SendQueue {
         let mux = message.mux;
         if message.len() <= DIRECT_MAX.min(fragment) && !self.lanes.contains_key(&mux) {
             let before = self.out.len();
-            Header {
-                // Lossless: at most `DIRECT_MAX`.
-                len: message.len() as u32,
-                op: message.op,
-                flags: 0,
-                mux,
-                arg: message.arg,
+            if !self.join(&message, fragment) {
+                Header {
+                    // Lossless: at most `DIRECT_MAX`.
+                    len: message.len() as u32,
+                    op: message.op,
+                    flags: 0,
+                    mux,
+                    arg: message.arg,
+                }
+                .encode(&mut self.out);
+                self.out.extend_from_slice(&message.prefix);
+                self.out.extend_from_slice(&message.body);
+                self.joinable = (message.op == Op::Message).then_some(Joinable {
+                    mux,
+                    at: before,
+                    next_seq: message.arg.wrapping_add(1),
+                    batch: false,
+                });
             }
-            .encode(&mut self.out);
-            self.out.extend_from_slice(&message.prefix);
-            self.out.extend_from_slice(&message.body);
             self.direct_bytes += self.out.len() - before;
             return;
         }
@@ -163,6 +191,50 @@ impl SendQueue {
                 self.ring.push_back(mux);
             }
         }
+    }
+
+    /// Appends a small stream message to the frame of the same stream's previous
+    /// one, when that frame ends `out` and has room: a run of small messages
+    /// then costs one header, and the peer one frame, instead of one each.
+    fn join(&mut self, message: &OutMessage, fragment: usize) -> bool {
+        let Some(joinable) = self.joinable else {
+            return false;
+        };
+        if message.op != Op::Message
+            || !message.prefix.is_empty()
+            || joinable.mux != message.mux
+            || joinable.next_seq != message.arg
+        {
+            return false;
+        }
+        let payload_at = joinable.at + HEADER_LEN;
+        let frame_len = self.out.len() - payload_at;
+        let converted = if joinable.batch { 0 } else { 4 };
+        if frame_len + converted + 4 + message.body.len() > BATCH_MAX.min(fragment) {
+            return false;
+        }
+        if !joinable.batch {
+            // The lone message becomes the batch's first entry: a length goes
+            // in front of it, and the frame's op changes.
+            self.out.extend_from_slice(&[0; 4]);
+            self.out
+                .copy_within(payload_at..payload_at + frame_len, payload_at + 4);
+            // Lossless: a frame of at most `BATCH_MAX` bytes.
+            self.out[payload_at..payload_at + 4]
+                .copy_from_slice(&(frame_len as u32).to_le_bytes());
+            self.out[joinable.at + 4] = Op::Messages as u8;
+        }
+        self.out
+            .extend_from_slice(&(message.body.len() as u32).to_le_bytes());
+        self.out.extend_from_slice(&message.body);
+        let len = (self.out.len() - payload_at) as u32;
+        self.out[joinable.at..joinable.at + 4].copy_from_slice(&len.to_le_bytes());
+        self.joinable = Some(Joinable {
+            next_seq: message.arg.wrapping_add(1),
+            batch: true,
+            ..joinable
+        });
+        true
     }
 
     /// Drops every queued message of `mux`. A message already partly sent is cut
@@ -206,6 +278,8 @@ impl SendQueue {
 
     /// The next buffer to write, with fragments of at most `fragment` payload bytes.
     pub(crate) fn poll(&mut self, fragment: usize) -> Option<Bytes> {
+        // Whatever `out` holds is handed out now or follows a frame added here.
+        self.joinable = None;
         if let Some(deferred) = self.deferred.take() {
             return Some(deferred);
         }

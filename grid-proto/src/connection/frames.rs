@@ -61,27 +61,74 @@ struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
-    /// A stream's `Message` or `Credit`, the same whichever side opened it.
+    /// A stream's `Message`, `Messages` or `Credit`, the same whichever side
+    /// opened it.
     #[inline(always)]
     fn flow(
-        self,
+        mut self,
         stream: &mut StreamState,
         id: CallId,
         op: Op,
         arg: u32,
         payload: Bytes,
     ) -> Result<(), Error> {
-        if op == Op::Credit {
-            if stream.on_credit(arg)? {
-                self.events.push_back(Event::StreamWritable { id });
+        match op {
+            Op::Credit => {
+                if stream.on_credit(arg)? {
+                    self.events.push_back(Event::StreamWritable { id });
+                }
+                Ok(())
             }
-            return Ok(());
+            Op::Messages => self.batch(stream, id, arg, payload),
+            _ => self.message(stream, id, arg, payload),
         }
+    }
+
+    #[inline(always)]
+    fn message(
+        &mut self,
+        stream: &mut StreamState,
+        id: CallId,
+        seq: u32,
+        payload: Bytes,
+    ) -> Result<(), Error> {
         let len = payload.len();
-        stream.on_message(arg, len)?;
+        stream.on_message(seq, len)?;
         *self.stream_buffered += len;
         self.stats.messages_received += 1;
         self.messages.push_back((id, payload));
+        Ok(())
+    }
+
+    /// A `Messages` frame: each entry is a message of its own, as if it had
+    /// come in a frame of its own; the ones before a bad entry are delivered.
+    fn batch(
+        mut self,
+        stream: &mut StreamState,
+        id: CallId,
+        first: u32,
+        payload: Bytes,
+    ) -> Result<(), Error> {
+        if payload.is_empty() {
+            return Err(Error::Protocol("empty message batch".into()));
+        }
+        let mut at = 0;
+        let mut seq = first;
+        while at < payload.len() {
+            let Some(prefix) = payload.get(at..at + 4) else {
+                return Err(Error::Protocol("message batch cut inside a length".into()));
+            };
+            let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+            at += 4;
+            if payload.len() - at < len {
+                return Err(Error::Protocol(format!(
+                    "message of {len} bytes overruns its batch"
+                )));
+            }
+            self.message(stream, id, seq, payload.slice(at..at + len))?;
+            seq = seq.wrapping_add(1);
+            at += len;
+        }
         Ok(())
     }
 }
@@ -347,7 +394,7 @@ impl Connection {
                 }
                 Err(error) => Err(error),
             },
-            (Op::Message | Op::Credit, Some(stream)) => {
+            (Op::Message | Op::Messages | Op::Credit, Some(stream)) => {
                 let delivery = Delivery {
                     events: &mut self.events,
                     messages: &mut self.messages,
@@ -390,7 +437,7 @@ impl Connection {
                 });
                 Ok(())
             }
-            (Op::Message | Op::Credit, Some(stream)) => {
+            (Op::Message | Op::Messages | Op::Credit, Some(stream)) => {
                 let delivery = Delivery {
                     events: &mut self.events,
                     messages: &mut self.messages,
