@@ -44,7 +44,7 @@ const HANDSHAKE_MAX_FRAME: u32 = 1024;
 /// The op table, call ops twice: ops that are fatal after the handshake
 /// (`Hello`, `Auth`, `Reject`, `Close`) would otherwise end most runs early.
 /// Unknown ops and flags come from [`Step::Raw`].
-const OPS: [Op; 24] = [
+const OPS: [Op; 26] = [
     Op::Request,
     Op::StreamOpen,
     Op::Message,
@@ -69,6 +69,8 @@ const OPS: [Op; 24] = [
     Op::Reject,
     Op::Close,
     Op::Message,
+    Op::Messages,
+    Op::Messages,
 ];
 
 #[derive(Arbitrary, Debug)]

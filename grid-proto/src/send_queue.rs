@@ -220,8 +220,7 @@ impl SendQueue {
             self.out
                 .copy_within(payload_at..payload_at + frame_len, payload_at + 4);
             // Lossless: a frame of at most `BATCH_MAX` bytes.
-            self.out[payload_at..payload_at + 4]
-                .copy_from_slice(&(frame_len as u32).to_le_bytes());
+            self.out[payload_at..payload_at + 4].copy_from_slice(&(frame_len as u32).to_le_bytes());
             self.out[joinable.at + 4] = Op::Messages as u8;
         }
         self.out
@@ -410,6 +409,67 @@ mod tests {
         assert_eq!(order, vec![(2, 0), (1, 0), (1, 1)]);
         assert_eq!(queue.buffered(), 0);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn consecutive_small_messages_of_a_stream_share_a_frame_until_something_comes_between() {
+        let mut queue = SendQueue::new();
+        let small = |mux, seq| OutMessage::new(Op::Message, mux, seq, Bytes::from_static(b"m"));
+        queue.push(small(1, 0), 4096);
+        queue.push(small(1, 1), 4096);
+        queue.push(small(1, 2), 4096);
+        // Another stream's message, then a control frame: each ends the run.
+        queue.push(small(2, 0), 4096);
+        queue.push(small(1, 3), 4096);
+        queue.control(Op::Ping, 0, 9, b"");
+        queue.push(small(1, 4), 4096);
+        // Not the next sequence number: a frame of its own.
+        queue.push(small(1, 7), 4096);
+        assert_eq!(queue.control_backlog(), HEADER_LEN);
+        let frames = drain(&mut queue, 4096);
+        let shape: Vec<(Op, u32, u32, usize)> = frames
+            .iter()
+            .map(|(h, p)| (h.op, h.mux, h.arg, p.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Op::Messages, 1, 0, 3 * 5),
+                (Op::Message, 2, 0, 1),
+                (Op::Message, 1, 3, 1),
+                (Op::Ping, 0, 9, 0),
+                (Op::Message, 1, 4, 1),
+                (Op::Message, 1, 7, 1),
+            ]
+        );
+        assert_eq!(
+            frames[0].1.as_ref(),
+            &[1, 0, 0, 0, b'm', 1, 0, 0, 0, b'm', 1, 0, 0, 0, b'm']
+        );
+        assert_eq!(queue.buffered(), 0);
+    }
+
+    #[test]
+    fn a_shared_frame_stops_growing_at_its_size_limit() {
+        let mut queue = SendQueue::new();
+        let body = Bytes::from(vec![3u8; 1000]);
+        for seq in 0..40 {
+            queue.push(OutMessage::new(Op::Message, 1, seq, body.clone()), 1 << 20);
+        }
+        let frames = drain(&mut queue, 1 << 20);
+        assert!(frames.len() > 1);
+        assert!(frames.iter().all(|(h, _)| h.len as usize <= BATCH_MAX));
+        let entries: usize = frames
+            .iter()
+            .map(|(h, p)| {
+                if h.op == Op::Messages {
+                    p.len() / 1004
+                } else {
+                    1
+                }
+            })
+            .sum();
+        assert_eq!(entries, 40);
     }
 
     #[test]

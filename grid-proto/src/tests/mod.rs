@@ -1,5 +1,6 @@
 //! Protocol tests driven by the in-memory `Pair` simulator.
 
+mod batches;
 mod handshake;
 mod lifecycle;
 mod limits;
