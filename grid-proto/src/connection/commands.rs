@@ -251,58 +251,60 @@ impl Connection {
         count: u32,
         check_buffer: bool,
     ) -> Result<u32, Error> {
-        let mux = id.0;
-        let stream = if self.owns(mux) {
-            self.outgoing
-                .get_mut(&mux)
-                .and_then(|call| call.stream.as_mut())
-        } else {
-            match self.incoming.get_mut(&mux) {
-                Some(call) if call.cancelled => return Err(Error::Cancelled),
-                Some(call) => call.stream.as_mut(),
-                None => None,
-            }
+        let full = check_buffer && self.send.buffered() >= self.config.limits.send_buffer_size;
+        let taken = match self.stream_mut(id)? {
+            _ if full => Err(Error::SendBufferFull),
+            stream => stream.take_sends(count),
         };
-        let stream = stream.ok_or(Error::UnknownCall)?;
-        if check_buffer && self.send.buffered() >= self.config.limits.send_buffer_size {
-            self.send_blocked = true;
-            return Err(Error::SendBufferFull);
-        }
-        stream.take_sends(count)
+        self.send_blocked |= full;
+        taken
     }
 
-    /// Messages stream `id` may send now by the peer's credit (0 for a call
-    /// that is not a stream this side can send on).
-    pub fn send_credit(&self, id: CallId) -> u32 {
+    /// Stream `id`, in either role: `Cancelled` for a call the peer opened that
+    /// has been cancelled, `UnknownCall` for no stream.
+    fn stream_ref(&self, id: CallId) -> Result<&StreamState, Error> {
         let stream = if self.owns(id.0) {
             self.outgoing
                 .get(&id.0)
                 .and_then(|call| call.stream.as_ref())
         } else {
-            self.incoming
-                .get(&id.0)
-                .filter(|call| !call.cancelled)
-                .and_then(|call| call.stream.as_ref())
+            match self.incoming.get(&id.0) {
+                Some(call) if call.cancelled => return Err(Error::Cancelled),
+                Some(call) => call.stream.as_ref(),
+                None => None,
+            }
         };
-        stream
+        stream.ok_or(Error::UnknownCall)
+    }
+
+    /// [`stream_ref`](Self::stream_ref), to change.
+    fn stream_mut(&mut self, id: CallId) -> Result<&mut StreamState, Error> {
+        let stream = if self.owns(id.0) {
+            self.outgoing
+                .get_mut(&id.0)
+                .and_then(|call| call.stream.as_mut())
+        } else {
+            match self.incoming.get_mut(&id.0) {
+                Some(call) if call.cancelled => return Err(Error::Cancelled),
+                Some(call) => call.stream.as_mut(),
+                None => None,
+            }
+        };
+        stream.ok_or(Error::UnknownCall)
+    }
+
+    /// Messages stream `id` may send now by the peer's credit (0 for a call
+    /// that is not a stream this side can send on).
+    pub fn send_credit(&self, id: CallId) -> u32 {
+        self.stream_ref(id)
+            .ok()
             .filter(|stream| !stream.sent_fin)
             .map_or(0, |stream| stream.send_credit)
     }
 
     /// Whether a stream message can be sent now (credit and buffer room).
     pub fn can_send(&self, id: CallId) -> bool {
-        let stream = if self.owns(id.0) {
-            self.outgoing
-                .get(&id.0)
-                .and_then(|call| call.stream.as_ref())
-        } else {
-            self.incoming
-                .get(&id.0)
-                .filter(|call| !call.cancelled)
-                .and_then(|call| call.stream.as_ref())
-        };
-        stream.is_some_and(|stream| stream.send_credit > 0 && !stream.sent_fin)
-            && self.send.buffered() < self.config.limits.send_buffer_size
+        self.send_credit(id) > 0 && self.send.buffered() < self.config.limits.send_buffer_size
     }
 
     /// Whether a stream message can be sent now, and if not, what to wait for:
@@ -310,19 +312,7 @@ impl Connection {
     /// more) or `SendBufferFull` ([`crate::Event::Writable`] follows when the
     /// buffer drains). Any other error is final for the stream.
     pub fn poll_send_ready(&mut self, id: CallId) -> Result<(), Error> {
-        let mux = id.0;
-        let stream = if self.owns(mux) {
-            self.outgoing
-                .get(&mux)
-                .and_then(|call| call.stream.as_ref())
-        } else {
-            match self.incoming.get(&mux) {
-                Some(call) if call.cancelled => return Err(Error::Cancelled),
-                Some(call) => call.stream.as_ref(),
-                None => None,
-            }
-        };
-        let stream = stream.ok_or(Error::UnknownCall)?;
+        let stream = self.stream_ref(id)?;
         if stream.sent_fin {
             return Err(Error::UnknownCall);
         }
@@ -344,24 +334,13 @@ impl Connection {
     /// consumer that keeps reading should let the driver send it first, or the
     /// peer idles until the consumer runs dry.
     pub fn consume_many(&mut self, id: CallId, messages: u32, len: usize) -> bool {
-        let mux = id.0;
-        let stream = if self.owns(mux) {
-            self.outgoing
-                .get_mut(&mux)
-                .and_then(|call| call.stream.as_mut())
-        } else {
-            self.incoming
-                .get_mut(&mux)
-                .filter(|call| !call.cancelled)
-                .and_then(|call| call.stream.as_mut())
-        };
-        let Some(stream) = stream else {
+        let Ok(stream) = self.stream_mut(id) else {
             return false;
         };
         let (grant, released) = stream.on_consume(messages, len);
         self.stream_buffered -= released;
         if let Some(grant) = grant {
-            self.send.control(Op::Credit, mux, grant, &[]);
+            self.send.control(Op::Credit, id.0, grant, &[]);
         }
         grant.is_some()
     }
