@@ -157,7 +157,13 @@ impl StreamSender {
             return Poll::Ready(Ok(()));
         }
         let mut inner = self.shared.lock();
-        Self::hand_over(self.id, &mut self.batch, &mut self.batch_bytes, &mut inner)?;
+        if let Err(error) =
+            Self::hand_over(self.id, &mut self.batch, &mut self.batch_bytes, &mut inner)
+        {
+            // The stream is over: nothing more is accepted without asking.
+            self.reserved = 0;
+            return Poll::Ready(Err(error));
+        }
         if yield_due(&mut self.since_yield, cx) {
             return Poll::Pending;
         }
@@ -238,12 +244,11 @@ impl StreamSender {
         }
         let id = self.id;
         let mut inner = self.shared.lock();
-        Poll::Ready(Self::hand_over(
-            id,
-            &mut self.batch,
-            &mut self.batch_bytes,
-            &mut inner,
-        ))
+        let handed = Self::hand_over(id, &mut self.batch, &mut self.batch_bytes, &mut inner);
+        if handed.is_err() {
+            self.reserved = 0;
+        }
+        Poll::Ready(handed)
     }
 }
 
