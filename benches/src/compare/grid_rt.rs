@@ -196,13 +196,16 @@ async fn client_node<R: GridRuntime>(
     Ok((node, conn))
 }
 
-/// Echo: `in_flight` requests of `size` bytes outstanding on one connection.
-pub fn echo<R: GridRuntime>(
-    session: Session,
-    topology: Topology,
-    size: usize,
-    in_flight: usize,
-) -> Result<Tally, String> {
+/// Runs a server node and a client node connected to it in `topology`, then
+/// `client` on the client's connection to the server; the client node shuts
+/// down once `client` is done.
+fn node_pair<R, F, Fut, T>(topology: Topology, client: F) -> Result<T, String>
+where
+    R: GridRuntime,
+    F: FnOnce(grid::Connection) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    T: Send + 'static,
+{
     let (mut listeners, names) = bind_nodes(2)?;
     let server_listener = listeners.pop().ok_or("no listener")?;
     let client_listener = listeners.pop().ok_or("no listener")?;
@@ -212,16 +215,28 @@ pub fn echo<R: GridRuntime>(
         move |stop| server_node::<R>(server_names, server_listener, stop),
         move || async move {
             let (node, conn) = client_node::<R>(&names, client_listener).await?;
-            let payload = Bytes::from(vec![0xa5; size]);
-            let window = session.begin();
-            let tally = closed_loop(in_flight, window, conn, |conn| {
-                echo_call(conn, payload.clone())
-            })
-            .await;
+            let outcome = client(conn).await;
             node.shutdown(Duration::ZERO).await;
-            tally
+            outcome
         },
     )
+}
+
+/// Echo: `in_flight` requests of `size` bytes outstanding on one connection.
+pub fn echo<R: GridRuntime>(
+    session: Session,
+    topology: Topology,
+    size: usize,
+    in_flight: usize,
+) -> Result<Tally, String> {
+    node_pair::<R, _, _, _>(topology, move |conn| async move {
+        let payload = Bytes::from(vec![0xa5; size]);
+        let window = session.begin();
+        closed_loop(in_flight, window, conn, |conn| {
+            echo_call(conn, payload.clone())
+        })
+        .await
+    })
 }
 
 /// Opens the bulk stream of `size`-byte messages and consumes it, counting
@@ -266,22 +281,11 @@ pub fn stream<R: GridRuntime>(
     size: usize,
     capacity: u32,
 ) -> Result<(), String> {
-    let (mut listeners, names) = bind_nodes(2)?;
-    let server_listener = listeners.pop().ok_or("no listener")?;
-    let client_listener = listeners.pop().ok_or("no listener")?;
-    let server_names = names.clone();
-    R::pair(
-        topology,
-        move |stop| server_node::<R>(server_names, server_listener, stop),
-        move || async move {
-            let (node, conn) = client_node::<R>(&names, client_listener).await?;
-            let meter = session.meter();
-            session.begin();
-            let outcome = consume_bulk(&conn, size, capacity, &meter).await;
-            node.shutdown(Duration::ZERO).await;
-            outcome
-        },
-    )
+    node_pair::<R, _, _, _>(topology, move |conn| async move {
+        let meter = session.meter();
+        session.begin();
+        consume_bulk(&conn, size, capacity, &meter).await
+    })
 }
 
 /// Size of the bulk messages that load the connection in the head-of-line test.
@@ -296,35 +300,24 @@ pub fn echo_under_bulk<R: GridRuntime>(
     topology: Topology,
     capacity: u32,
 ) -> Result<Tally, String> {
-    let (mut listeners, names) = bind_nodes(2)?;
-    let server_listener = listeners.pop().ok_or("no listener")?;
-    let client_listener = listeners.pop().ok_or("no listener")?;
-    let server_names = names.clone();
-    R::pair(
-        topology,
-        move |stop| server_node::<R>(server_names, server_listener, stop),
-        move || async move {
-            let (node, conn) = client_node::<R>(&names, client_listener).await?;
-            let meter = session.meter();
-            let (bulk_done, bulk_outcome) = oneshot::channel();
-            R::default().spawn({
-                let conn = conn.clone();
-                let meter = meter.clone();
-                async move {
-                    let outcome = consume_bulk(&conn, HOL_BULK_SIZE, capacity, &meter).await;
-                    let _ = bulk_done.send(outcome);
-                }
-            });
-            // Let the bulk stream get going before the window opens.
-            let payload = Bytes::from(vec![0xa5; 32]);
-            let window = session.begin();
-            let tally = closed_loop(1, window, conn, |conn| echo_call(conn, payload.clone())).await;
-            let bulk = bulk_outcome
-                .await
-                .unwrap_or_else(|_| Err("the bulk task vanished".into()));
-            node.shutdown(Duration::ZERO).await;
-            bulk?;
-            tally
-        },
-    )
+    node_pair::<R, _, _, _>(topology, move |conn| async move {
+        let meter = session.meter();
+        let (bulk_done, bulk_outcome) = oneshot::channel();
+        R::default().spawn({
+            let conn = conn.clone();
+            let meter = meter.clone();
+            async move {
+                let outcome = consume_bulk(&conn, HOL_BULK_SIZE, capacity, &meter).await;
+                let _ = bulk_done.send(outcome);
+            }
+        });
+        // Let the bulk stream get going before the window opens.
+        let payload = Bytes::from(vec![0xa5; 32]);
+        let window = session.begin();
+        let tally = closed_loop(1, window, conn, |conn| echo_call(conn, payload.clone())).await;
+        bulk_outcome
+            .await
+            .unwrap_or_else(|_| Err("the bulk task vanished".into()))?;
+        tally
+    })
 }
