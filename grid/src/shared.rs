@@ -97,6 +97,13 @@ impl Inner {
         }
     }
 
+    /// Wakes the driver if the protocol has output for it: after a command.
+    pub(crate) fn wake_driver_if_output(&mut self) {
+        if self.proto.wants_write() {
+            self.wake_driver();
+        }
+    }
+
     /// Registers `waker` for when the send buffer has room again.
     pub(crate) fn wait_writable(&mut self, waker: &Waker) {
         if !self.writable_waiters.iter().any(|w| w.will_wake(waker)) {
@@ -278,9 +285,7 @@ impl Shared {
     pub(crate) fn command<T>(&self, command: impl FnOnce(&mut Inner, Instant) -> T) -> T {
         let mut inner = self.lock();
         let result = command(&mut inner, Instant::now());
-        if inner.proto.wants_write() {
-            inner.wake_driver();
-        }
+        inner.wake_driver_if_output();
         result
     }
 }

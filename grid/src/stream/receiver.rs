@@ -53,9 +53,7 @@ impl Unreported {
         self.yield_next |= inner.proto.consume_many(id, self.messages, self.bytes);
         self.messages = 0;
         self.bytes = 0;
-        if inner.proto.wants_write() {
-            inner.wake_driver();
-        }
+        inner.wake_driver_if_output();
     }
 }
 

@@ -97,9 +97,7 @@ impl StreamSender {
         };
         self.since_yield += message.len() + MESSAGE_OVERHEAD;
         let result = inner.proto.send_message(self.id, message);
-        if inner.proto.wants_write() {
-            inner.wake_driver();
-        }
+        inner.wake_driver_if_output();
         Poll::Ready(result)
     }
 
@@ -126,9 +124,7 @@ impl StreamSender {
         } else {
             Ok(())
         };
-        if inner.proto.wants_write() {
-            inner.wake_driver();
-        }
+        inner.wake_driver_if_output();
         handed.and(result)
     }
 
@@ -146,9 +142,7 @@ impl StreamSender {
         let result = inner.proto.send_messages(id, batch);
         // On an error the stream is over: what it gathered can never be sent.
         batch.clear();
-        if inner.proto.wants_write() {
-            inner.wake_driver();
-        }
+        inner.wake_driver_if_output();
         result
     }
 
@@ -221,9 +215,7 @@ impl StreamSender {
             let mut inner = self.shared.lock();
             Self::hand_over(id, &mut self.batch, &mut self.batch_bytes, &mut inner)?;
             let result = inner.proto.send_message(id, message);
-            if inner.proto.wants_write() {
-                inner.wake_driver();
-            }
+            inner.wake_driver_if_output();
             return result;
         }
         if message.len() > self.max_message {
