@@ -1,19 +1,15 @@
 //! The task that moves one connection's bytes: socket to protocol, protocol to
 //! socket, and the protocol's timer.
 
-use std::collections::VecDeque;
-use std::io::IoSlice;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
-use futures_io::{AsyncRead, AsyncWrite};
 use grid_proto::{CloseReason, PeerInfo};
 
-use crate::runtime::{BoxIo, Timer};
+use crate::runtime::Timer;
 use crate::shared::{Dispatched, Shared};
+use crate::transport::TransportFailed;
 
 /// Size of the socket read buffer.
 const READ_BUFFER: usize = 64 * 1024;
@@ -21,15 +17,8 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Size of a read that follows one into a large payload's own buffer.
 const SHORT_READ: usize = 4096;
 
-/// The driver stops taking buffers from the protocol while this many bytes wait
-/// for the socket, so the protocol's own send-buffer limit applies.
-const WRITE_QUEUE_LIMIT: usize = 256 * 1024;
-
 /// Longest wait for the final frames of a closed connection to be written.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
-
-/// Buffers written in one vectored write.
-const MAX_IOVECS: usize = 64;
 
 /// Rounds of read/dispatch/write in one poll before yielding to other tasks.
 /// Few, so that a connection saturated by a bulk stream does not keep the
@@ -56,11 +45,8 @@ pub(crate) trait Host: Send + Sync {
 /// Drives one connection.
 pub(crate) struct Driver {
     shared: Arc<Shared>,
-    io: BoxIo,
     timer: Box<dyn Timer>,
     read_buf: Box<[u8]>,
-    writes: VecDeque<Bytes>,
-    queued: usize,
     /// Reused between rounds so dispatching allocates nothing in steady state.
     dispatched: Dispatched,
     closed: Option<CloseReason>,
@@ -74,25 +60,21 @@ pub(crate) struct Driver {
     /// polling it again for the same deadline and task would only re-register
     /// the waker, which costs a timer-wheel update per round.
     timer_polled: Option<(Instant, Waker)>,
-    io_closed: bool,
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, io: BoxIo, timer: Box<dyn Timer>) -> Driver {
+    /// Drives the connection whose socket `shared` holds.
+    pub(crate) fn new(shared: Arc<Shared>, timer: Box<dyn Timer>) -> Driver {
         Driver {
             shared,
-            io,
             timer,
             read_buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
-            writes: VecDeque::new(),
-            queued: 0,
             dispatched: Dispatched::default(),
             closed: None,
             close_deadline: None,
             read_in_place: false,
             read_in_place_last: false,
             timer_polled: None,
-            io_closed: false,
         }
     }
 
@@ -107,6 +89,9 @@ impl Driver {
             let mut read_error = None;
             let mut read_bytes = 0;
             let mut read_in_place = 0;
+            let mut read_limit = 0;
+            // The socket holds the waker: no read is needed to register it.
+            let mut read_waiting = false;
             let mut locked = None;
             if self.closed.is_none() && self.read_in_place {
                 // A large payload is being received: read straight into its
@@ -114,14 +99,14 @@ impl Driver {
                 // a copy at memory speed, never a wait.
                 let mut inner = self.shared.lock();
                 if let Some(space) = inner.proto.input_space() {
-                    match Pin::new(&mut self.io).poll_read(cx, space) {
+                    match self.shared.transport().poll_read(cx, space) {
                         Poll::Ready(Ok(0)) => {
                             read_error = Some("connection closed by peer".to_string())
                         }
                         Poll::Ready(Ok(n)) => read_in_place = n,
                         Poll::Ready(Err(error)) => read_error = Some(error.to_string()),
                         Poll::Pending if settled => return Poll::Pending,
-                        Poll::Pending => {}
+                        Poll::Pending => read_waiting = true,
                     }
                     locked = Some(inner);
                 }
@@ -130,12 +115,16 @@ impl Driver {
                 // Right after a large payload, the next is likely large too:
                 // a short read takes its header and lets the rest of it go
                 // straight into its own buffer instead of through this one.
-                let limit = if self.read_in_place_last {
+                read_limit = if self.read_in_place_last {
                     SHORT_READ
                 } else {
                     READ_BUFFER
                 };
-                match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf[..limit]) {
+                let polled = self
+                    .shared
+                    .transport()
+                    .poll_read(cx, &mut self.read_buf[..read_limit]);
+                match polled {
                     Poll::Ready(Ok(0)) => {
                         read_error = Some("connection closed by peer".to_string())
                     }
@@ -144,7 +133,7 @@ impl Driver {
                     // Anything new since then (a command, a timer) wakes this
                     // task again: no need to look under the lock.
                     Poll::Pending if settled => return Poll::Pending,
-                    Poll::Pending => {}
+                    Poll::Pending => read_waiting = true,
                 }
             }
             if read_in_place > 0 || read_bytes > 0 {
@@ -177,47 +166,68 @@ impl Driver {
                 drop(inner);
                 host.on_dispatched(&self.shared, dispatched);
                 inner = self.shared.lock();
+                for (id, result) in dispatched.answers.drain(..) {
+                    inner.answer(id, result);
+                }
             }
             let mut output_taken = false;
-            while self.queued < WRITE_QUEUE_LIMIT {
-                let Some(bytes) = inner.proto.poll_transmit(now) else {
+            let mut transport = self.shared.transport();
+            while transport.has_room() {
+                let Some(bytes) = inner
+                    .proto
+                    .wants_write()
+                    .then(|| inner.proto.poll_transmit(now))
+                    .flatten()
+                else {
                     output_taken = true;
                     break;
                 };
-                self.queued += bytes.len();
-                self.writes.push_back(bytes);
+                transport.push(bytes);
             }
             // Taking output can free send-buffer room (`Writable`): those
             // waiting for it hear now, not a round later.
             inner.dispatch(dispatched);
             let next_timeout = inner.proto.poll_timeout();
-            inner.set_driver_waker(cx.waker());
+            inner.set_driver_waker(cx.waker(), next_timeout);
             self.read_in_place = inner.proto.input_space().is_some();
             drop(inner);
             if let Some(reason) = dispatched.closed.take() {
                 self.closed = Some(reason);
             }
             let connected = dispatched.connected.take();
-            progressed |= self.write(cx);
+            let written = transport.write(cx);
+            let writes_done = transport.is_empty() || transport.has_failed();
+            let close_deadline = self.closed.is_some().then(|| {
+                *self
+                    .close_deadline
+                    .get_or_insert_with(|| Instant::now() + CLOSE_FLUSH)
+            });
+            if let (Some(reason), Some(deadline), None) = (&self.closed, close_deadline, &connected)
+            {
+                // The final frames (Close, Reject) go out before the socket
+                // closes, unless the socket failed or the peer stopped reading
+                // (then they wait at most `CLOSE_FLUSH`, never forever).
+                if writes_done || Instant::now() >= deadline {
+                    transport.close(cx);
+                    return Poll::Ready(Exit::Closed(reason.clone()));
+                }
+            }
+            drop(transport);
+            match written {
+                Ok(wrote) => progressed |= wrote,
+                Err(TransportFailed(what)) => self.fail_transport(what),
+            }
             // The protocol reports `Connected` once per connection.
             if let Some(peer) = connected {
                 return Poll::Ready(Exit::Connected(peer));
             }
-            if let Some(reason) = &self.closed {
-                // The final frames (Close, Reject) go out before the socket
-                // closes, unless the socket failed or the peer stopped reading
-                // (then they wait at most `CLOSE_FLUSH`, never forever).
-                let deadline = *self
-                    .close_deadline
-                    .get_or_insert_with(|| Instant::now() + CLOSE_FLUSH);
-                if self.writes.is_empty() || self.io_closed || Instant::now() >= deadline {
-                    let _ = Pin::new(&mut self.io).poll_close(cx);
-                    return Poll::Ready(Exit::Closed(reason.clone()));
-                }
+            if let Some(deadline) = close_deadline {
                 progressed |= self.poll_timer(cx, deadline, now);
             }
             let expired = next_timeout.is_some_and(|at| self.poll_timer(cx, at, now));
-            if std::mem::take(&mut self.dispatched.answered) && progressed {
+            let more_input_likely =
+                read_in_place > 0 || (read_bytes > 0 && read_bytes == read_limit);
+            if std::mem::take(&mut self.dispatched.answered) && progressed && more_input_likely {
                 // A caller's answer arrived: let it run now, not after this
                 // driver has worked through more input (a bulk stream's).
                 cx.waker().wake_by_ref();
@@ -227,10 +237,15 @@ impl Driver {
                 return Poll::Pending;
             }
             settled = output_taken
-                && self.writes.is_empty()
+                && writes_done
                 && !expired
                 && self.dispatched.requests.is_empty()
                 && self.dispatched.streams.is_empty();
+            if settled && read_waiting {
+                // Every source of work (socket, connection, timer) holds this
+                // task's waker: another round would only find that out again.
+                return Poll::Pending;
+            }
         }
         // Plenty of work left: let other tasks run, then continue.
         cx.waker().wake_by_ref();
@@ -250,55 +265,7 @@ impl Driver {
         expired
     }
 
-    /// Writes queued buffers until the socket would block; whether anything
-    /// was written.
-    fn write(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut wrote = false;
-        while !self.writes.is_empty() && !self.io_closed {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (slot, bytes) in slices.iter_mut().zip(&self.writes) {
-                *slot = IoSlice::new(bytes);
-                count += 1;
-            }
-            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                    self.fail_transport("write failed");
-                    return wrote;
-                }
-                Poll::Ready(Ok(mut written)) => {
-                    wrote = true;
-                    self.queued -= written;
-                    while written > 0 {
-                        let Some(front) = self.writes.front_mut() else {
-                            break;
-                        };
-                        if written >= front.len() {
-                            written -= front.len();
-                            self.writes.pop_front();
-                        } else {
-                            front.advance(written);
-                            written = 0;
-                        }
-                    }
-                }
-                Poll::Pending => break,
-            }
-        }
-        // Flushed even when the socket stopped taking bytes: a buffering
-        // stream (TLS) must not sit on what it already accepted.
-        if wrote && !self.io_closed {
-            if let Poll::Ready(Err(_)) = Pin::new(&mut self.io).poll_flush(cx) {
-                self.fail_transport("flush failed");
-            }
-        }
-        wrote
-    }
-
     fn fail_transport(&mut self, what: &str) {
-        self.io_closed = true;
-        self.writes.clear();
-        self.queued = 0;
         let mut inner = self.shared.lock();
         inner.proto.handle_transport_closed(what);
         inner.wake_driver();

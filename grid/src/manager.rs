@@ -765,13 +765,13 @@ async fn run_connection<R: Runtime>(
     config.expected_peer = expected_peer;
     config.limits = inner.limits.clone();
     config.timeouts = inner.timeouts.clone();
-    let shared = Shared::new(Proto::new(config, now));
+    let shared = Shared::new(Proto::new(config, now), io);
     {
         let mut connections = inner.connections.lock().unwrap_or_else(|p| p.into_inner());
         connections.retain(|weak| weak.strong_count() > 0);
         connections.push(Arc::downgrade(&shared));
     }
-    let mut driver = Driver::new(shared.clone(), io, inner.runtime.timer(now));
+    let mut driver = Driver::new(shared.clone(), inner.runtime.timer(now));
     let host = Serve {
         runtime: inner.runtime.clone(),
         registry: inner.registry.clone(),

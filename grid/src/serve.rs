@@ -29,12 +29,14 @@ pub(crate) struct Serve<R: Runtime> {
 
 impl<R: Runtime> Host for Serve<R> {
     fn on_dispatched(&self, shared: &Arc<Shared>, dispatched: &mut Dispatched) {
-        let peer = shared.peer_name();
+        let peer = &dispatched.peer_name;
         for call in dispatched.requests.drain(..) {
-            self.start_single(shared, &peer, call);
+            if let Some(answer) = self.start_single(shared, peer, call) {
+                dispatched.answers.push(answer);
+            }
         }
         for call in dispatched.streams.drain(..) {
-            self.start_stream(shared, &peer, call);
+            self.start_stream(shared, peer, call);
         }
     }
 }
@@ -50,17 +52,20 @@ impl<R: Runtime> Serve<R> {
         }
     }
 
-    fn start_single(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
+    /// Starts the handler of a single request whose cancellation slot is in
+    /// place; returns its answer if it had one without waiting.
+    fn start_single(
+        &self,
+        shared: &Arc<Shared>,
+        peer: &Arc<str>,
+        call: IncomingCall,
+    ) -> Option<(CallId, Result<Bytes, Error>)> {
         let key = (call.handler, call.subroute.clone());
         let Some(function) = self.registry.singles.get(&key).cloned() else {
-            shared
-                .command(|inner, _| inner.proto.fail(call.id, Error::UnknownHandler))
-                .ok();
-            return;
+            return Some((call.id, Err(Error::UnknownHandler)));
         };
         let ctx = self.context(shared, peer, &call);
         let id = call.id;
-        shared.lock().incoming.insert(id, IncomingSlot::default());
         let span = tracing::debug_span!("grid.handle", %peer, handler = call.handler, mux = %id);
         let cancelled = ctx.cancelled();
         let mut work = function(ctx, call.payload);
@@ -71,9 +76,9 @@ impl<R: Runtime> Serve<R> {
             let mut cx = Context::from_waker(Waker::noop());
             std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(&mut cx)))
         });
-        let outcome = match first {
-            Ok(Poll::Ready(result)) => Ok(result),
-            Err(panic) => Err(panic),
+        match first {
+            Ok(Poll::Ready(result)) => Some((id, result)),
+            Err(panic) => Some((id, Err(panicked(panic)))),
             Ok(Poll::Pending) => {
                 let shared = shared.clone();
                 // The task polls the handler again, with a waker that works.
@@ -88,10 +93,9 @@ impl<R: Runtime> Serve<R> {
                     }
                     .instrument(span),
                 );
-                return;
+                None
             }
-        };
-        answer(shared, id, Some(outcome));
+        }
     }
 
     fn start_stream(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
@@ -169,24 +173,15 @@ impl<R: Runtime> Serve<R> {
 /// What a single-request handler ended with: `None` if it was cancelled.
 type Outcome = Option<std::thread::Result<Result<Bytes, Error>>>;
 
-/// Sends a single-request handler's answer and forgets the call.
+/// Sends a spawned single-request handler's answer and forgets the call.
 fn answer(shared: &Shared, id: CallId, outcome: Outcome) {
-    shared.command(|inner, _| {
-        inner.incoming.remove(&id);
-        let result = match outcome {
-            Some(Ok(Ok(response))) => match inner.proto.respond(id, response) {
-                Err(error @ Error::TooLarge { .. }) => inner.proto.fail(id, error),
-                other => other,
-            },
-            Some(Ok(Err(error))) => inner.proto.fail(id, error),
-            Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
-            // Cancelled: answering frees the call's slot and sends nothing.
-            None => inner.proto.respond(id, Bytes::new()),
-        };
-        if let Err(error) = result {
-            tracing::debug!(%error, "answer not sent");
-        }
-    });
+    let result = match outcome {
+        Some(Ok(result)) => result,
+        Some(Err(panic)) => Err(panicked(panic)),
+        // Cancelled: the empty answer only frees the call's slot.
+        None => Ok(Bytes::new()),
+    };
+    shared.command(|inner, _| inner.answer(id, result));
 }
 
 fn panicked(panic: Box<dyn std::any::Any + Send>) -> Error {

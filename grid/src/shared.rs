@@ -9,12 +9,15 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
+use std::task::{Context, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
 use grid_proto::{CallId, CloseReason, Connection as Proto, Error, Event, IncomingCall, PeerInfo};
 use rustc_hash::FxHashMap;
+
+use crate::runtime::BoxIo;
+use crate::transport::{Transport, TransportFailed};
 
 /// Outcome of a single request, as its caller waits for it.
 #[derive(Debug)]
@@ -68,13 +71,13 @@ pub(crate) struct Inner {
     pub(crate) streams: FxHashMap<CallId, StreamSlot>,
     pub(crate) incoming: FxHashMap<CallId, IncomingSlot>,
     driver_waker: Option<Waker>,
+    /// The deadline the driver's timer is armed for.
+    driver_timeout: Option<Instant>,
     /// Tasks waiting for room in the send buffer.
     pub(crate) writable_waiters: Vec<Waker>,
     /// Tasks waiting for the connection to close.
     closed_waiters: Vec<Waker>,
     pub(crate) peer: Option<PeerInfo>,
-    /// The peer's name, shared by the contexts of its calls.
-    peer_name: Arc<str>,
     pub(crate) closed: Option<CloseReason>,
 }
 
@@ -82,11 +85,18 @@ pub(crate) struct Inner {
 #[derive(Debug, Default)]
 pub(crate) struct Dispatched {
     pub(crate) connected: Option<PeerInfo>,
+    /// The peer's name, shared by the contexts of its calls: set once the
+    /// handshake completes, and kept across rounds.
+    pub(crate) peer_name: Arc<str>,
+    /// Single requests to start; each already has its cancellation slot.
     pub(crate) requests: Vec<IncomingCall>,
     pub(crate) streams: Vec<IncomingCall>,
     pub(crate) closed: Option<CloseReason>,
     /// A waiting caller was handed its answer.
     pub(crate) answered: bool,
+    /// Answers of handlers that finished while being started, to be sent
+    /// under the driver's next lock instead of one lock each.
+    pub(crate) answers: Vec<(CallId, Result<Bytes, Error>)>,
 }
 
 impl Inner {
@@ -116,11 +126,25 @@ impl Inner {
         self.driver_waker = None;
     }
 
-    pub(crate) fn set_driver_waker(&mut self, waker: &Waker) {
+    /// Records what the driver waits with until something wakes it: its
+    /// waker and the deadline its timer is armed for.
+    pub(crate) fn set_driver_waker(&mut self, waker: &Waker, timeout: Option<Instant>) {
         match &self.driver_waker {
             Some(existing) if existing.will_wake(waker) => {}
             _ => self.driver_waker = Some(waker.clone()),
         }
+        self.driver_timeout = timeout;
+    }
+
+    /// Whether the waiting driver would miss something if not woken: events
+    /// to dispatch, output, or a deadline earlier than its timer's.
+    fn driver_needed(&self) -> bool {
+        self.proto.wants_write()
+            || self.proto.has_events()
+            || self
+                .proto
+                .poll_timeout()
+                .is_some_and(|at| self.driver_timeout.is_none_or(|armed| at < armed))
     }
 
     /// Drains protocol events into the call slots; returns what needs the
@@ -129,11 +153,14 @@ impl Inner {
         while let Some(event) = self.proto.poll_event() {
             match event {
                 Event::Connected(peer) => {
-                    self.peer_name = peer.node_name.as_str().into();
+                    out.peer_name = peer.node_name.as_str().into();
                     self.peer = Some(peer.clone());
                     out.connected = Some(peer);
                 }
-                Event::Request(call) => out.requests.push(call),
+                Event::Request(call) => {
+                    self.incoming.insert(call.id, IncomingSlot::default());
+                    out.requests.push(call);
+                }
                 Event::StreamOpened(call) => out.streams.push(call),
                 Event::Response { id, result } => {
                     if let Some(slot) = self.requests.get_mut(&id) {
@@ -218,6 +245,22 @@ impl Inner {
         }
     }
 
+    /// Sends a single-request handler's answer and forgets the call. A call
+    /// cancelled in the meantime sends nothing: answering only frees its slot.
+    pub(crate) fn answer(&mut self, id: CallId, result: Result<Bytes, Error>) {
+        self.incoming.remove(&id);
+        let sent = match result {
+            Ok(response) => match self.proto.respond(id, response) {
+                Err(error @ Error::TooLarge { .. }) => self.proto.fail(id, error),
+                other => other,
+            },
+            Err(error) => self.proto.fail(id, error),
+        };
+        if let Err(error) = sent {
+            tracing::debug!(%error, "answer not sent");
+        }
+    }
+
     /// Forgets a stream slot once both halves are gone and the call has ended.
     pub(crate) fn remove_stream_if_unused(&mut self, id: CallId) {
         if self
@@ -233,21 +276,24 @@ impl Inner {
 /// One connection's shared state.
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+    /// Locked after `inner` when both are held, never before.
+    transport: Mutex<Transport>,
 }
 
 impl Shared {
-    pub(crate) fn new(proto: Proto) -> Arc<Shared> {
+    pub(crate) fn new(proto: Proto, io: BoxIo) -> Arc<Shared> {
         Arc::new(Shared {
+            transport: Mutex::new(Transport::new(io)),
             inner: Mutex::new(Inner {
                 proto,
                 requests: FxHashMap::default(),
                 streams: FxHashMap::default(),
                 incoming: FxHashMap::default(),
                 driver_waker: None,
+                driver_timeout: None,
                 writable_waiters: Vec::new(),
                 closed_waiters: Vec::new(),
                 peer: None,
-                peer_name: "".into(),
                 closed: None,
             }),
         })
@@ -261,9 +307,64 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The authenticated peer's name (empty before the handshake).
-    pub(crate) fn peer_name(&self) -> Arc<str> {
-        self.lock().peer_name.clone()
+    /// The socket and its write queue.
+    pub(crate) fn transport(&self) -> MutexGuard<'_, Transport> {
+        self.transport
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `command` on the protocol for a call that is the only one on the
+    /// connection. If the driver is waiting with nothing queued, the output
+    /// is written here and now: the driver would only have been woken to
+    /// write these same bytes, one trip through the scheduler later. With
+    /// other calls in flight the driver writes, so that their frames share
+    /// one write instead of taking a system call each.
+    pub(crate) fn command_lone_call<T>(&self, command: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let result = command(&mut inner, now);
+        if inner.proto.wants_write() {
+            if inner.proto.in_flight().0 == 1 {
+                self.write_for_driver(&mut inner, now);
+            }
+            if inner.driver_needed() {
+                inner.wake_driver();
+            }
+        }
+        result
+    }
+
+    /// Writes the protocol's output in the driver's place, if the driver is
+    /// waiting and has nothing queued.
+    fn write_for_driver(&self, inner: &mut Inner, now: Instant) {
+        let Some(driver) = inner.driver_waker.clone() else {
+            // The driver is running: it takes the output itself.
+            return;
+        };
+        let Ok(mut transport) = self.transport.try_lock() else {
+            return;
+        };
+        if !transport.is_empty() || transport.has_failed() {
+            return;
+        }
+        while transport.has_room() && inner.proto.wants_write() {
+            let Some(bytes) = inner.proto.poll_transmit(now) else {
+                break;
+            };
+            transport.push(bytes);
+        }
+        // With the driver's waker: if the socket is full, it is the driver
+        // that must hear when it has room.
+        let written = transport.write(&mut Context::from_waker(&driver));
+        let left = !transport.is_empty();
+        drop(transport);
+        if let Err(TransportFailed(what)) = written {
+            inner.proto.handle_transport_closed(what);
+        }
+        if left {
+            inner.wake_driver();
+        }
     }
 
     /// Resolves once the connection has closed.

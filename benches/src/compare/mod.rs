@@ -455,6 +455,11 @@ pub fn main(args: impl IntoIterator<Item = String>) -> i32 {
         "ASYNC_STD_THREAD_COUNT",
         topology::ASYNC_STD_BASE_THREADS.to_string(),
     );
+    // A deployed node installs a tracing subscriber. Without one, every span
+    // of every system here would go to the `log` fallback that tarpc's
+    // `tracing/log` feature turns on for the whole binary; one that records
+    // nothing measures what a node with debug tracing off pays.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     let started = Instant::now();
     let points: Vec<Point> = plan()
         .into_iter()

@@ -201,6 +201,11 @@ impl Connection {
         !self.send.is_empty() || self.close_after_flush.is_some() || self.deferred_pong.is_some()
     }
 
+    /// Whether [`Connection::poll_event`] has an event to return.
+    pub fn has_events(&self) -> bool {
+        !self.messages.is_empty() || !self.events.is_empty()
+    }
+
     /// Counters and gauges.
     pub fn stats(&self) -> Stats {
         Stats {

@@ -232,6 +232,8 @@ pub struct ClusterOptions {
     pub proxy_between_0_and_1: bool,
     /// Limits of every node, instead of the defaults.
     pub limits: Option<grid_proto::Limits>,
+    /// Timeouts of every node, instead of [`test_timeouts`].
+    pub timeouts: Option<Timeouts>,
 }
 
 /// A cluster of nodes on loopback. Node names are their `127.0.0.1:port`
@@ -300,7 +302,7 @@ impl<R: Runtime> Cluster<R> {
         let mut builder = ManagerBuilder::new(self.runtime.clone(), self.names[index].clone())
             .peers(self.names.clone())
             .secret("conformance secret")
-            .timeouts(test_timeouts())
+            .timeouts(self.options.timeouts.clone().unwrap_or_else(test_timeouts))
             .backoff(test_backoff());
         if let Some(limits) = &self.options.limits {
             builder = builder.limits(limits.clone());

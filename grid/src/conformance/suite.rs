@@ -243,6 +243,41 @@ pub async fn deadline_reaches_the_handler<R: TestRuntime>(rt: R) {
     cluster.shutdown().await;
 }
 
+/// A lone call on an idle connection is written by its caller, not by the
+/// connection's driver; its deadline must still wake the driver's timer. The
+/// peer never answers (a stalled proxy) and the connection's own timers are
+/// ten seconds away, so only the call's 50 ms deadline can end it.
+pub async fn lone_call_deadline_fires_without_an_answer<R: TestRuntime>(rt: R) {
+    let options = ClusterOptions {
+        proxy_between_0_and_1: true,
+        timeouts: Some(grid_proto::Timeouts {
+            keepalive_interval: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            ..super::cluster::test_timeouts()
+        }),
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(&rt, 2, options).await;
+    let proxy = cluster.proxy.clone().unwrap();
+    let conn = cluster.conn(0, 1);
+    assert_eq!(conn.request(ECHO, "warm").await.unwrap(), "warm");
+    proxy.stall(true);
+    let started = Instant::now();
+    let result = conn
+        .request(ECHO, "lost")
+        .timeout(Duration::from_millis(50))
+        .await;
+    assert_eq!(result, Err(Error::DeadlineExceeded));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    proxy.stall(false);
+    assert_eq!(conn.request(ECHO, "again").await.unwrap(), "again");
+    cluster.shutdown().await;
+}
+
 /// A stream whose consumer does not read (100 messages queued) does not stop
 /// single requests on the same connection, and its messages arrive complete
 /// and in order afterwards. Same for a handler whose input is full.
@@ -534,8 +569,8 @@ async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason
         [7; 32],
     );
     config.timeouts = super::cluster::test_timeouts();
-    let shared = Shared::new(Proto::new(config, now));
-    let mut driver = Driver::new(shared, io, rt.timer(now));
+    let shared = Shared::new(Proto::new(config, now), io);
+    let mut driver = Driver::new(shared, rt.timer(now));
     loop {
         match std::future::poll_fn(|cx| driver.poll_drive(cx, &NoHandlers)).await {
             Exit::Connected(_) => continue,
