@@ -89,7 +89,6 @@ impl Driver {
             let mut read_error = None;
             let mut read_bytes = 0;
             let mut read_in_place = 0;
-            let mut read_limit = 0;
             // The socket holds the waker: no read is needed to register it.
             let mut read_waiting = false;
             let mut locked = None;
@@ -115,7 +114,7 @@ impl Driver {
                 // Right after a large payload, the next is likely large too:
                 // a short read takes its header and lets the rest of it go
                 // straight into its own buffer instead of through this one.
-                read_limit = if self.read_in_place_last {
+                let read_limit = if self.read_in_place_last {
                     SHORT_READ
                 } else {
                     READ_BUFFER
@@ -188,6 +187,7 @@ impl Driver {
             // waiting for it hear now, not a round later.
             inner.dispatch(dispatched);
             let next_timeout = inner.proto.poll_timeout();
+            let others_in_flight = inner.proto.in_flight() != (0, 0);
             inner.set_driver_waker(cx.waker(), next_timeout);
             self.read_in_place = inner.proto.input_space().is_some();
             drop(inner);
@@ -225,11 +225,12 @@ impl Driver {
                 progressed |= self.poll_timer(cx, deadline, now);
             }
             let expired = next_timeout.is_some_and(|at| self.poll_timer(cx, at, now));
-            let more_input_likely =
-                read_in_place > 0 || (read_bytes > 0 && read_bytes == read_limit);
-            if std::mem::take(&mut self.dispatched.answered) && progressed && more_input_likely {
-                // A caller's answer arrived: let it run now, not after this
-                // driver has worked through more input (a bulk stream's).
+            if std::mem::take(&mut self.dispatched.answered) && progressed && others_in_flight {
+                // A caller's answer arrived while other calls (a bulk stream)
+                // keep this driver busy: let the caller run now, not after the
+                // driver has worked through more of their input. With nothing
+                // else in flight there is nothing to get ahead of, and the
+                // extra poll would only add to the call's latency.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
