@@ -2,10 +2,14 @@
 //! call through it or handle its incoming calls.
 //!
 //! One mutex guards the protocol state machine and the per-call slots. Nobody
-//! holds it across an await or around socket I/O: callers lock, issue a command,
-//! record their waker and unlock; the driver locks only to feed input and
-//! dispatch events. So a slow consumer or a full socket never blocks anyone else
-//! on the lock, and the reader never waits on the writer.
+//! holds it across an await or a socket operation that can wait: callers lock,
+//! issue a command, record their waker and unlock; the driver locks to feed
+//! input and dispatch events. The socket and its write queue have a lock of
+//! their own (see [`crate::transport`]), taken after this one when both are
+//! held. The socket is non-blocking, so a read into a large payload's buffer
+//! or a lone call's write made under this lock is a copy, never a wait: a slow
+//! consumer or a full socket never blocks anyone else on the lock, and the
+//! reader never waits on the writer.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
