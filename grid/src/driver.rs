@@ -230,7 +230,10 @@ impl Driver {
                 // keep this driver busy: let the caller run now, not after the
                 // driver has worked through more of their input. With nothing
                 // else in flight there is nothing to get ahead of, and the
-                // extra poll would only add to the call's latency.
+                // extra poll would only add to the call's latency. (Fewer
+                // rounds per poll do not help such a caller: with 2 instead of
+                // 4, its p99 under a bulk stream on one thread went from 40 to
+                // 58 us, the scheduler having more turns to hand out first.)
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
