@@ -83,7 +83,7 @@ impl Future for RequestFuture {
                         return Poll::Ready(Err(error));
                     }
                 };
-                let opened = shared.command_lone_call(|inner, now| {
+                let opened = shared.command_opening_call(|inner, now| {
                     let target = CallTarget::with_subroute(request.handler, &request.subroute);
                     let result = inner.proto.open_request(
                         now,

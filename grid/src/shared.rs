@@ -318,13 +318,16 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `command` on the protocol for a call that is the only one on the
-    /// connection. If the driver is waiting with nothing queued, the output
-    /// is written here and now: the driver would only have been woken to
-    /// write these same bytes, one trip through the scheduler later. With
-    /// other calls in flight the driver writes, so that their frames share
-    /// one write instead of taking a system call each.
-    pub(crate) fn command_lone_call<T>(&self, command: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+    /// Runs `command`, which opens a call. If that call is the only one in
+    /// flight and the driver is waiting with nothing queued, its output is
+    /// written here and now: the driver would only have been woken to write
+    /// these same bytes, one trip through the scheduler later. With other
+    /// calls in flight the driver writes, so that their frames share one
+    /// write instead of taking a system call each.
+    pub(crate) fn command_opening_call<T>(
+        &self,
+        command: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> T {
         let mut inner = self.lock();
         let now = Instant::now();
         let result = command(&mut inner, now);
