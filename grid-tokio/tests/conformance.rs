@@ -10,3 +10,22 @@ fn block_on(test: grid::BoxFuture<'static, ()>) {
 }
 
 grid::conformance_tests!(grid_tokio::Tokio, block_on);
+
+/// A multi-thread runtime with two workers, so that callers and connection
+/// drivers write to one socket from different threads.
+fn block_on_two_workers(test: grid::BoxFuture<'static, ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(test)
+}
+
+#[test]
+fn lone_and_concurrent_calls_share_the_socket_on_two_workers() {
+    grid::conformance::run::<grid_tokio::Tokio, _, _>(
+        block_on_two_workers,
+        grid::conformance::suite::lone_and_concurrent_calls_share_the_socket::<grid_tokio::Tokio>,
+    );
+}

@@ -278,6 +278,62 @@ pub async fn lone_call_deadline_fires_without_an_answer<R: TestRuntime>(rt: R) {
     cluster.shutdown().await;
 }
 
+/// A call alone on its connection is written by its caller, the others by
+/// the connection's driver. First one task makes calls alone, some larger
+/// than what a socket takes at once, so that its caller's write stops halfway
+/// and the driver must finish it; then two tasks on each node at once, so
+/// that calls switch between alone and shared. Every call gets its own
+/// answer. The connections' own timers are ten seconds away, so a write or a
+/// wake-up that went missing would show as a stall, not be covered up by a
+/// keepalive.
+pub async fn lone_and_concurrent_calls_share_the_socket<R: TestRuntime>(rt: R) {
+    let options = ClusterOptions {
+        timeouts: Some(grid_proto::Timeouts {
+            keepalive_interval: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            ..super::cluster::test_timeouts()
+        }),
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(&rt, 2, options).await;
+    let started = Instant::now();
+    echo_calls(cluster.conn(0, 1), 0, 40).await;
+    let mut workers = Vec::new();
+    for worker in 0..4usize {
+        let conn = cluster.conn(worker % 2, 1 - worker % 2);
+        let (work, done) = futures_util::FutureExt::remote_handle(echo_calls(conn, worker, 300));
+        rt.spawn(work);
+        workers.push(done);
+    }
+    futures_util::future::join_all(workers).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// `calls` echo calls one after another, every tenth of 1 MiB, the others
+/// of up to 300 bytes; each payload names its worker and call.
+async fn echo_calls(conn: crate::peer::Connection, worker: usize, calls: usize) {
+    for call in 0..calls {
+        let size = if call % 10 == 7 {
+            1 << 20
+        } else {
+            1 + (call * 37 + worker * 11) % 300
+        };
+        let mut payload = format!("{worker}:{call}:").into_bytes();
+        payload.resize(size.max(payload.len()), (call % 251) as u8);
+        let reply = conn.request(ECHO, payload.clone()).await.unwrap();
+        assert!(
+            reply == payload,
+            "worker {worker} call {call}: wrong answer"
+        );
+    }
+}
+
 /// A stream whose consumer does not read (100 messages queued) does not stop
 /// single requests on the same connection, and its messages arrive complete
 /// and in order afterwards. Same for a handler whose input is full.
