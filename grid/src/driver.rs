@@ -93,21 +93,14 @@ impl Driver {
             // The socket holds the waker: no read is needed to register it.
             let mut read_waiting = false;
             let mut locked = None;
+            let mut polled = None;
             if self.closed.is_none() && self.read_in_place {
                 // A large payload is being received: read straight into its
                 // buffer, which only the lock reaches. A non-blocking read is
                 // a copy at memory speed, never a wait.
                 let mut inner = self.shared.lock();
                 if let Some(space) = inner.proto.input_space() {
-                    match self.shared.transport().poll_read(cx, space) {
-                        Poll::Ready(Ok(0)) => {
-                            read_error = Some("connection closed by peer".to_string())
-                        }
-                        Poll::Ready(Ok(n)) => read_in_place = n,
-                        Poll::Ready(Err(error)) => read_error = Some(error.to_string()),
-                        Poll::Pending if settled => return Poll::Pending,
-                        Poll::Pending => read_waiting = true,
-                    }
+                    polled = Some(self.shared.transport().poll_read(cx, space));
                     locked = Some(inner);
                 }
             }
@@ -120,21 +113,21 @@ impl Driver {
                 } else {
                     READ_BUFFER
                 };
-                let polled = self
-                    .shared
-                    .transport()
-                    .poll_read(cx, &mut self.read_buf[..read_limit]);
-                match polled {
-                    Poll::Ready(Ok(0)) => {
-                        read_error = Some("connection closed by peer".to_string())
-                    }
-                    Poll::Ready(Ok(n)) => read_bytes = n,
-                    Poll::Ready(Err(error)) => read_error = Some(error.to_string()),
-                    // Anything new since then (a command, a timer) wakes this
-                    // task again: no need to look under the lock.
-                    Poll::Pending if settled => return Poll::Pending,
-                    Poll::Pending => read_waiting = true,
+                let buf = &mut self.read_buf[..read_limit];
+                polled = Some(self.shared.transport().poll_read(cx, buf));
+            }
+            match polled {
+                None => {}
+                Some(Poll::Ready(Ok(0))) => {
+                    read_error = Some("connection closed by peer".to_string())
                 }
+                Some(Poll::Ready(Ok(n))) if locked.is_some() => read_in_place = n,
+                Some(Poll::Ready(Ok(n))) => read_bytes = n,
+                Some(Poll::Ready(Err(error))) => read_error = Some(error.to_string()),
+                // Anything new since then (a command, a timer) wakes this
+                // task again: no need to look under the lock.
+                Some(Poll::Pending) if settled => return Poll::Pending,
+                Some(Poll::Pending) => read_waiting = true,
             }
             if read_in_place > 0 || read_bytes > 0 {
                 self.read_in_place_last = read_in_place > 0;
