@@ -505,6 +505,13 @@ impl Connection {
             return;
         }
         self.state = ConnectionState::Closed;
+        if self.close_after_flush.is_none() {
+            // The `Close` is queued already (or the peer's arrived): a pong
+            // held back for the peer's drain would follow it, and the drain
+            // ends with the connection anyway. A `Close` that waits for the
+            // queue to flush is queued after the pong, which may still go.
+            self.deferred_pong = None;
+        }
         let mut outgoing: Vec<(u32, OutCall)> = self.outgoing.drain().collect();
         outgoing.sort_unstable_by_key(|(mux, _)| *mux);
         for (mux, call) in outgoing {

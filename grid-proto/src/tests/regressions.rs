@@ -5,6 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::Role;
+use crate::decoder::FrameDecoder;
+use crate::frame::{encode_frame, Op};
 use crate::sim::{sim_config, Pair};
 use crate::{CallTarget, CloseReason, Error, Event};
 
@@ -107,7 +109,12 @@ fn closed_is_the_last_event_when_a_drain_ends_with_an_outgoing_call() {
     let id = pair
         .server
         .conn
-        .open_request(pair.now, CallTarget::new(1), Bytes::from_static(b"q"), None)
+        .open_request(
+            pair.now,
+            CallTarget::new(1),
+            Bytes::from(vec![1u8; 100_000]),
+            None,
+        )
         .unwrap();
     pair.drive();
     let incoming = match &pair.client.take_events()[..] {
@@ -237,4 +244,37 @@ fn empty_fragments_cannot_create_unbounded_partial_messages() {
         pair.client.take_events().last(),
         Some(Event::Closed(CloseReason::LimitExceeded(_)))
     ));
+}
+
+/// Found by the `connection_input` fuzz target: a pong held back until this
+/// side's calls opened before the peer's drain are written went out after a
+/// `Close` that came first.
+#[test]
+fn a_pong_held_back_for_a_drain_never_follows_the_close() {
+    let mut pair = Pair::connected(3);
+    pair.server
+        .conn
+        .open_request(
+            pair.now,
+            CallTarget::new(1),
+            Bytes::from(vec![1u8; 100_000]),
+            None,
+        )
+        .unwrap();
+    // The client drains: its ping must be answered after the server's open,
+    // which has not been written yet.
+    let mut wire = Vec::new();
+    encode_frame(&mut wire, Op::GoAway, 0, 0, 0, &[]);
+    encode_frame(&mut wire, Op::Ping, 0, 0, 159, &[]);
+    pair.server.conn.handle_input(pair.now, &wire);
+    pair.server.conn.close("closing before the pong");
+    let mut written = FrameDecoder::new(u32::MAX);
+    while let Some(bytes) = pair.server.conn.poll_transmit(pair.now) {
+        written.push(&bytes);
+    }
+    let ops: Vec<Op> = std::iter::from_fn(|| written.next_frame().unwrap())
+        .map(|(header, _)| header.op)
+        .collect();
+    assert_eq!(ops.last(), Some(&Op::Close), "{ops:?}");
+    assert!(!pair.server.conn.wants_write());
 }
