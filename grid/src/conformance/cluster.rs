@@ -54,6 +54,17 @@ pub fn test_timeouts() -> Timeouts {
     }
 }
 
+/// [`test_timeouts`] with the connection's own timers ten seconds away: in a
+/// test that runs for well under that, a missed write or wake-up shows as a
+/// stall instead of being covered up by a keepalive.
+pub(crate) fn quiet_timeouts() -> Timeouts {
+    Timeouts {
+        keepalive_interval: Duration::from_secs(10),
+        idle: Duration::from_secs(30),
+        ..test_timeouts()
+    }
+}
+
 /// Fast reconnects for tests.
 pub fn test_backoff() -> BackoffConfig {
     BackoffConfig {

@@ -250,11 +250,7 @@ pub async fn deadline_reaches_the_handler<R: TestRuntime>(rt: R) {
 pub async fn lone_call_deadline_fires_without_an_answer<R: TestRuntime>(rt: R) {
     let options = ClusterOptions {
         proxy_between_0_and_1: true,
-        timeouts: Some(grid_proto::Timeouts {
-            keepalive_interval: Duration::from_secs(10),
-            idle: Duration::from_secs(30),
-            ..super::cluster::test_timeouts()
-        }),
+        timeouts: Some(super::cluster::quiet_timeouts()),
         ..ClusterOptions::default()
     };
     let cluster = Cluster::start_with(&rt, 2, options).await;
@@ -288,11 +284,7 @@ pub async fn lone_call_deadline_fires_without_an_answer<R: TestRuntime>(rt: R) {
 /// keepalive.
 pub async fn lone_and_concurrent_calls_share_the_socket<R: TestRuntime>(rt: R) {
     let options = ClusterOptions {
-        timeouts: Some(grid_proto::Timeouts {
-            keepalive_interval: Duration::from_secs(10),
-            idle: Duration::from_secs(30),
-            ..super::cluster::test_timeouts()
-        }),
+        timeouts: Some(super::cluster::quiet_timeouts()),
         ..ClusterOptions::default()
     };
     let cluster = Cluster::start_with(&rt, 2, options).await;
