@@ -52,7 +52,7 @@ pub struct Limits {
     /// streams. Exceeding it closes the connection.
     pub max_buffered_bytes: usize,
     /// Most bytes this side queues for sending before commands that add data
-    /// fail with [`crate::Error::SendBufferFull`]. Default 32 MiB.
+    /// are refused with [`crate::CommandError::SendBufferFull`]. Default 32 MiB.
     ///
     /// Stops a fast local producer from growing memory without bound when the
     /// socket is slow; [`crate::Event::Writable`] says when to try again.

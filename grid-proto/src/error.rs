@@ -2,11 +2,13 @@
 
 use bytes::Bytes;
 
-/// Why a call failed or a command was refused.
+/// Why a call failed: what ends a call.
 ///
-/// One enum for every failure a caller can see, so that code matching on it is
-/// exhaustive: a handler's own error is [`Error::Remote`]; everything else is a
-/// condition of the library, local or reported by the peer.
+/// One enum for every outcome other than success that a caller or a handler
+/// can see, so that code matching on it is exhaustive: a handler's own error is
+/// [`Error::Remote`]; everything else is a condition of the library, local or
+/// reported by the peer. What a command refuses without ending a call is a
+/// [`CommandError`]; what ends the whole connection is a [`CloseReason`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The remote handler returned an error; its bytes are passed through untouched.
@@ -42,19 +44,53 @@ pub enum Error {
         /// The limit it exceeds.
         max: usize,
     },
-    /// The send buffer is full: wait for [`crate::Event::Writable`] and try again.
-    #[error("send buffer full")]
-    SendBufferFull,
-    /// The stream has no send credit left: wait for [`crate::Event::StreamWritable`].
-    #[error("no stream credit")]
-    NoCredit,
-    /// The call id names no call that is still open in this direction.
-    #[error("no such call")]
-    UnknownCall,
     /// A payload could not be decoded as the type the handler or caller
     /// expects; the text names the handler and the type.
     #[error("decode error: {0}")]
     Decode(String),
+    /// A value could not be encoded for sending (by this side, or by the
+    /// remote handler for its answer); the text names the handler and the type.
+    #[error("encode error: {0}")]
+    Encode(String),
+}
+
+/// Why a command was refused. A refused command changed nothing, except as
+/// each variant says.
+///
+/// The first two are back-pressure: wait for the event named and issue the
+/// command again. The others are final for the command on that call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The send buffer is full: wait for [`crate::Event::Writable`] and try again.
+    #[error("send buffer full")]
+    SendBufferFull,
+    /// The stream has no send credit left: wait for
+    /// [`crate::Event::StreamWritable`] and try again.
+    #[error("no stream credit")]
+    NoCredit,
+    /// The id names no call this side holds in that role: it never existed, or
+    /// it was answered, cancelled or released.
+    #[error("no such call")]
+    UnknownCall,
+    /// This side already finished its output on the stream.
+    #[error("this side already finished sending")]
+    Finished,
+    /// The stream ended normally: the peer takes no more messages.
+    #[error("the stream has ended")]
+    Ended,
+    /// The call cannot go on, or cannot be opened, for this reason: its
+    /// outcome (e.g. [`Error::Cancelled`], [`Error::Disconnected`]) or a
+    /// refusal of this one command (e.g. [`Error::TooLarge`] for a payload).
+    #[error(transparent)]
+    Call(#[from] Error),
+}
+
+impl CommandError {
+    /// Whether the command may succeed later without anything else changing:
+    /// the refusal is back-pressure.
+    pub fn is_backpressure(&self) -> bool {
+        matches!(self, CommandError::SendBufferFull | CommandError::NoCredit)
+    }
 }
 
 impl Error {
@@ -62,11 +98,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Disconnected
-                | Error::Overloaded
-                | Error::Draining
-                | Error::SendBufferFull
-                | Error::NoCredit
+            Error::Disconnected | Error::Overloaded | Error::Draining
         )
     }
 
@@ -86,11 +118,10 @@ impl Error {
             }
             Error::Protocol(reason) => (ErrorCode::Protocol, Bytes::from(reason.clone())),
             Error::Decode(reason) => (ErrorCode::Decode, Bytes::from(reason.clone())),
-            Error::Cancelled
-            | Error::Disconnected
-            | Error::SendBufferFull
-            | Error::NoCredit
-            | Error::UnknownCall => (ErrorCode::Internal, Bytes::from(self.to_string())),
+            Error::Encode(reason) => (ErrorCode::Encode, Bytes::from(reason.clone())),
+            Error::Cancelled | Error::Disconnected => {
+                (ErrorCode::Internal, Bytes::from(self.to_string()))
+            }
         }
     }
 
@@ -122,6 +153,9 @@ impl Error {
             Some(ErrorCode::Decode) => {
                 Error::Decode(String::from_utf8_lossy(&message).into_owned())
             }
+            Some(ErrorCode::Encode) => {
+                Error::Encode(String::from_utf8_lossy(&message).into_owned())
+            }
             Some(ErrorCode::Internal) | None => Error::Remote(message),
         }
     }
@@ -149,6 +183,8 @@ pub enum ErrorCode {
     Internal = 7,
     /// The responder could not decode the request as its handler's type.
     Decode = 8,
+    /// The responder could not encode its handler's answer.
+    Encode = 9,
 }
 
 impl ErrorCode {
@@ -163,6 +199,7 @@ impl ErrorCode {
             6 => ErrorCode::Protocol,
             7 => ErrorCode::Internal,
             8 => ErrorCode::Decode,
+            9 => ErrorCode::Encode,
             _ => return None,
         })
     }
@@ -236,6 +273,7 @@ mod tests {
                 max: 65_536,
             },
             Error::Decode("handler 3 expected u32".into()),
+            Error::Encode("handler 3 cannot encode a map with non-string keys".into()),
         ];
         for error in errors {
             let (code, message) = error.to_wire();

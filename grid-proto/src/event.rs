@@ -46,55 +46,53 @@ pub struct IncomingCall {
 
 /// Something that happened on the connection. Drain them with
 /// [`crate::Connection::poll_event`] after every input, timeout and command.
+///
+/// Events name their role: `Incoming*` events are about calls the peer
+/// opened, `Request*` and `Stream*` events about calls this side opened (and
+/// `StreamReadable`/`StreamWritable` about streams in either role).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The handshake succeeded: calls may be opened and will be received.
     Connected(PeerInfo),
     /// The peer opened a single request. Answer with `respond` or `fail`.
-    Request(IncomingCall),
+    IncomingRequest(IncomingCall),
     /// The peer opened a stream. Grant input with `accept_stream`, then end it
     /// with `finish`, `fail` or `cancel`.
-    StreamOpened(IncomingCall),
+    IncomingStream(IncomingCall),
+    /// A call the peer opened was cancelled by the peer, passed its deadline,
+    /// broke the protocol, or lost its connection. Stop its work, then end it
+    /// (any of `respond`, `fail`, `finish`, `cancel`), which sends nothing
+    /// more but frees its slot. Messages it received before remain readable.
+    IncomingCancelled {
+        /// The call.
+        id: CallId,
+        /// [`Error::Cancelled`], [`Error::DeadlineExceeded`],
+        /// [`Error::Protocol`] or [`Error::Disconnected`].
+        reason: Error,
+    },
     /// A single request this side opened ended. Its last event.
-    Response {
+    RequestEnded {
         /// The call.
         id: CallId,
         /// The response, or why there is none.
         result: Result<Bytes, Error>,
     },
-    /// A stream message arrived. Call `consume` when the application has taken
-    /// it, so the peer gets the credit back.
-    Message {
-        /// The stream.
-        id: CallId,
-        /// The message.
-        payload: Bytes,
-    },
-    /// The opener of an incoming stream has finished sending; every message it
-    /// sent has been delivered before this.
-    InputFinished {
+    /// A stream, in either role, has something to read where it had nothing:
+    /// messages, or the end of its input. Call `read` until it reports
+    /// nothing more; reading returns the peer its credit.
+    StreamReadable {
         /// The stream.
         id: CallId,
     },
-    /// A stream this side opened ended; every message was delivered before
-    /// this. Its last event.
-    StreamFinished {
-        /// The stream.
-        id: CallId,
-        /// `Ok` when the handler finished normally.
-        result: Result<(), Error>,
-    },
-    /// An incoming call was cancelled by the peer, passed its deadline, or
-    /// broke the protocol. Stop its work, then end it (any of `respond`, `fail`,
-    /// `finish`, `cancel`), which sends nothing more but frees its slot.
-    Cancelled {
-        /// The call.
-        id: CallId,
-        /// [`Error::Cancelled`], [`Error::DeadlineExceeded`] or [`Error::Protocol`].
-        reason: Error,
-    },
-    /// A stream that had no send credit has some again.
+    /// A stream, in either role, that had no send credit has some again.
     StreamWritable {
+        /// The stream.
+        id: CallId,
+    },
+    /// A stream this side opened ended: nothing more can be sent, and `read`
+    /// reports its outcome after the messages still unread. Its last event;
+    /// `release` it once done with it.
+    StreamEnded {
         /// The stream.
         id: CallId,
     },
@@ -104,4 +102,34 @@ pub enum Event {
     PeerDraining,
     /// The connection closed. The last event; every call ended before it.
     Closed(CloseReason),
+}
+
+/// What [`crate::Connection::read`] found on a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many messages (at least one) were moved into the buffer.
+    Messages {
+        /// How many.
+        count: usize,
+        /// Reading them returned the peer credit: a `Credit` frame waits to be
+        /// written. A reader that keeps reading should let the driver send it
+        /// first, or the peer idles until the reader runs dry.
+        credit_granted: bool,
+    },
+    /// Nothing to read yet: wait for [`Event::StreamReadable`].
+    Empty,
+    /// Every message was read and the input ended normally.
+    Finished,
+    /// Every message was read and the stream ended with this error.
+    Failed(Error),
+}
+
+/// Room set aside on a stream by [`crate::Connection::reserve`]: messages that
+/// [`crate::Connection::send_messages`] will take without asking for credit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// Messages reserved.
+    pub messages: u32,
+    /// Largest message the peer accepts, in bytes.
+    pub max_message_size: usize,
 }

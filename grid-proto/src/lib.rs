@@ -66,14 +66,14 @@
 //! let call = a.open_request(now, CallTarget::new(ECHO), Bytes::from_static(b"hello"), None)?;
 //! let (_, eb) = pump(&mut a, &mut b, now);
 //! for event in eb {
-//!     if let Event::Request(incoming) = event {
+//!     if let Event::IncomingRequest(incoming) = event {
 //!         assert_eq!(incoming.handler, ECHO);
 //!         b.respond(incoming.id, incoming.payload)?;
 //!     }
 //! }
 //! let (ea, _) = pump(&mut a, &mut b, now);
-//! assert_eq!(ea, vec![Event::Response { id: call, result: Ok(Bytes::from_static(b"hello")) }]);
-//! # Ok::<(), grid_proto::Error>(())
+//! assert_eq!(ea, vec![Event::RequestEnded { id: call, result: Ok(Bytes::from_static(b"hello")) }]);
+//! # Ok::<(), grid_proto::CommandError>(())
 //! ```
 //!
 //! # What else is here
@@ -109,8 +109,8 @@ pub use config::{Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE};
 pub use connection::{CallTarget, Connection, ConnectionState, MAX_SUBROUTE};
 pub use decoder::FrameDecoder;
 pub use dial::dials;
-pub use error::{CloseReason, Error, ErrorCode};
-pub use event::{CallId, Event, IncomingCall};
+pub use error::{CloseReason, CommandError, Error, ErrorCode};
+pub use event::{CallId, Event, IncomingCall, ReadOutcome, Reservation};
 pub use frame::{FrameError, Header, Op, FLAG_MORE, HEADER_LEN};
 pub use handshake::{PeerInfo, PeerLimits, MAX_NODE_NAME, PROTOCOL_VERSION};
 pub use rng::Rng;

@@ -21,7 +21,7 @@ pub struct Stats {
     pub incoming_calls: usize,
     /// Of those, streams.
     pub incoming_streams: usize,
-    /// Received bytes not yet consumed by the application (stream messages and
+    /// Received bytes not yet read by the application (stream messages and
     /// partly reassembled messages).
     pub buffered_bytes: usize,
     /// Bytes queued for sending.

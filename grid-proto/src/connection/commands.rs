@@ -4,10 +4,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use std::collections::VecDeque;
+
 use super::{Connection, ConnectionState};
 use crate::calls::{OutCall, StreamState};
-use crate::error::{CloseReason, Error};
-use crate::event::CallId;
+use crate::error::{CloseReason, CommandError, Error};
+use crate::event::{CallId, ReadOutcome, Reservation};
 use crate::frame::Op;
 use crate::handshake::MAX_NODE_NAME;
 use crate::send_queue::OutMessage;
@@ -45,25 +47,28 @@ impl<'a> CallTarget<'a> {
 const _: () = assert!(MAX_SUBROUTE <= MAX_NODE_NAME);
 
 impl Connection {
-    /// Opens a single request. Its outcome arrives as [`crate::Event::Response`].
+    /// Opens a single request. Its outcome arrives as [`crate::Event::RequestEnded`].
     ///
     /// `timeout` is the call's deadline relative to `now`: the configured
     /// default when `None`, clamped to the configured maximum, and a deadline
-    /// under 1 ms fails at once with `DeadlineExceeded`.
+    /// under 1 ms is refused with `DeadlineExceeded`. Refusals are
+    /// [`CommandError::Call`] (`Disconnected`, `Draining`, `Overloaded`,
+    /// `TooLarge`, `DeadlineExceeded`) or [`CommandError::SendBufferFull`].
     pub fn open_request(
         &mut self,
         now: Instant,
         target: CallTarget<'_>,
         payload: Bytes,
         timeout: Option<Duration>,
-    ) -> Result<CallId, Error> {
+    ) -> Result<CallId, CommandError> {
         self.open_call(now, target, payload, timeout, None)
     }
 
     /// Opens a stream with an initial payload. `recv_window` is how many
-    /// messages the responder may send before this side consumes any.
+    /// messages the responder may send before this side reads any.
     /// Send messages once [`crate::Event::StreamWritable`] grants credit; the
-    /// stream ends with [`crate::Event::StreamFinished`].
+    /// stream ends with [`crate::Event::StreamEnded`]. Refused like
+    /// [`open_request`](Self::open_request).
     pub fn open_stream(
         &mut self,
         now: Instant,
@@ -71,7 +76,7 @@ impl Connection {
         payload: Bytes,
         timeout: Option<Duration>,
         recv_window: u32,
-    ) -> Result<CallId, Error> {
+    ) -> Result<CallId, CommandError> {
         self.open_call(now, target, payload, timeout, Some(recv_window))
     }
 
@@ -82,25 +87,26 @@ impl Connection {
         payload: Bytes,
         timeout: Option<Duration>,
         window: Option<u32>,
-    ) -> Result<CallId, Error> {
+    ) -> Result<CallId, CommandError> {
         match self.state {
             ConnectionState::Established => {}
-            ConnectionState::Draining => return Err(Error::Draining),
+            ConnectionState::Draining => return Err(Error::Draining.into()),
             ConnectionState::Handshaking | ConnectionState::Closed => {
-                return Err(Error::Disconnected)
+                return Err(Error::Disconnected.into())
             }
         }
         if self.peer_draining {
-            return Err(Error::Draining);
+            return Err(Error::Draining.into());
         }
         let Some(peer) = self.peer.as_ref().map(|peer| peer.limits) else {
-            return Err(Error::Disconnected);
+            return Err(Error::Disconnected.into());
         };
         if target.subroute.len() > MAX_SUBROUTE {
             return Err(Error::TooLarge {
                 size: target.subroute.len(),
                 max: MAX_SUBROUTE,
-            });
+            }
+            .into());
         }
         let prefix_len = 3 + target.subroute.len() + if window.is_some() { 4 } else { 0 };
         let size = prefix_len + payload.len();
@@ -108,17 +114,18 @@ impl Connection {
             return Err(Error::TooLarge {
                 size,
                 max: peer.max_message_size as usize,
-            });
+            }
+            .into());
         }
         if self.outgoing.len() >= peer.max_incoming_calls as usize
             || (window.is_some() && self.outgoing_streams >= peer.max_incoming_streams as usize)
         {
-            return Err(Error::Overloaded);
+            return Err(Error::Overloaded.into());
         }
         self.check_send_buffer()?;
         let relative = timeout.unwrap_or(self.config.timeouts.default_deadline);
         if relative < MIN_DEADLINE {
-            return Err(Error::DeadlineExceeded);
+            return Err(Error::DeadlineExceeded.into());
         }
         let relative = relative.min(self.config.timeouts.max_deadline);
         // Rounded up, so the responder's deadline (counted from the arrival)
@@ -153,32 +160,36 @@ impl Connection {
     }
 
     fn allocate_mux(&mut self) -> u32 {
-        // Terminates: fewer calls are open than the 2^31 - 1 ids of the namespace.
+        // Terminates: fewer calls are open or held than the 2^31 - 1 ids of
+        // the namespace.
         loop {
             let low = self.next_mux;
             self.next_mux = if low >= 0x7fff_ffff { 1 } else { low + 1 };
             let mux = low | self.own_namespace();
-            if !self.outgoing.contains_key(&mux) {
+            if !self.outgoing.contains_key(&mux) && !self.ended_streams.contains_key(&mux) {
                 return mux;
             }
         }
     }
 
-    fn check_send_buffer(&mut self) -> Result<(), Error> {
+    fn check_send_buffer(&mut self) -> Result<(), CommandError> {
         if self.send.buffered() >= self.config.limits.send_buffer_size {
             self.send_blocked = true;
-            return Err(Error::SendBufferFull);
+            return Err(CommandError::SendBufferFull);
         }
         Ok(())
     }
 
-    fn check_message_size(&self, len: usize) -> Result<(), Error> {
-        let max = self
-            .peer
+    fn peer_max_message(&self) -> usize {
+        self.peer
             .as_ref()
-            .map_or(0, |peer| peer.limits.max_message_size as usize);
+            .map_or(0, |peer| peer.limits.max_message_size as usize)
+    }
+
+    fn check_message_size(&self, len: usize) -> Result<(), CommandError> {
+        let max = self.peer_max_message();
         if len > max {
-            return Err(Error::TooLarge { size: len, max });
+            return Err(Error::TooLarge { size: len, max }.into());
         }
         Ok(())
     }
@@ -191,15 +202,18 @@ impl Connection {
     }
 
     /// Grants the opener of an incoming stream `recv_window` messages of input.
-    /// Call once, after [`crate::Event::StreamOpened`].
-    pub fn accept_stream(&mut self, id: CallId, recv_window: u32) -> Result<(), Error> {
+    /// Call once, after [`crate::Event::IncomingStream`].
+    pub fn accept_stream(&mut self, id: CallId, recv_window: u32) -> Result<(), CommandError> {
         let mux = id.0;
-        let call = self.incoming.get_mut(&mux).ok_or(Error::UnknownCall)?;
-        if call.cancelled {
-            return Err(Error::Cancelled);
+        let call = self
+            .incoming
+            .get_mut(&mux)
+            .ok_or(CommandError::UnknownCall)?;
+        if let Some(reason) = &call.cancelled {
+            return Err(reason.clone().into());
         }
         let (Some(stream), false) = (call.stream.as_mut(), call.accepted) else {
-            return Err(Error::UnknownCall);
+            return Err(CommandError::UnknownCall);
         };
         call.accepted = true;
         stream.grant_window(recv_window);
@@ -209,32 +223,57 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends one stream message, in either role. Fails with `NoCredit` when the
-    /// peer has not granted room for it.
-    pub fn send_message(&mut self, id: CallId, payload: Bytes) -> Result<(), Error> {
+    /// Sends one stream message, in either role. Refused with `NoCredit` when
+    /// the peer has not granted room for it. Any credit set aside by
+    /// [`reserve`](Self::reserve) goes back to the common pool first.
+    pub fn send_message(&mut self, id: CallId, payload: Bytes) -> Result<(), CommandError> {
         self.check_message_size(payload.len())?;
-        let seq = self.take_send_credit(id, 1, true)?;
+        let full = self.send.buffered() >= self.config.limits.send_buffer_size;
+        let stream = self.sending_stream(id)?;
+        stream.check_output()?;
+        if full {
+            self.send_blocked = true;
+            return Err(CommandError::SendBufferFull);
+        }
+        stream.unreserve();
+        let seq = stream.take_sends(1)?;
         self.queue_message(OutMessage::new(Op::Message, id.0, seq, payload));
         Ok(())
     }
 
+    /// Sets aside send credit of stream `id` for up to `max` messages, for an
+    /// application that gathers a batch before handing it over with
+    /// [`send_messages`](Self::send_messages), which spends reserved credit
+    /// first. A new reservation replaces what an earlier one left. Refused
+    /// like [`poll_send_ready`](Self::poll_send_ready).
+    pub fn reserve(&mut self, id: CallId, max: u32) -> Result<Reservation, CommandError> {
+        self.poll_send_ready(id)?;
+        let max_message_size = self.peer_max_message();
+        let messages = self.sending_stream(id)?.reserve(max)?;
+        Ok(Reservation {
+            messages,
+            max_message_size,
+        })
+    }
+
     /// Sends the stream messages of `batch` in order, emptying it: one command
-    /// for many small messages. There must be credit for all of them; on an
-    /// error nothing is sent and `batch` is left as it was.
+    /// for many small messages. Reserved credit is spent first, then the
+    /// rest; there must be credit for all of them. On a refusal nothing is
+    /// sent and `batch` is left as it was.
     ///
     /// The send buffer is not checked, so that a batch gathered after
-    /// [`poll_send_ready`](Self::poll_send_ready) said there was room is never
-    /// refused half-way: keep batches small, as they may overshoot
-    /// `send_buffer_size` by their own size.
-    pub fn send_messages(&mut self, id: CallId, batch: &mut Vec<Bytes>) -> Result<(), Error> {
+    /// [`reserve`](Self::reserve) or [`poll_send_ready`](Self::poll_send_ready)
+    /// said there was room is never refused half-way: keep batches small, as
+    /// they may overshoot `send_buffer_size` by their own size.
+    pub fn send_messages(&mut self, id: CallId, batch: &mut Vec<Bytes>) -> Result<(), CommandError> {
         if batch.is_empty() {
             return Ok(());
         }
         for payload in batch.iter() {
             self.check_message_size(payload.len())?;
         }
-        let count = u32::try_from(batch.len()).map_err(|_| Error::NoCredit)?;
-        let first = self.take_send_credit(id, count, false)?;
+        let count = u32::try_from(batch.len()).map_err(|_| CommandError::NoCredit)?;
+        let first = self.sending_stream(id)?.take_sends(count)?;
         let sequence = std::iter::successors(Some(first), |seq| Some(seq.wrapping_add(1)));
         for (seq, payload) in sequence.zip(batch.drain(..)) {
             self.queue_message(OutMessage::new(Op::Message, id.0, seq, payload));
@@ -242,64 +281,44 @@ impl Connection {
         Ok(())
     }
 
-    /// Takes `count` messages of send credit of stream `id`, if the send
-    /// buffer has room or `check_buffer` is false; returns the first message's
-    /// sequence number.
-    fn take_send_credit(
-        &mut self,
-        id: CallId,
-        count: u32,
-        check_buffer: bool,
-    ) -> Result<u32, Error> {
-        let full = check_buffer && self.send.buffered() >= self.config.limits.send_buffer_size;
-        let taken = match self.stream_mut(id)? {
-            _ if full => Err(Error::SendBufferFull),
-            stream => stream.take_sends(count),
-        };
-        self.send_blocked |= full;
-        taken
-    }
-
-    /// Stream `id`, in either role: `Cancelled` for a call the peer opened that
-    /// has been cancelled, `UnknownCall` for no stream.
-    fn stream_ref(&self, id: CallId) -> Result<&StreamState, Error> {
-        let stream = if self.owns(id.0) {
-            self.outgoing
-                .get(&id.0)
-                .and_then(|call| call.stream.as_ref())
-        } else {
-            match self.incoming.get(&id.0) {
-                Some(call) if call.cancelled => return Err(Error::Cancelled),
-                Some(call) => call.stream.as_ref(),
-                None => None,
+    /// Stream `id` for sending, in either role, or why it cannot send: the
+    /// outcome of a stream that has ended (`Ended` when it ended normally),
+    /// the reason an incoming call was cancelled, `UnknownCall` for no stream.
+    fn sending_stream(&mut self, id: CallId) -> Result<&mut StreamState, CommandError> {
+        let mux = id.0;
+        if self.owns(mux) {
+            if let Some(call) = self.outgoing.get_mut(&mux) {
+                return call.stream.as_mut().ok_or(CommandError::UnknownCall);
             }
-        };
-        stream.ok_or(Error::UnknownCall)
+            return match self.ended_streams.get(&mux) {
+                Some(ended) => Err(match &ended.result {
+                    Ok(()) => CommandError::Ended,
+                    Err(error) => error.clone().into(),
+                }),
+                None => Err(CommandError::UnknownCall),
+            };
+        }
+        match self.incoming.get_mut(&mux) {
+            Some(call) => match &call.cancelled {
+                Some(reason) => Err(reason.clone().into()),
+                None => call.stream.as_mut().ok_or(CommandError::UnknownCall),
+            },
+            None => Err(CommandError::UnknownCall),
+        }
     }
 
-    /// [`stream_ref`](Self::stream_ref), to change.
-    fn stream_mut(&mut self, id: CallId) -> Result<&mut StreamState, Error> {
-        let stream = if self.owns(id.0) {
-            self.outgoing
-                .get_mut(&id.0)
-                .and_then(|call| call.stream.as_mut())
-        } else {
-            match self.incoming.get_mut(&id.0) {
-                Some(call) if call.cancelled => return Err(Error::Cancelled),
-                Some(call) => call.stream.as_mut(),
-                None => None,
-            }
-        };
-        stream.ok_or(Error::UnknownCall)
-    }
-
-    /// Messages stream `id` may send now by the peer's credit (0 for a call
-    /// that is not a stream this side can send on).
+    /// Messages stream `id` may send now by the peer's credit, reserved or
+    /// not (0 for a call that is not a stream this side can send on).
     pub fn send_credit(&self, id: CallId) -> u32 {
-        self.stream_ref(id)
-            .ok()
-            .filter(|stream| !stream.sent_fin)
-            .map_or(0, |stream| stream.send_credit)
+        let stream = if self.owns(id.0) {
+            self.outgoing.get(&id.0).and_then(|call| call.stream.as_ref())
+        } else {
+            self.incoming
+                .get(&id.0)
+                .filter(|call| !call.is_cancelled())
+                .and_then(|call| call.stream.as_ref())
+        };
+        stream.map_or(0, StreamState::sendable)
     }
 
     /// Whether a stream message can be sent now (credit and buffer room).
@@ -310,54 +329,121 @@ impl Connection {
     /// Whether a stream message can be sent now, and if not, what to wait for:
     /// `NoCredit` ([`crate::Event::StreamWritable`] follows when the peer grants
     /// more) or `SendBufferFull` ([`crate::Event::Writable`] follows when the
-    /// buffer drains). Any other error is final for the stream.
-    pub fn poll_send_ready(&mut self, id: CallId) -> Result<(), Error> {
-        let stream = self.stream_ref(id)?;
-        if stream.sent_fin {
-            return Err(Error::UnknownCall);
-        }
-        if stream.send_credit == 0 {
-            return Err(Error::NoCredit);
+    /// buffer drains). Any other refusal is final for the stream's output.
+    pub fn poll_send_ready(&mut self, id: CallId) -> Result<(), CommandError> {
+        let stream = self.sending_stream(id)?;
+        stream.check_output()?;
+        if stream.sendable() == 0 {
+            return Err(CommandError::NoCredit);
         }
         self.check_send_buffer()
     }
 
-    /// The application took a received stream message of `len` bytes; the peer
-    /// gets its credit back. Harmless for a call that has ended.
-    pub fn consume(&mut self, id: CallId, len: usize) {
-        let _ = self.consume_many(id, 1, len);
+    /// Reads up to `max` (at least one) received messages of stream `id`, in
+    /// either role, into `out`. Reading is consuming: the peer gets its
+    /// credit back, in batches of half the receive window. After the last
+    /// message, reports how the input ended; a stream this side opened stays
+    /// readable after [`crate::Event::StreamEnded`] until it is released with
+    /// [`cancel`](Self::cancel).
+    pub fn read(
+        &mut self,
+        id: CallId,
+        out: &mut VecDeque<Bytes>,
+        max: usize,
+    ) -> Result<ReadOutcome, CommandError> {
+        let mux = id.0;
+        if self.owns(mux) && !self.outgoing.contains_key(&mux) {
+            let ended = self
+                .ended_streams
+                .get_mut(&mux)
+                .ok_or(CommandError::UnknownCall)?;
+            if ended.inbox.is_empty() {
+                return Ok(match &ended.result {
+                    Ok(()) => ReadOutcome::Finished,
+                    Err(error) => ReadOutcome::Failed(error.clone()),
+                });
+            }
+            let (count, bytes) = ended.inbox.take_into(out, max);
+            self.stream_buffered -= bytes;
+            return Ok(ReadOutcome::Messages {
+                count: count as usize,
+                credit_granted: false,
+            });
+        }
+        let (stream, cancelled) = if self.owns(mux) {
+            let call = self.outgoing.get_mut(&mux);
+            (call.and_then(|call| call.stream.as_mut()), None)
+        } else {
+            match self.incoming.get_mut(&mux) {
+                Some(call) => (call.stream.as_mut(), call.cancelled.clone()),
+                None => (None, None),
+            }
+        };
+        let stream = stream.ok_or(CommandError::UnknownCall)?;
+        if stream.inbox.is_empty() {
+            return Ok(match cancelled {
+                Some(reason) => ReadOutcome::Failed(reason),
+                None if stream.recv_fin => ReadOutcome::Finished,
+                None => ReadOutcome::Empty,
+            });
+        }
+        let (count, bytes) = stream.inbox.take_into(out, max);
+        self.stream_buffered -= bytes;
+        let grant = if cancelled.is_none() {
+            stream.on_read(count)
+        } else {
+            None
+        };
+        if let Some(grant) = grant {
+            self.send.control(Op::Credit, mux, grant, &[]);
+        }
+        Ok(ReadOutcome::Messages {
+            count: count as usize,
+            credit_granted: grant.is_some(),
+        })
     }
 
-    /// The application took `messages` received stream messages of `len` bytes
-    /// in all: [`consume`](Self::consume) for a batch. Returns whether the peer
-    /// is granted credit now, i.e. a `Credit` frame waits to be written: a
-    /// consumer that keeps reading should let the driver send it first, or the
-    /// peer idles until the consumer runs dry.
-    pub fn consume_many(&mut self, id: CallId, messages: u32, len: usize) -> bool {
-        let Ok(stream) = self.stream_mut(id) else {
-            return false;
-        };
-        let (grant, released) = stream.on_consume(messages, len);
-        self.stream_buffered -= released;
-        if let Some(grant) = grant {
-            self.send.control(Op::Credit, id.0, grant, &[]);
+    /// The application will read no more of stream `id`: what waits unread is
+    /// dropped, and messages arriving later are dropped on arrival, their
+    /// credit going straight back to the peer so that it is never blocked.
+    pub fn stop_reading(&mut self, id: CallId) -> Result<(), CommandError> {
+        let mux = id.0;
+        if let Some(ended) = self.ended_streams.get_mut(&mux) {
+            self.stream_buffered -= ended.inbox.clear().1;
+            return Ok(());
         }
-        grant.is_some()
+        let (stream, live) = if self.owns(mux) {
+            let call = self.outgoing.get_mut(&mux);
+            (call.and_then(|call| call.stream.as_mut()), true)
+        } else {
+            match self.incoming.get_mut(&mux) {
+                Some(call) => {
+                    let live = !call.is_cancelled();
+                    (call.stream.as_mut(), live)
+                }
+                None => (None, false),
+            }
+        };
+        let stream = stream.ok_or(CommandError::UnknownCall)?;
+        stream.discard_input = true;
+        let (count, bytes) = stream.inbox.clear();
+        self.stream_buffered -= bytes;
+        if let Some(grant) = stream.on_read(count).filter(|_| live) {
+            self.send.control(Op::Credit, mux, grant, &[]);
+        }
+        Ok(())
     }
 
     /// Ends this side's direction of a stream after every message queued
     /// before it. For the opener: no more input. For the responder: the call
     /// completed successfully, which ends it.
-    pub fn finish(&mut self, id: CallId) -> Result<(), Error> {
+    pub fn finish(&mut self, id: CallId) -> Result<(), CommandError> {
         let mux = id.0;
         if self.owns(mux) {
-            let stream = self
-                .outgoing
-                .get_mut(&mux)
-                .and_then(|call| call.stream.as_mut())
-                .filter(|stream| !stream.sent_fin)
-                .ok_or(Error::UnknownCall)?;
+            let stream = self.sending_stream(id)?;
+            stream.check_output()?;
             stream.sent_fin = true;
+            stream.unreserve();
             let count = stream.send_seq;
             self.queue_message(OutMessage::new(Op::Fin, mux, count, Bytes::new()));
             return Ok(());
@@ -365,10 +451,10 @@ impl Connection {
         let count = match self.incoming.get(&mux) {
             Some(call) => match &call.stream {
                 Some(stream) => stream.send_seq,
-                None if call.cancelled => 0,
-                None => return Err(Error::UnknownCall),
+                None if call.is_cancelled() => 0,
+                None => return Err(CommandError::UnknownCall),
             },
-            None => return Err(Error::UnknownCall),
+            None => return Err(CommandError::UnknownCall),
         };
         self.end_incoming(mux, OutMessage::new(Op::Fin, mux, count, Bytes::new()));
         Ok(())
@@ -376,16 +462,17 @@ impl Connection {
 
     /// Answers an incoming single request.
     ///
-    /// A response larger than the peer accepts fails with `TooLarge` and leaves
-    /// the call open, so it can still be answered with [`Connection::fail`].
-    /// Answering a call that was cancelled sends nothing and frees it.
-    pub fn respond(&mut self, id: CallId, payload: Bytes) -> Result<(), Error> {
+    /// A response larger than the peer accepts is refused with `TooLarge` and
+    /// leaves the call open, so it can still be answered with
+    /// [`Connection::fail`]. Answering a call that was cancelled sends nothing
+    /// and frees it.
+    pub fn respond(&mut self, id: CallId, payload: Bytes) -> Result<(), CommandError> {
         let mux = id.0;
-        let call = self.incoming.get(&mux).ok_or(Error::UnknownCall)?;
-        if call.stream.is_some() && !call.cancelled {
-            return Err(Error::UnknownCall);
+        let call = self.incoming.get(&mux).ok_or(CommandError::UnknownCall)?;
+        if call.stream.is_some() && !call.is_cancelled() {
+            return Err(CommandError::UnknownCall);
         }
-        if !call.cancelled {
+        if !call.is_cancelled() {
             self.check_message_size(payload.len())?;
         }
         self.end_incoming(mux, OutMessage::new(Op::Response, mux, 0, payload));
@@ -394,16 +481,13 @@ impl Connection {
 
     /// Ends an incoming request or stream with an error, after every stream
     /// message queued before it.
-    pub fn fail(&mut self, id: CallId, error: Error) -> Result<(), Error> {
+    pub fn fail(&mut self, id: CallId, error: Error) -> Result<(), CommandError> {
         let mux = id.0;
         if !self.incoming.contains_key(&mux) {
-            return Err(Error::UnknownCall);
+            return Err(CommandError::UnknownCall);
         }
         let (code, mut message) = error.to_wire();
-        let max = self
-            .peer
-            .as_ref()
-            .map_or(0, |peer| peer.limits.max_message_size as usize);
+        let max = self.peer_max_message();
         if message.len() > max {
             message.truncate(max);
         }
@@ -417,24 +501,32 @@ impl Connection {
         };
         // Queued before the call is removed: removing the last call of a drain
         // closes the connection, and this answer must precede the `Close`.
-        if !call.cancelled && !self.is_closed() {
+        if !call.is_cancelled() && !self.is_closed() {
             self.queue_message(last);
         }
         self.remove_incoming(mux);
     }
 
     /// Cancels a call this side opened (no further event comes for it), or
-    /// resets a call the peer opened. Queued data of the call is dropped.
-    pub fn cancel(&mut self, id: CallId) -> Result<(), Error> {
+    /// resets a call the peer opened; queued data of the call is dropped. For
+    /// a stream this side opened that has already ended, forgets it and its
+    /// unread messages: this is how the application releases it.
+    pub fn cancel(&mut self, id: CallId) -> Result<(), CommandError> {
         let mux = id.0;
-        let notify = if self.owns(mux) {
-            self.outgoing.contains_key(&mux)
-        } else {
-            !self.incoming.get(&mux).ok_or(Error::UnknownCall)?.cancelled
-        };
-        if self.owns(mux) && !notify {
-            return Err(Error::UnknownCall);
+        if self.owns(mux) && !self.outgoing.contains_key(&mux) {
+            let ended = self
+                .ended_streams
+                .remove(&mux)
+                .ok_or(CommandError::UnknownCall)?;
+            self.stream_buffered -= ended.inbox.bytes();
+            return Ok(());
         }
+        let notify = self.owns(mux)
+            || !self
+                .incoming
+                .get(&mux)
+                .ok_or(CommandError::UnknownCall)?
+                .is_cancelled();
         self.send.remove_mux(mux);
         if notify {
             // Queued before the call is removed: removing the last call of a
@@ -442,7 +534,9 @@ impl Connection {
             self.send.control(Op::Cancel, mux, 0, &[]);
         }
         if self.owns(mux) {
-            self.remove_outgoing(mux);
+            if let Some(stream) = self.remove_outgoing(mux).and_then(|call| call.stream) {
+                self.stream_buffered -= stream.inbox.bytes();
+            }
         } else {
             self.remove_incoming(mux);
         }

@@ -12,6 +12,7 @@ use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event, IncomingCall};
 use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
 use crate::handshake::{self, PROOF_LEN};
+use crate::send_queue::SendQueue;
 use crate::stats::Stats;
 
 /// Fields in front of the body of `Request` and `StreamOpen` messages.
@@ -55,7 +56,7 @@ fn parse_open(op: Op, mut payload: Bytes) -> Option<OpenPrefix> {
 /// call it belongs to.
 struct Delivery<'a> {
     events: &'a mut VecDeque<Event>,
-    messages: &'a mut VecDeque<(CallId, Bytes)>,
+    send: &'a mut SendQueue,
     stats: &'a mut Stats,
     stream_buffered: &'a mut usize,
 }
@@ -92,11 +93,19 @@ impl Delivery<'_> {
         seq: u32,
         payload: Bytes,
     ) -> Result<(), Error> {
-        let len = payload.len();
-        stream.on_message(seq, len)?;
-        *self.stream_buffered += len;
+        stream.on_message(seq)?;
         self.stats.messages_received += 1;
-        self.messages.push_back((id, payload));
+        if stream.discard_input {
+            // Nobody will read it: the peer gets the credit back at once.
+            if let Some(grant) = stream.on_read(1) {
+                self.send.control(Op::Credit, id.0, grant, &[]);
+            }
+            return Ok(());
+        }
+        *self.stream_buffered += payload.len();
+        if stream.inbox.push(payload) {
+            self.events.push_back(Event::StreamReadable { id });
+        }
         Ok(())
     }
 
@@ -326,7 +335,11 @@ impl Connection {
         let live = if self.owns(mux) {
             self.outgoing.contains_key(&mux)
         } else {
-            opens || self.incoming.get(&mux).is_some_and(|call| !call.cancelled)
+            opens
+                || self
+                    .incoming
+                    .get(&mux)
+                    .is_some_and(|call| !call.is_cancelled())
         };
         if !live {
             self.assembler.discard(mux);
@@ -397,7 +410,7 @@ impl Connection {
             (Op::Message | Op::Messages | Op::Credit, Some(stream)) => {
                 let delivery = Delivery {
                     events: &mut self.events,
-                    messages: &mut self.messages,
+                    send: &mut self.send,
                     stats: &mut self.stats,
                     stream_buffered: &mut self.stream_buffered,
                 };
@@ -423,15 +436,15 @@ impl Connection {
             return self.open_incoming(now, op, mux, arg, payload);
         }
         // `call_frame` let through only frames of live calls.
-        let Some(call) = self.incoming.get_mut(&mux).filter(|call| !call.cancelled) else {
+        let Some(call) = self.incoming.get_mut(&mux).filter(|call| !call.is_cancelled()) else {
             return;
         };
         let outcome: Result<(), Error> = match (op, &mut call.stream) {
             (Op::Cancel, _) => {
-                call.cancelled = true;
+                call.cancelled = Some(Error::Cancelled);
                 self.send.remove_mux(mux);
                 self.assembler.discard(mux);
-                self.events.push_back(Event::Cancelled {
+                self.events.push_back(Event::IncomingCancelled {
                     id: CallId(mux),
                     reason: Error::Cancelled,
                 });
@@ -440,15 +453,17 @@ impl Connection {
             (Op::Message | Op::Messages | Op::Credit, Some(stream)) => {
                 let delivery = Delivery {
                     events: &mut self.events,
-                    messages: &mut self.messages,
+                    send: &mut self.send,
                     stats: &mut self.stats,
                     stream_buffered: &mut self.stream_buffered,
                 };
                 delivery.flow(stream, CallId(mux), op, arg, payload)
             }
             (Op::Fin, Some(stream)) => stream.on_fin(arg).map(|()| {
-                self.events
-                    .push_back(Event::InputFinished { id: CallId(mux) });
+                if stream.inbox.is_empty() {
+                    self.events
+                        .push_back(Event::StreamReadable { id: CallId(mux) });
+                }
             }),
             (op, stream) => Err(Error::Protocol(format!(
                 "unexpected {op:?} on a {}",
@@ -460,12 +475,12 @@ impl Connection {
             ))),
         };
         if let Err(reason) = outcome {
-            call.cancelled = true;
+            call.cancelled = Some(reason.clone());
             self.send.remove_mux(mux);
             self.assembler.discard(mux);
             let (code, message) = reason.to_wire();
             self.send.control(Op::Error, mux, code as u32, &message);
-            self.events.push_back(Event::Cancelled {
+            self.events.push_back(Event::IncomingCancelled {
                 id: CallId(mux),
                 reason,
             });
@@ -476,7 +491,7 @@ impl Connection {
         match self.incoming.get(&mux) {
             // After 2^31 calls the peer's ids wrap; one it cancelled may still be
             // held here until its handler ends. The new call is refused, retryably.
-            Some(call) if call.cancelled => {
+            Some(call) if call.is_cancelled() => {
                 if self.spend_cheap(now) {
                     let (code, message) = Error::Overloaded.to_wire();
                     self.send.control(Op::Error, mux, code as u32, &message);
@@ -532,7 +547,7 @@ impl Connection {
                 deadline,
                 stream,
                 accepted: false,
-                cancelled: false,
+                cancelled: None,
                 clamped: relative < requested,
             },
         );
@@ -547,9 +562,9 @@ impl Connection {
             deadline,
         };
         self.events.push_back(if is_stream {
-            Event::StreamOpened(call)
+            Event::IncomingStream(call)
         } else {
-            Event::Request(call)
+            Event::IncomingRequest(call)
         });
     }
 }

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use crate::assembly::Assembler;
 use crate::budget::CheapFrameBudget;
-use crate::calls::{InCall, OutCall};
+use crate::calls::{EndedStream, InCall, OutCall};
 use crate::config::{Config, Role};
 use crate::decoder::FrameDecoder;
 use crate::error::{CloseReason, Error};
@@ -70,10 +70,11 @@ pub struct Connection {
     assembler: Assembler,
     send: SendQueue,
     events: VecDeque<Event>,
-    /// Stream messages received, delivered before `events` (see `poll_event`).
-    messages: VecDeque<(CallId, Bytes)>,
     outgoing: FxHashMap<u32, OutCall>,
     incoming: FxHashMap<u32, InCall>,
+    /// Streams this side opened that ended on the wire and that the
+    /// application has not released yet.
+    ended_streams: FxHashMap<u32, EndedStream>,
     outgoing_streams: usize,
     incoming_streams: usize,
     /// Low 31 bits of the next mux id this side allocates.
@@ -81,7 +82,7 @@ pub struct Connection {
     deadlines: Deadlines,
     keepalive: Keepalive,
     cheap_frames: CheapFrameBudget,
-    /// Bytes of delivered, unconsumed stream messages.
+    /// Bytes of received stream messages not yet read, in every stream held.
     stream_buffered: usize,
     /// A command was refused for a full send buffer; `Writable` is owed.
     send_blocked: bool,
@@ -129,9 +130,9 @@ impl Connection {
             assembler: Assembler::new(pool),
             send,
             events: VecDeque::new(),
-            messages: VecDeque::new(),
             outgoing: FxHashMap::default(),
             incoming: FxHashMap::default(),
+            ended_streams: FxHashMap::default(),
             outgoing_streams: 0,
             incoming_streams: 0,
             next_mux: 1,
@@ -203,7 +204,7 @@ impl Connection {
 
     /// Whether [`Connection::poll_event`] has an event to return.
     pub fn has_events(&self) -> bool {
-        !self.messages.is_empty() || !self.events.is_empty()
+        !self.events.is_empty()
     }
 
     /// Counters and gauges.
@@ -346,15 +347,15 @@ impl Connection {
                     self.end_outgoing(mux, Err(Error::DeadlineExceeded), true);
                 }
             } else if let Some(call) = self.incoming.get_mut(&mux) {
-                if call.deadline == deadline && !call.cancelled {
-                    call.cancelled = true;
+                if call.deadline == deadline && !call.is_cancelled() {
+                    call.cancelled = Some(Error::DeadlineExceeded);
                     self.send.remove_mux(mux);
                     self.assembler.discard(mux);
                     if call.clamped {
                         let (code, message) = Error::DeadlineExceeded.to_wire();
                         self.send.control(Op::Error, mux, code as u32, &message);
                     }
-                    self.events.push_back(Event::Cancelled {
+                    self.events.push_back(Event::IncomingCancelled {
                         id: CallId(mux),
                         reason: Error::DeadlineExceeded,
                     });
@@ -410,16 +411,10 @@ impl Connection {
 
     /// The next event, `None` when there are none.
     ///
-    /// Stream messages ([`Event::Message`]) come before the other events
-    /// waiting at the time. A stream's own events never precede its messages
-    /// (its end, error or cancellation follows every message delivered before
-    /// it), and calls are independent of each other, so nothing observable is
-    /// reordered; keeping messages in a queue of their own keeps their
-    /// delivery cheap.
+    /// Stream messages are not events: they wait in their stream until
+    /// [`Connection::read`] takes them, and [`Event::StreamReadable`] says
+    /// when a stream has some where it had none.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if let Some((id, payload)) = self.messages.pop_front() {
-            return Some(Event::Message { id, payload });
-        }
         self.events.pop_front()
     }
 
@@ -512,42 +507,58 @@ impl Connection {
             // queue to flush is queued after the pong, which may still go.
             self.deferred_pong = None;
         }
-        let mut outgoing: Vec<(u32, OutCall)> = self.outgoing.drain().collect();
-        outgoing.sort_unstable_by_key(|(mux, _)| *mux);
-        for (mux, call) in outgoing {
-            let id = CallId(mux);
-            self.events.push_back(match call.stream {
-                None => Event::Response {
-                    id,
-                    result: Err(Error::Disconnected),
-                },
-                Some(_) => Event::StreamFinished {
-                    id,
-                    result: Err(Error::Disconnected),
-                },
-            });
-        }
-        let mut incoming: Vec<u32> = self
-            .incoming
-            .iter()
-            .filter(|(_, call)| !call.cancelled)
-            .map(|(mux, _)| *mux)
-            .collect();
-        incoming.sort_unstable();
-        for mux in incoming {
-            self.events.push_back(Event::Cancelled {
-                id: CallId(mux),
-                reason: Error::Disconnected,
-            });
-        }
-        self.incoming.clear();
-        self.outgoing_streams = 0;
-        self.incoming_streams = 0;
-        self.stream_buffered = 0;
+        self.end_all_calls();
         self.assembler.clear();
         self.deadlines.clear();
         self.events.push_back(Event::Closed(reason.clone()));
         self.close_reason = Some(reason);
+    }
+
+    /// Ends every call for a connection that closed: calls this side opened
+    /// end with `Disconnected` (streams stay readable until released), calls
+    /// the peer opened are cancelled.
+    fn end_all_calls(&mut self) {
+        let mut outgoing: Vec<(u32, OutCall)> = self.outgoing.drain().collect();
+        outgoing.sort_unstable_by_key(|(mux, _)| *mux);
+        for (mux, call) in outgoing {
+            let id = CallId(mux);
+            match call.stream {
+                None => self.events.push_back(Event::RequestEnded {
+                    id,
+                    result: Err(Error::Disconnected),
+                }),
+                Some(stream) => {
+                    self.events.push_back(Event::StreamEnded { id });
+                    self.ended_streams.insert(
+                        mux,
+                        EndedStream {
+                            inbox: stream.inbox,
+                            result: Err(Error::Disconnected),
+                        },
+                    );
+                }
+            }
+        }
+        let mut incoming: Vec<u32> = self
+            .incoming
+            .iter()
+            .filter(|(_, call)| !call.is_cancelled())
+            .map(|(mux, _)| *mux)
+            .collect();
+        incoming.sort_unstable();
+        for mux in incoming {
+            self.events.push_back(Event::IncomingCancelled {
+                id: CallId(mux),
+                reason: Error::Disconnected,
+            });
+        }
+        for (_, call) in self.incoming.drain() {
+            if let Some(stream) = call.stream {
+                self.stream_buffered -= stream.inbox.bytes();
+            }
+        }
+        self.outgoing_streams = 0;
+        self.incoming_streams = 0;
     }
 
     /// Closes the connection when a backlog the peer can grow exceeds its limit.
@@ -574,7 +585,8 @@ impl Connection {
     }
 
     /// Ends a call this side opened: removes it, stops sending its data, tells
-    /// the peer to stop when `notify_peer`, and emits its final event.
+    /// the peer to stop when `notify_peer`, and emits its final event. A
+    /// stream's unread messages stay readable, followed by `result`.
     fn end_outgoing(&mut self, mux: u32, result: Result<Bytes, Error>, notify_peer: bool) {
         let Some(is_stream) = self.outgoing.get(&mux).map(|call| call.stream.is_some()) else {
             return;
@@ -586,22 +598,28 @@ impl Connection {
         let id = CallId(mux);
         // The event goes first: removing the last call of a drain closes the
         // connection, and `Closed` must be the last event.
-        self.events.push_back(if is_stream {
-            Event::StreamFinished {
-                id,
-                result: result.map(|_| ()),
-            }
+        let stream_result = if is_stream {
+            self.events.push_back(Event::StreamEnded { id });
+            Some(result.map(|_| ()))
         } else {
-            Event::Response { id, result }
-        });
-        self.remove_outgoing(mux);
+            self.events.push_back(Event::RequestEnded { id, result });
+            None
+        };
+        let Some(call) = self.remove_outgoing(mux) else {
+            return;
+        };
+        if let (Some(stream), Some(result)) = (call.stream, stream_result) {
+            let inbox = stream.inbox;
+            self.ended_streams.insert(mux, EndedStream { inbox, result });
+        }
     }
 
+    /// Removes a call this side opened. Its stream's unread messages go with
+    /// the returned call: the caller keeps them or forgets their bytes.
     fn remove_outgoing(&mut self, mux: u32) -> Option<OutCall> {
         let call = self.outgoing.remove(&mux)?;
-        if let Some(stream) = &call.stream {
+        if call.stream.is_some() {
             self.outgoing_streams -= 1;
-            self.stream_buffered -= stream.unconsumed_bytes;
         }
         self.assembler.discard(mux);
         self.after_call_removed();
@@ -612,7 +630,7 @@ impl Connection {
         let call = self.incoming.remove(&mux)?;
         if let Some(stream) = &call.stream {
             self.incoming_streams -= 1;
-            self.stream_buffered -= stream.unconsumed_bytes;
+            self.stream_buffered -= stream.inbox.bytes();
         }
         self.assembler.discard(mux);
         self.after_call_removed();
