@@ -7,8 +7,8 @@
 //!   flight, or 64 pipelined (open 64, deliver, answer all, deliver). Criterion
 //!   reports cycles per second.
 //! - `stream/{32B,64KiB}/w64`: one-way stream messages with a receive window of
-//!   64 messages, consumed by the receiver as they arrive so credits flow back.
-//!   An iteration is one window: 64 messages sent, delivered, consumed, and
+//!   64 messages, read by the receiver as they arrive so credits flow back.
+//!   An iteration is one window: 64 messages sent, delivered, read, and
 //!   their credit returned. Criterion reports messages per second.
 //!
 //! Before criterion runs, an allocation pass runs each workload with the

@@ -13,11 +13,12 @@
 //! whatever periodic work the connection does in `handle_timeout` is included,
 //! amortised, in the measurements.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use grid_proto::sim::sim_config;
-use grid_proto::{CallId, CallTarget, Connection, ConnectionState, Event, Role};
+use grid_proto::{CallId, CallTarget, Connection, ConnectionState, Event, ReadOutcome, Role};
 
 /// Virtual time that passes per completed cycle or message: 1 µs, i.e. the
 /// clock runs as if one connection carried a million calls per second.
@@ -178,7 +179,7 @@ impl RequestWorkload {
         let mut answered = 0;
         while let Some(event) = server.poll_event() {
             match event {
-                Event::Request(call) => {
+                Event::IncomingRequest(call) => {
                     debug_assert_eq!(call.payload.len(), self.request.len());
                     if let Err(error) = server.respond(call.id, self.response.clone()) {
                         panic!("respond failed: {error}");
@@ -192,7 +193,7 @@ impl RequestWorkload {
         let mut completed = 0;
         while let Some(event) = client.poll_event() {
             match event {
-                Event::Response {
+                Event::RequestEnded {
                     result: Ok(payload),
                     ..
                 } => {
@@ -213,13 +214,15 @@ impl RequestWorkload {
 
 /// One-way stream messages: the client opened a stream, the server granted
 /// it a window of messages; the client sends whenever it has credit, the server
-/// consumes every message it gets, which sends the credit back.
+/// reads every message it gets, which sends the credit back.
 #[derive(Debug)]
 pub struct StreamWorkload {
     wired: Wired,
     client_id: CallId,
     message: Bytes,
     window: u32,
+    /// The server's read buffer, reused between rounds.
+    read: VecDeque<Bytes>,
 }
 
 impl StreamWorkload {
@@ -240,7 +243,7 @@ impl StreamWorkload {
             )
             .expect("open_stream");
         pump(&mut wired.client, &mut wired.server, now);
-        let Some(Event::StreamOpened(call)) = wired.server.poll_event() else {
+        let Some(Event::IncomingStream(call)) = wired.server.poll_event() else {
             panic!("the server did not see the stream open");
         };
         wired
@@ -258,6 +261,7 @@ impl StreamWorkload {
             client_id,
             message: payload(payload_len),
             window,
+            read: VecDeque::new(),
         }
     }
 
@@ -276,7 +280,7 @@ impl StreamWorkload {
         &self.wired
     }
 
-    /// Sends `messages` messages and has them all consumed by the server.
+    /// Sends `messages` messages and has them all read by the server.
     /// Panics on any unexpected event or error.
     pub fn run(&mut self, messages: u64) {
         let mut sent = 0;
@@ -300,11 +304,15 @@ impl StreamWorkload {
             let mut received = 0;
             while let Some(event) = server.poll_event() {
                 match event {
-                    Event::Message { id, payload } => {
-                        debug_assert_eq!(payload.len(), self.message.len());
-                        server.consume(id, payload.len());
-                        received += 1;
-                    }
+                    Event::StreamReadable { id } => loop {
+                        match server.read(id, &mut self.read, usize::MAX) {
+                            Ok(ReadOutcome::Messages { count, .. }) => received += count as u64,
+                            Ok(ReadOutcome::Empty) => break,
+                            other => panic!("unexpected read {other:?}"),
+                        }
+                        debug_assert!(self.read.iter().all(|m| m.len() == self.message.len()));
+                        self.read.clear();
+                    },
                     other => panic!("unexpected server event {other:?}"),
                 }
             }

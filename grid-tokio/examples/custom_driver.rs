@@ -8,7 +8,7 @@
 //! driver repeats three steps, and [`Driver::run_until`] is exactly them:
 //!
 //! 1. **mutate**: feed it what happened (bytes read, the transport ending, the
-//!    timer firing) or a command (open a call, send, consume, finish);
+//!    timer firing) or a command (open a call, send, read, finish);
 //! 2. **drain**: write out every `poll_transmit` buffer, in order, and handle
 //!    every `poll_event`; handling an event may issue commands, so repeat;
 //! 3. **sleep** until the next input or `poll_timeout`, whichever comes first.
@@ -17,6 +17,7 @@
 //! the socket into channel messages and the driver sleeps in `recv_timeout`.
 //! That also keeps reading independent of writing, as grid requires.
 
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -25,7 +26,10 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use grid_proto::{dials, CallTarget, CloseReason, Config, Connection, Error, Event, Role};
+use grid_proto::{
+    dials, CallId, CallTarget, CloseReason, CommandError, Config, Connection, Error, Event,
+    ReadOutcome, Role,
+};
 use grid_tokio::{Bytes, Ctx, HandlerError, Manager, StreamReceiver, StreamSender, Tokio};
 
 const ECHO: u16 = 1;
@@ -126,6 +130,20 @@ impl Driver {
         }
     }
 
+    /// Reads every message waiting on stream `id` into `received`; once the
+    /// stream has ended, its outcome.
+    fn read_stream(&mut self, id: CallId) -> Res<Option<Result<(), Error>>> {
+        let mut messages = VecDeque::new();
+        loop {
+            match self.conn.read(id, &mut messages, usize::MAX).map_err(err)? {
+                ReadOutcome::Messages { .. } => self.received.extend(messages.drain(..)),
+                ReadOutcome::Empty => return Ok(None),
+                ReadOutcome::Finished => return Ok(Some(Ok(()))),
+                ReadOutcome::Failed(error) => return Ok(Some(Err(error))),
+            }
+        }
+    }
+
     /// Runs the loop until `pick` returns `Some` for an event, at most `STEP`.
     /// Commands given before the call are mutations too: the first drain sends them.
     fn run_until<T>(&mut self, what: &str, mut pick: impl FnMut(&Event) -> Option<T>) -> Res<T> {
@@ -139,17 +157,16 @@ impl Driver {
                     return Ok(done); // later events stay queued for the next step
                 }
                 match event {
-                    // Consuming returns the message's credit: the peer may send more.
-                    Event::Message { id, payload } => {
-                        self.conn.consume(id, payload.len());
-                        self.received.push(payload);
+                    // Reading returns the messages' credit: the peer may send more.
+                    Event::StreamReadable { id } => {
+                        self.read_stream(id)?;
                     }
                     // We serve nothing: answer at once, so nobody waits for a deadline.
-                    Event::Request(call) | Event::StreamOpened(call) => {
+                    Event::IncomingRequest(call) | Event::IncomingStream(call) => {
                         let _ = self.conn.fail(call.id, Error::UnknownHandler);
                     }
-                    Event::StreamFinished { result, .. } => {
-                        return Err(format!("stream ended: {result:?}"))
+                    Event::StreamEnded { id } => {
+                        return Err(format!("stream ended: {:?}", self.read_stream(id)))
                     }
                     Event::Closed(reason) => return Err(format!("closed: {reason}")),
                     _ => {} // PeerDraining, Writable, …: nothing to do here
@@ -201,7 +218,7 @@ fn run(tokio_node: &str, me: &str) -> Res<()> {
     let call = driver.conn.open_request(now, echo, hello.clone(), None);
     let call = call.map_err(err)?;
     let reply = driver.run_until("the echo", |event| match event {
-        Event::Response { id, result } if *id == call => Some(result.clone()),
+        Event::RequestEnded { id, result } if *id == call => Some(result.clone()),
         _ => None,
     })?;
     match reply {
@@ -211,7 +228,7 @@ fn run(tokio_node: &str, me: &str) -> Res<()> {
     }
 
     // A stream with a receive window of 2: the handler may send 2 messages
-    // ahead of our `consume`. Our send credit starts at 0; it comes with
+    // ahead of our `read`. Our send credit starts at 0; it comes with
     // `StreamWritable` once the handler accepts (its window is 2 too).
     let sent: Vec<Bytes> = (1..=6).map(|i| format!("message {i}").into()).collect();
     let (target, now) = (CallTarget::new(STREAM_ECHO), Instant::now());
@@ -220,7 +237,7 @@ fn run(tokio_node: &str, me: &str) -> Res<()> {
     let mut credit_waits = 0;
     for message in &sent {
         while let Err(error) = driver.conn.send_message(stream, message.clone()) {
-            if error != Error::NoCredit {
+            if error != CommandError::NoCredit {
                 return Err(format!("send_message: {error}"));
             }
             // Out of credit: run the loop (consuming echoes) until the peer grants more.
@@ -232,10 +249,13 @@ fn run(tokio_node: &str, me: &str) -> Res<()> {
     }
     // Ends our input after every message queued before it; the handler then returns.
     driver.conn.finish(stream).map_err(err)?;
-    let end = driver.run_until("the stream's end", |event| match event {
-        Event::StreamFinished { id, result } if *id == stream => Some(result.clone()),
-        _ => None,
+    driver.run_until("the stream's end", |event| {
+        matches!(event, Event::StreamEnded { id } if *id == stream).then_some(())
     })?;
+    // The stream stays readable after its end: the last echoes, then the outcome.
+    let end = driver.read_stream(stream)?;
+    let end = end.ok_or("a stream that ended has an outcome")?;
+    driver.conn.cancel(stream).map_err(err)?; // releases it
     if end.is_err() || driver.received != sent {
         return Err(format!("stream: {end:?} after {:?}", driver.received));
     }

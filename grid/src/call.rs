@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use grid_proto::{CallId, CallTarget, Error};
+use grid_proto::{CallId, CallTarget, CommandError, Error};
 
 use crate::handler::HandlerId;
 use crate::shared::{RequestSlot, Shared};
@@ -98,11 +98,11 @@ impl Future for RequestFuture {
                                 .insert(id, RequestSlot::Waiting(Some(cx.waker().clone())));
                             Poll::Ready(Ok(id))
                         }
-                        Err(Error::SendBufferFull) => {
+                        Err(CommandError::SendBufferFull) => {
                             inner.wait_writable(cx.waker());
                             Poll::Pending
                         }
-                        Err(error) => Poll::Ready(Err(error)),
+                        Err(refused) => Poll::Ready(Err(refused_call(refused))),
                     }
                 });
                 match opened {
@@ -142,7 +142,7 @@ impl Future for RequestFuture {
                     }
                 }
             }
-            State::Done => Poll::Ready(Err(Error::UnknownCall)),
+            State::Done => panic!("RequestFuture polled after it completed"),
         }
     }
 }
@@ -158,5 +158,14 @@ impl Drop for RequestFuture {
                 }
             });
         }
+    }
+}
+
+/// The outcome of a call whose opening was refused for good. Opening refuses
+/// only with a call outcome or back-pressure, which the caller waits out.
+pub(crate) fn refused_call(refused: CommandError) -> Error {
+    match refused {
+        CommandError::Call(error) => error,
+        other => Error::Protocol(format!("opening a call was refused: {other}")),
     }
 }

@@ -93,9 +93,9 @@ impl Ctx {
     pub fn is_cancelled(&self) -> bool {
         self.shared
             .lock()
-            .incoming
-            .get(&self.id)
-            .is_none_or(|slot| slot.cancelled.is_some())
+            .proto
+            .incoming_cancelled(self.id)
+            .is_some()
     }
 
     /// Resolves with the reason once the call is cancelled. The handler's
@@ -106,18 +106,14 @@ impl Ctx {
         let id = self.id;
         std::future::poll_fn(move |cx| {
             let mut inner = shared.lock();
-            match inner.incoming.get_mut(&id) {
-                None => Poll::Ready(Error::Cancelled),
-                Some(slot) => match &slot.cancelled {
-                    Some(reason) => Poll::Ready(reason.clone()),
-                    None => {
-                        if !slot.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                            slot.wakers.push(cx.waker().clone());
-                        }
-                        Poll::Pending
-                    }
-                },
+            if let Some(reason) = inner.proto.incoming_cancelled(id) {
+                return Poll::Ready(reason);
             }
+            let slot = inner.incoming.entry(id).or_default();
+            if !slot.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                slot.wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
         })
     }
 }

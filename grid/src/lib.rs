@@ -82,4 +82,6 @@ pub use handler::{Ctx, DuplicateHandler, HandlerError, HandlerId};
 pub use manager::{Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError};
 pub use peer::{Connection, ConnectionState, ConnectionStats, DEFAULT_CONNECT_WAIT};
 pub use runtime::{BoxFuture, BoxIo, Io, Listener, Runtime, Timer};
-pub use stream::{Stream, StreamReceiver, StreamRequest, StreamSender, DEFAULT_STREAM_CAPACITY};
+pub use stream::{
+    SendError, Stream, StreamReceiver, StreamRequest, StreamSender, DEFAULT_STREAM_CAPACITY,
+};

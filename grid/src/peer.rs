@@ -85,7 +85,7 @@ impl PeerSlot {
         if current
             .shared
             .as_ref()
-            .is_some_and(|shared| shared.lock().closed.is_none())
+            .is_some_and(|shared| !shared.lock().proto.is_closed())
         {
             return true;
         }
@@ -122,7 +122,7 @@ impl Connection {
     pub fn is_connected(&self) -> bool {
         self.slot.current().is_some_and(|shared| {
             let inner = shared.lock();
-            inner.closed.is_none()
+            !inner.proto.is_closed()
         })
     }
 
@@ -178,7 +178,7 @@ impl Connection {
         let (state, proto) = match &current {
             Some(shared) => {
                 let inner = shared.lock();
-                let state = if inner.closed.is_some() {
+                let state = if inner.proto.is_closed() {
                     ConnectionState::Disconnected
                 } else if inner.proto.is_peer_draining() {
                     ConnectionState::PeerDraining

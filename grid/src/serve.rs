@@ -109,24 +109,24 @@ impl<R: Runtime> Serve<R> {
         let ctx = self.context(shared, peer, &call);
         let id = call.id;
         let accepted = shared.command(|inner, _| {
-            inner.incoming.insert(id, IncomingSlot::default());
-            inner.streams.insert(
-                id,
-                StreamSlot {
-                    halves: 2,
-                    opener: false,
-                    ..StreamSlot::default()
-                },
-            );
-            inner.proto.accept_stream(id, entry.in_capacity)
+            let accepted = inner.proto.accept_stream(id, entry.in_capacity);
+            if accepted.is_ok() {
+                inner.incoming.insert(id, IncomingSlot::default());
+                inner.streams.insert(
+                    id,
+                    StreamSlot {
+                        halves: 2,
+                        ..StreamSlot::default()
+                    },
+                );
+            } else {
+                // Cancelled before it started; the handler would only see
+                // the cancel. Ending it frees its slot.
+                let _ = inner.proto.finish(id);
+            }
+            accepted
         });
         if accepted.is_err() {
-            // Cancelled before it started; the handler would only see the cancel.
-            shared.command(|inner, _| {
-                inner.incoming.remove(&id);
-                inner.streams.remove(&id);
-                let _ = inner.proto.finish(id);
-            });
             return;
         }
         let stream = Stream::new(shared.clone(), id, entry.in_capacity);
@@ -148,22 +148,13 @@ impl<R: Runtime> Serve<R> {
                     // The handler future (and the stream halves it owns) drops here,
                     // before the lock below is taken.
                 };
-                shared.command(|inner, _| {
-                    inner.incoming.remove(&id);
-                    let result = match outcome {
-                        Some(Ok(Ok(()))) => inner.proto.finish(id),
-                        Some(Ok(Err(error))) => inner.proto.fail(id, error),
-                        Some(Err(panic)) => inner.proto.fail(id, panicked(panic)),
-                        None => inner.proto.finish(id),
-                    };
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "stream end not sent");
-                    }
-                    if let Some(slot) = inner.streams.get_mut(&id) {
-                        slot.output_end.get_or_insert(Error::UnknownCall);
-                    }
-                    inner.remove_stream_if_unused(id);
-                });
+                let outcome = match outcome {
+                    Some(Ok(result)) => result,
+                    Some(Err(panic)) => Err(panicked(panic)),
+                    // Cancelled: ending it only frees its slot.
+                    None => Ok(()),
+                };
+                shared.command(|inner, _| inner.end_stream(id, outcome));
             }
             .instrument(span),
         );

@@ -11,43 +11,35 @@
 //! consumer or a full socket never blocks anyone else on the lock, and the
 //! reader never waits on the writer.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use grid_proto::{CallId, CloseReason, Connection as Proto, Error, Event, IncomingCall, PeerInfo};
+use grid_proto::{
+    CallId, CloseReason, CommandError, Connection as Proto, Error, Event, IncomingCall, PeerInfo,
+};
 use rustc_hash::FxHashMap;
 
 use crate::runtime::BoxIo;
 use crate::transport::{Transport, TransportFailed};
 
-/// Outcome of a single request, as its caller waits for it.
+/// A single request's caller: its waker while it waits, then the outcome the
+/// protocol handed over with [`Event::RequestEnded`].
 #[derive(Debug)]
 pub(crate) enum RequestSlot {
     Waiting(Option<Waker>),
     Done(Result<Bytes, Error>),
 }
 
-/// A stream's buffers and wakers, for either role.
+/// The wakers of a stream's two halves, in either role. Everything else about
+/// the stream (its messages, credit and end) is the protocol's.
 #[derive(Debug, Default)]
 pub(crate) struct StreamSlot {
-    /// Messages received and not yet taken by the receive half. Bounded by the
-    /// receive window: the peer cannot send more than it was granted.
-    pub(crate) inbox: VecDeque<Bytes>,
-    /// Set when no more messages will arrive: `Ok` after a clean end.
-    pub(crate) input_end: Option<Result<(), Error>>,
-    /// Set when the call has ended and nothing more can be sent.
-    pub(crate) output_end: Option<Error>,
     pub(crate) recv_waker: Option<Waker>,
     pub(crate) send_waker: Option<Waker>,
-    /// The receive half was dropped: messages are consumed as they arrive.
-    pub(crate) receiver_gone: bool,
     /// Halves still alive (send and receive).
     pub(crate) halves: u8,
-    /// This side opened the stream.
-    pub(crate) opener: bool,
 }
 
 impl StreamSlot {
@@ -61,10 +53,10 @@ impl StreamSlot {
     }
 }
 
-/// Cancellation signal of a call the peer opened, as its handler sees it.
+/// Tasks waiting for a call the peer opened to be cancelled (see
+/// [`crate::Ctx::cancelled`]); whether and why it was is the protocol's.
 #[derive(Debug, Default)]
 pub(crate) struct IncomingSlot {
-    pub(crate) cancelled: Option<Error>,
     pub(crate) wakers: Vec<Waker>,
 }
 
@@ -81,8 +73,6 @@ pub(crate) struct Inner {
     pub(crate) writable_waiters: Vec<Waker>,
     /// Tasks waiting for the connection to close.
     closed_waiters: Vec<Waker>,
-    pub(crate) peer: Option<PeerInfo>,
-    pub(crate) closed: Option<CloseReason>,
 }
 
 /// What the driver must do after dispatching events, outside the lock.
@@ -94,6 +84,7 @@ pub(crate) struct Dispatched {
     pub(crate) peer_name: Arc<str>,
     /// Single requests to start; each already has its cancellation slot.
     pub(crate) requests: Vec<IncomingCall>,
+    /// Streams to start.
     pub(crate) streams: Vec<IncomingCall>,
     pub(crate) closed: Option<CloseReason>,
     /// A waiting caller was handed its answer.
@@ -151,22 +142,21 @@ impl Inner {
                 .is_some_and(|at| self.driver_timeout.is_none_or(|armed| at < armed))
     }
 
-    /// Drains protocol events into the call slots; returns what needs the
-    /// driver's attention.
+    /// Hands protocol events to whoever waits for them; returns what needs
+    /// the driver's attention.
     pub(crate) fn dispatch(&mut self, out: &mut Dispatched) {
         while let Some(event) = self.proto.poll_event() {
             match event {
                 Event::Connected(peer) => {
                     out.peer_name = peer.node_name.as_str().into();
-                    self.peer = Some(peer.clone());
                     out.connected = Some(peer);
                 }
-                Event::Request(call) => {
+                Event::IncomingRequest(call) => {
                     self.incoming.insert(call.id, IncomingSlot::default());
                     out.requests.push(call);
                 }
-                Event::StreamOpened(call) => out.streams.push(call),
-                Event::Response { id, result } => {
+                Event::IncomingStream(call) => out.streams.push(call),
+                Event::RequestEnded { id, result } => {
                     if let Some(slot) = self.requests.get_mut(&id) {
                         if let RequestSlot::Waiting(Some(waker)) =
                             std::mem::replace(slot, RequestSlot::Done(result))
@@ -176,39 +166,31 @@ impl Inner {
                         }
                     }
                 }
-                Event::Message { id, payload } => self.on_message(id, payload),
-                Event::InputFinished { id } => {
-                    if let Some(slot) = self.streams.get_mut(&id) {
-                        slot.input_end.get_or_insert(Ok(()));
-                        slot.wake_all();
-                    }
-                }
-                Event::StreamFinished { id, result } => {
-                    if let Some(slot) = self.streams.get_mut(&id) {
-                        slot.output_end
-                            .get_or_insert(result.clone().err().unwrap_or(Error::UnknownCall));
-                        slot.input_end.get_or_insert(result);
-                        slot.wake_all();
-                    }
-                    self.remove_stream_if_unused(id);
-                }
-                Event::Cancelled { id, reason } => {
-                    if let Some(slot) = self.incoming.get_mut(&id) {
-                        slot.cancelled.get_or_insert(reason.clone());
-                        for waker in slot.wakers.drain(..) {
-                            waker.wake();
-                        }
-                    }
-                    if let Some(slot) = self.streams.get_mut(&id) {
-                        slot.input_end.get_or_insert(Err(reason.clone()));
-                        slot.output_end.get_or_insert(reason);
-                        slot.wake_all();
+                Event::StreamReadable { id } => {
+                    if let Some(waker) = self.streams.get_mut(&id).and_then(|s| s.recv_waker.take())
+                    {
+                        waker.wake();
                     }
                 }
                 Event::StreamWritable { id } => {
                     if let Some(waker) = self.streams.get_mut(&id).and_then(|s| s.send_waker.take())
                     {
                         waker.wake();
+                    }
+                }
+                Event::StreamEnded { id } => {
+                    if let Some(slot) = self.streams.get_mut(&id) {
+                        slot.wake_all();
+                    }
+                }
+                Event::IncomingCancelled { id, .. } => {
+                    if let Some(slot) = self.incoming.get_mut(&id) {
+                        for waker in slot.wakers.drain(..) {
+                            waker.wake();
+                        }
+                    }
+                    if let Some(slot) = self.streams.get_mut(&id) {
+                        slot.wake_all();
                     }
                 }
                 Event::Writable => {
@@ -219,7 +201,6 @@ impl Inner {
                 // Visible in the stats; new calls fail with `Draining` in the protocol.
                 Event::PeerDraining => {}
                 Event::Closed(reason) => {
-                    self.closed = Some(reason.clone());
                     out.closed = Some(reason);
                     for waker in self
                         .writable_waiters
@@ -233,29 +214,15 @@ impl Inner {
         }
     }
 
-    fn on_message(&mut self, id: CallId, payload: Bytes) {
-        let Some(slot) = self.streams.get_mut(&id) else {
-            // Nobody will read it: hand the credit straight back.
-            self.proto.consume(id, payload.len());
-            return;
-        };
-        if slot.receiver_gone {
-            self.proto.consume(id, payload.len());
-            return;
-        }
-        slot.inbox.push_back(payload);
-        if let Some(waker) = slot.recv_waker.take() {
-            waker.wake();
-        }
-    }
-
     /// Sends a single-request handler's answer and forgets the call. A call
     /// cancelled in the meantime sends nothing: answering only frees its slot.
     pub(crate) fn answer(&mut self, id: CallId, result: Result<Bytes, Error>) {
         self.incoming.remove(&id);
         let sent = match result {
             Ok(response) => match self.proto.respond(id, response) {
-                Err(error @ Error::TooLarge { .. }) => self.proto.fail(id, error),
+                Err(CommandError::Call(error @ Error::TooLarge { .. })) => {
+                    self.proto.fail(id, error)
+                }
                 other => other,
             },
             Err(error) => self.proto.fail(id, error),
@@ -265,14 +232,16 @@ impl Inner {
         }
     }
 
-    /// Forgets a stream slot once both halves are gone and the call has ended.
-    pub(crate) fn remove_stream_if_unused(&mut self, id: CallId) {
-        if self
-            .streams
-            .get(&id)
-            .is_some_and(|slot| slot.halves == 0 && slot.output_end.is_some())
-        {
-            self.streams.remove(&id);
+    /// Ends a stream handler's call with its outcome and forgets the call.
+    pub(crate) fn end_stream(&mut self, id: CallId, outcome: Result<(), Error>) {
+        self.incoming.remove(&id);
+        self.streams.remove(&id);
+        let sent = match outcome {
+            Ok(()) => self.proto.finish(id),
+            Err(error) => self.proto.fail(id, error),
+        };
+        if let Err(error) = sent {
+            tracing::debug!(%error, "stream end not sent");
         }
     }
 }
@@ -297,8 +266,6 @@ impl Shared {
                 driver_timeout: None,
                 writable_waiters: Vec::new(),
                 closed_waiters: Vec::new(),
-                peer: None,
-                closed: None,
             }),
         })
     }
@@ -378,7 +345,7 @@ impl Shared {
     pub(crate) async fn closed(&self) {
         std::future::poll_fn(|cx| {
             let mut inner = self.lock();
-            if inner.closed.is_some() {
+            if inner.proto.is_closed() {
                 return std::task::Poll::Ready(());
             }
             if !inner.closed_waiters.iter().any(|w| w.will_wake(cx.waker())) {
@@ -406,7 +373,7 @@ impl std::fmt::Debug for Shared {
             debug
                 .field(
                     "peer",
-                    &inner.peer.as_ref().map(|peer| peer.node_name.clone()),
+                    &inner.proto.peer().map(|peer| peer.node_name.clone()),
                 )
                 .field("state", &inner.proto.state());
         }

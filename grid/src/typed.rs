@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::call::{Request, RequestFuture};
 use crate::handler::{HandlerError, HandlerId};
-use crate::stream::{StreamReceiver, StreamRequest, StreamSender};
+use crate::stream::{SendError, StreamReceiver, StreamRequest, StreamSender};
 
 /// First byte of an encoded typed handler error. 0xC1 is never used by
 /// MessagePack and is not valid UTF-8, so a typed error is told apart from a
@@ -75,7 +75,7 @@ fn encode_or_error<T: Serialize + ?Sized>(
     handler: HandlerId,
 ) -> Result<Bytes, Error> {
     encode(value, None).map_err(|error| {
-        Error::Decode(format!(
+        Error::Encode(format!(
             "cannot encode {what} of handler {handler} ({}): {error}",
             std::any::type_name::<T>()
         ))
@@ -400,13 +400,13 @@ impl<T: Serialize> TypedSender<T> {
     }
 
     /// Sends one message, waiting for credit.
-    pub async fn send(&mut self, message: &T) -> Result<(), Error> {
+    pub async fn send(&mut self, message: &T) -> Result<(), SendError> {
         let bytes = encode_or_error(message, "stream message", self.handler)?;
         self.inner.send(bytes).await
     }
 
     /// Ends this side's output.
-    pub fn finish(&mut self) -> Result<(), Error> {
+    pub fn finish(&mut self) -> Result<(), SendError> {
         self.inner.finish()
     }
 
@@ -417,23 +417,23 @@ impl<T: Serialize> TypedSender<T> {
 }
 
 impl<T: Serialize> futures_sink::Sink<T> for TypedSender<T> {
-    type Error = Error;
+    type Error = SendError;
 
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         Pin::new(&mut self.get_mut().inner).poll_ready(cx)
     }
 
-    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Error> {
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), SendError> {
         let this = self.get_mut();
         let bytes = encode_or_error(&item, "stream message", this.handler)?;
         Pin::new(&mut this.inner).start_send(bytes)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         Pin::new(&mut self.get_mut().inner).poll_close(cx)
     }
 }

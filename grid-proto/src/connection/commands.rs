@@ -265,7 +265,11 @@ impl Connection {
     /// [`reserve`](Self::reserve) or [`poll_send_ready`](Self::poll_send_ready)
     /// said there was room is never refused half-way: keep batches small, as
     /// they may overshoot `send_buffer_size` by their own size.
-    pub fn send_messages(&mut self, id: CallId, batch: &mut Vec<Bytes>) -> Result<(), CommandError> {
+    pub fn send_messages(
+        &mut self,
+        id: CallId,
+        batch: &mut Vec<Bytes>,
+    ) -> Result<(), CommandError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -311,7 +315,9 @@ impl Connection {
     /// not (0 for a call that is not a stream this side can send on).
     pub fn send_credit(&self, id: CallId) -> u32 {
         let stream = if self.owns(id.0) {
-            self.outgoing.get(&id.0).and_then(|call| call.stream.as_ref())
+            self.outgoing
+                .get(&id.0)
+                .and_then(|call| call.stream.as_ref())
         } else {
             self.incoming
                 .get(&id.0)

@@ -436,7 +436,11 @@ impl Connection {
             return self.open_incoming(now, op, mux, arg, payload);
         }
         // `call_frame` let through only frames of live calls.
-        let Some(call) = self.incoming.get_mut(&mux).filter(|call| !call.is_cancelled()) else {
+        let Some(call) = self
+            .incoming
+            .get_mut(&mux)
+            .filter(|call| !call.is_cancelled())
+        else {
             return;
         };
         let outcome: Result<(), Error> = match (op, &mut call.stream) {

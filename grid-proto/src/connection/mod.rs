@@ -197,6 +197,21 @@ impl Connection {
         (self.outgoing.len(), self.incoming.len())
     }
 
+    /// Whether call `id` was opened by this side (rather than by the peer).
+    pub fn is_outgoing(&self, id: CallId) -> bool {
+        self.owns(id.0)
+    }
+
+    /// Why the peer's call `id` can no longer be answered: the reason it was
+    /// cancelled, or `None` while it is going on. A call this side does not
+    /// hold (already ended, or never opened) reports [`Error::Cancelled`].
+    pub fn incoming_cancelled(&self, id: CallId) -> Option<Error> {
+        match self.incoming.get(&id.0) {
+            Some(call) => call.cancelled.clone(),
+            None => Some(Error::Cancelled),
+        }
+    }
+
     /// Whether frames are waiting for [`Connection::poll_transmit`].
     pub fn wants_write(&self) -> bool {
         !self.send.is_empty() || self.close_after_flush.is_some() || self.deferred_pong.is_some()
@@ -516,7 +531,7 @@ impl Connection {
 
     /// Ends every call for a connection that closed: calls this side opened
     /// end with `Disconnected` (streams stay readable until released), calls
-    /// the peer opened are cancelled.
+    /// the peer opened are cancelled and stay until the application ends them.
     fn end_all_calls(&mut self) {
         let mut outgoing: Vec<(u32, OutCall)> = self.outgoing.drain().collect();
         outgoing.sort_unstable_by_key(|(mux, _)| *mux);
@@ -547,18 +562,15 @@ impl Connection {
             .collect();
         incoming.sort_unstable();
         for mux in incoming {
+            if let Some(call) = self.incoming.get_mut(&mux) {
+                call.cancelled = Some(Error::Disconnected);
+            }
             self.events.push_back(Event::IncomingCancelled {
                 id: CallId(mux),
                 reason: Error::Disconnected,
             });
         }
-        for (_, call) in self.incoming.drain() {
-            if let Some(stream) = call.stream {
-                self.stream_buffered -= stream.inbox.bytes();
-            }
-        }
         self.outgoing_streams = 0;
-        self.incoming_streams = 0;
     }
 
     /// Closes the connection when a backlog the peer can grow exceeds its limit.
@@ -610,7 +622,8 @@ impl Connection {
         };
         if let (Some(stream), Some(result)) = (call.stream, stream_result) {
             let inbox = stream.inbox;
-            self.ended_streams.insert(mux, EndedStream { inbox, result });
+            self.ended_streams
+                .insert(mux, EndedStream { inbox, result });
         }
     }
 

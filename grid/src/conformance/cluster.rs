@@ -94,7 +94,7 @@ fn guard(probe: &Arc<Probe>, event: &str) -> EndGuard {
     }
 }
 
-fn to_handler_error(error: crate::Error) -> HandlerError {
+fn to_handler_error(error: impl std::fmt::Display) -> HandlerError {
     HandlerError::from(error.to_string())
 }
 

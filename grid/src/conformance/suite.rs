@@ -736,7 +736,8 @@ pub async fn sink_batches_arrive_whole_and_in_order<R: TestRuntime>(rt: R) {
     }
     let max = grid_proto::Limits::default().max_message_size as usize;
     let too_large = tx.feed(Bytes::from(vec![0u8; max + 1])).await;
-    assert_eq!(too_large, Err(Error::TooLarge { size: max + 1, max }));
+    let too_large_error = Error::TooLarge { size: max + 1, max };
+    assert_eq!(too_large, Err(crate::SendError::Failed(too_large_error)));
     drop(tx);
     assert_eq!(rx.recv().await, Some(Ok(Bytes::from(sent.to_string()))));
     assert_eq!(rx.recv().await, None);

@@ -1,7 +1,14 @@
 //! Streams: a send half (`futures::Sink`) and a receive half
 //! (`futures::Stream`), backpressured by the protocol's message credits.
+//!
+//! The protocol owns everything about a stream: its received messages, its
+//! credit and how it ended. The halves keep only their wakers (in
+//! [`StreamSlot`]) and what a handle needs between two locks: the receiver's
+//! last batch of messages, the sender's gathered batch and the credit the
+//! protocol reserved for it.
 
 mod receiver;
+mod send_error;
 mod sender;
 
 use std::sync::Arc;
@@ -9,14 +16,16 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use grid_proto::{CallId, CallTarget, Error};
+use grid_proto::{CallId, CallTarget, CommandError, Error};
 
 pub use self::receiver::StreamReceiver;
+pub use self::send_error::SendError;
 pub use self::sender::StreamSender;
+use crate::call::refused_call;
 use crate::handler::HandlerId;
 use crate::shared::{Shared, StreamSlot};
 
-/// Default receive window: messages the peer may send before this side consumes.
+/// Default receive window: messages the peer may send before this side reads.
 pub const DEFAULT_STREAM_CAPACITY: u32 = 16;
 
 /// A stream being built: set subroute, timeout and capacity, then `open` it.
@@ -44,7 +53,7 @@ impl StreamRequest {
         self
     }
 
-    /// How many messages the handler may send ahead of this side consuming them
+    /// How many messages the handler may send ahead of this side reading them
     /// (default [`DEFAULT_STREAM_CAPACITY`]).
     pub fn in_capacity(mut self, capacity: u32) -> StreamRequest {
         self.in_capacity = capacity;
@@ -70,17 +79,16 @@ impl StreamRequest {
                             id,
                             StreamSlot {
                                 halves: 2,
-                                opener: true,
                                 ..StreamSlot::default()
                             },
                         );
                         Poll::Ready(Ok(id))
                     }
-                    Err(Error::SendBufferFull) => {
+                    Err(CommandError::SendBufferFull) => {
                         inner.wait_writable(cx.waker());
                         Poll::Pending
                     }
-                    Err(error) => Poll::Ready(Err(error)),
+                    Err(refused) => Poll::Ready(Err(refused_call(refused))),
                 }
             })
         })
@@ -113,29 +121,23 @@ impl Stream {
     }
 }
 
-/// Accounts for a dropped half. The opener's stream is cancelled when both
-/// halves are gone before it ended.
+/// Accounts for a dropped half. A dropped receive half stops reading, so the
+/// peer is never blocked by messages nobody reads; once both halves of a
+/// stream this side opened are gone, the protocol releases it (cancelling it
+/// if it has not ended).
 pub(crate) fn release_half(shared: &Shared, id: CallId, receiver: bool) {
     shared.command(|inner, _| {
+        if receiver {
+            let _ = inner.proto.stop_reading(id);
+        }
         let Some(slot) = inner.streams.get_mut(&id) else {
             return;
         };
         slot.halves = slot.halves.saturating_sub(1);
-        if receiver {
-            slot.receiver_gone = true;
-            let messages = slot.inbox.len() as u32;
-            let bytes = slot.inbox.drain(..).map(|m| m.len()).sum();
-            inner.proto.consume_many(id, messages, bytes);
-        }
-        let Some(slot) = inner.streams.get(&id) else {
-            return;
-        };
         if slot.halves == 0 {
-            if slot.opener && slot.output_end.is_none() {
+            inner.streams.remove(&id);
+            if inner.proto.is_outgoing(id) {
                 let _ = inner.proto.cancel(id);
-            }
-            if slot.opener || slot.output_end.is_some() {
-                inner.streams.remove(&id);
             }
         }
     });

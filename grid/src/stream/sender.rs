@@ -6,9 +6,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_sink::Sink;
-use grid_proto::{CallId, Error};
+use grid_proto::{CallId, CommandError, Error};
 
-use super::release_half;
+use super::{release_half, SendError};
 use crate::shared::{Inner, Shared};
 
 /// A sender that has queued this many bytes without waiting yields once, so
@@ -19,8 +19,6 @@ const SEND_YIELD_BYTES: usize = 1024 * 1024;
 /// The same, counted in messages: a window of small messages is spent long
 /// before a mebibyte, and a sender that spends it all before the driver
 /// writes any leaves the peer idle, then idles itself waiting for credit.
-/// (Yielding every 1024 messages of 32 bytes took a stream over two threads
-/// from 16 to 25 million messages a second.)
 const SEND_YIELD_MESSAGES: u32 = 1024;
 
 /// Frame overhead counted per message towards `SEND_YIELD_BYTES`.
@@ -42,19 +40,17 @@ const BATCH_BYTES: usize = 16 * 1024;
 pub struct StreamSender {
     shared: Arc<Shared>,
     id: CallId,
+    /// This half finished its output: nothing more is sent through it.
     finished: bool,
     /// What was queued since the sender last waited or yielded.
     since_yield: YieldBudget,
-    /// Messages the `Sink` accepted and has not handed over yet. Each holds
-    /// credit taken from `reserved`, so handing them over cannot fail for
-    /// want of credit.
-    batch: Vec<Bytes>,
-    batch_bytes: usize,
-    /// Messages the `Sink` may still accept without asking the connection:
-    /// part of the peer's credit, which only this half spends.
-    reserved: u32,
-    /// Largest message the peer accepts, checked as the `Sink` accepts one so
-    /// that handing a batch over cannot fail on it.
+    /// Messages the `Sink` accepted and has not handed over yet, each covered
+    /// by credit the connection reserved for this half.
+    gathered: Gathered,
+    /// Messages the `Sink` may still accept under the connection's current
+    /// reservation, and the largest message the peer accepts, so that
+    /// handing a batch over cannot fail for want of credit or on size.
+    permits: u32,
     max_message: usize,
 }
 
@@ -65,15 +61,14 @@ impl StreamSender {
             id,
             finished: false,
             since_yield: YieldBudget::default(),
-            batch: Vec::new(),
-            batch_bytes: 0,
-            reserved: 0,
+            gathered: Gathered::default(),
+            permits: 0,
             max_message: 0,
         }
     }
 
     /// Sends one message, waiting for credit from the peer.
-    pub async fn send(&mut self, message: Bytes) -> Result<(), Error> {
+    pub async fn send(&mut self, message: Bytes) -> Result<(), SendError> {
         let mut message = Some(message);
         std::future::poll_fn(|cx| self.poll_send(cx, &mut message)).await
     }
@@ -84,14 +79,15 @@ impl StreamSender {
         &mut self,
         cx: &mut Context<'_>,
         message: &mut Option<Bytes>,
-    ) -> Poll<Result<(), Error>> {
+    ) -> Poll<Result<(), SendError>> {
         if self.since_yield.yield_due(cx) {
             return Poll::Pending;
         }
         let mut inner = self.shared.lock();
-        // Whatever the `Sink` gathered goes first, in order.
-        Self::hand_over(self.id, &mut self.batch, &mut self.batch_bytes, &mut inner)?;
-        self.reserved = 0;
+        // Whatever the `Sink` gathered goes first, in order; sending one
+        // message returns what is left of the reservation.
+        self.gathered.hand_over(self.id, &mut inner)?;
+        self.permits = 0;
         let ready = self.poll_ready_locked(cx, &mut inner);
         if !matches!(ready, Poll::Ready(Ok(()))) {
             if ready.is_pending() {
@@ -105,149 +101,161 @@ impl StreamSender {
         self.since_yield.add(&message);
         let result = inner.proto.send_message(self.id, message);
         inner.wake_driver_if_output();
-        Poll::Ready(result)
+        Poll::Ready(result.map_err(SendError::from_refusal))
     }
 
     /// Ends this side's output after every message sent before. For the
     /// opener, the handler sees the end of its input; for a handler, prefer
-    /// returning from the handler, which does this.
-    pub fn finish(&mut self) -> Result<(), Error> {
+    /// returning from the handler, which does this. Finishing a stream that
+    /// has already ended is not an error.
+    pub fn finish(&mut self) -> Result<(), SendError> {
         if self.finished {
             return Ok(());
         }
         self.finished = true;
-        self.reserved = 0;
-        let id = self.id;
+        self.permits = 0;
         let mut inner = self.shared.lock();
-        let handed = Self::hand_over(id, &mut self.batch, &mut self.batch_bytes, &mut inner);
-        let opener = inner.streams.get(&id).is_some_and(|slot| slot.opener);
-        let result = if opener
-            && inner
-                .streams
-                .get(&id)
-                .is_some_and(|slot| slot.output_end.is_none())
-        {
-            inner.proto.finish(id)
+        let handed = self.gathered.hand_over(self.id, &mut inner);
+        let finished = if inner.proto.is_outgoing(self.id) {
+            match inner.proto.finish(self.id) {
+                Ok(()) | Err(CommandError::Ended | CommandError::Call(_)) => Ok(()),
+                Err(refused) => Err(SendError::from_refusal(refused)),
+            }
         } else {
             Ok(())
         };
         inner.wake_driver_if_output();
-        handed.and(result)
+        handed.and(finished)
     }
 
-    /// Gives the gathered messages to the connection.
-    fn hand_over(
-        id: CallId,
-        batch: &mut Vec<Bytes>,
-        batch_bytes: &mut usize,
-        inner: &mut Inner,
-    ) -> Result<(), Error> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        *batch_bytes = 0;
-        let result = inner.proto.send_messages(id, batch);
-        // On an error the stream is over: what it gathered can never be sent.
-        batch.clear();
-        inner.wake_driver_if_output();
-        result
-    }
-
-    fn poll_ready_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.reserved > 0 && self.batch_bytes < BATCH_BYTES {
+    fn poll_ready_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        if self.permits > 0 && self.gathered.bytes < BATCH_BYTES {
             return Poll::Ready(Ok(()));
         }
         let mut inner = self.shared.lock();
-        if let Err(error) =
-            Self::hand_over(self.id, &mut self.batch, &mut self.batch_bytes, &mut inner)
-        {
+        if let Err(error) = self.gathered.hand_over(self.id, &mut inner) {
             // The stream is over: nothing more is accepted without asking.
-            self.reserved = 0;
+            self.permits = 0;
             return Poll::Ready(Err(error));
         }
         if self.since_yield.yield_due(cx) {
             return Poll::Pending;
         }
-        let ready = self.poll_ready_locked(cx, &mut inner);
-        match ready {
-            Poll::Ready(Ok(())) => {
-                self.reserved = inner.proto.send_credit(self.id).min(BATCH_MESSAGES);
-                self.max_message = inner
-                    .peer
-                    .as_ref()
-                    .map_or(0, |peer| peer.limits.max_message_size as usize);
-            }
-            Poll::Pending => self.since_yield = YieldBudget::default(),
-            Poll::Ready(Err(_)) => {}
+        if self.finished {
+            return Poll::Ready(Err(SendError::Finished));
         }
-        ready
+        match inner.proto.reserve(self.id, BATCH_MESSAGES) {
+            Ok(reservation) => {
+                self.permits = reservation.messages;
+                self.max_message = reservation.max_message_size;
+                Poll::Ready(Ok(()))
+            }
+            Err(refused) => {
+                let waiting = self.wait_for_room(cx, &mut inner, refused);
+                if waiting.is_pending() {
+                    self.since_yield = YieldBudget::default();
+                }
+                waiting
+            }
+        }
     }
 
     fn poll_ready_locked(
         &self,
         cx: &mut Context<'_>,
         inner: &mut Inner,
-    ) -> Poll<Result<(), Error>> {
-        let Some(slot) = inner.streams.get(&self.id) else {
-            return Poll::Ready(Err(Error::UnknownCall));
-        };
-        if let Some(end) = &slot.output_end {
-            return Poll::Ready(Err(end.clone()));
-        }
+    ) -> Poll<Result<(), SendError>> {
         if self.finished {
-            return Poll::Ready(Err(Error::UnknownCall));
+            return Poll::Ready(Err(SendError::Finished));
         }
         match inner.proto.poll_send_ready(self.id) {
             Ok(()) => Poll::Ready(Ok(())),
-            Err(Error::NoCredit) => {
+            Err(refused) => self.wait_for_room(cx, inner, refused),
+        }
+    }
+
+    /// Registers for what a back-pressure refusal waits on; any other refusal
+    /// is final.
+    fn wait_for_room(
+        &self,
+        cx: &mut Context<'_>,
+        inner: &mut Inner,
+        refused: CommandError,
+    ) -> Poll<Result<(), SendError>> {
+        match refused {
+            CommandError::NoCredit => {
                 if let Some(slot) = inner.streams.get_mut(&self.id) {
                     slot.send_waker = Some(cx.waker().clone());
                 }
                 Poll::Pending
             }
-            Err(Error::SendBufferFull) => {
+            CommandError::SendBufferFull => {
                 inner.wait_writable(cx.waker());
                 Poll::Pending
             }
-            Err(error) => Poll::Ready(Err(error)),
+            refused => Poll::Ready(Err(SendError::from_refusal(refused))),
         }
     }
 
-    fn start_send_sink(&mut self, message: Bytes) -> Result<(), Error> {
+    fn start_send_sink(&mut self, message: Bytes) -> Result<(), SendError> {
         self.since_yield.add(&message);
-        if self.reserved == 0 {
-            // `start_send` without a successful `poll_ready`: no credit was
-            // set aside, so the connection decides at once.
-            let id = self.id;
+        if self.permits == 0 {
+            // `start_send` without a successful `poll_ready`: nothing was
+            // reserved, so the connection decides at once.
+            if self.finished {
+                return Err(SendError::Finished);
+            }
             let mut inner = self.shared.lock();
-            Self::hand_over(id, &mut self.batch, &mut self.batch_bytes, &mut inner)?;
-            let result = inner.proto.send_message(id, message);
+            self.gathered.hand_over(self.id, &mut inner)?;
+            let result = inner.proto.send_message(self.id, message);
             inner.wake_driver_if_output();
-            return result;
+            return result.map_err(SendError::from_refusal);
         }
         if message.len() > self.max_message {
-            return Err(Error::TooLarge {
+            return Err(SendError::Failed(Error::TooLarge {
                 size: message.len(),
                 max: self.max_message,
-            });
+            }));
         }
-        self.reserved -= 1;
-        self.batch_bytes += message.len();
-        self.batch.push(message);
+        self.permits -= 1;
+        self.gathered.bytes += message.len();
+        self.gathered.messages.push(message);
         Ok(())
     }
 
-    fn poll_flush_sink(&mut self) -> Poll<Result<(), Error>> {
-        if self.batch.is_empty() {
+    fn poll_flush_sink(&mut self) -> Poll<Result<(), SendError>> {
+        if self.gathered.messages.is_empty() {
             return Poll::Ready(Ok(()));
         }
-        let id = self.id;
         let mut inner = self.shared.lock();
-        let handed = Self::hand_over(id, &mut self.batch, &mut self.batch_bytes, &mut inner);
+        let handed = self.gathered.hand_over(self.id, &mut inner);
         if handed.is_err() {
-            self.reserved = 0;
+            self.permits = 0;
         }
         Poll::Ready(handed)
+    }
+}
+
+/// Messages the `Sink` accepted and has not handed over yet.
+#[derive(Debug, Default)]
+struct Gathered {
+    messages: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl Gathered {
+    /// Gives the gathered messages to the connection, which spends the credit
+    /// it reserved for them.
+    fn hand_over(&mut self, id: CallId, inner: &mut Inner) -> Result<(), SendError> {
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        self.bytes = 0;
+        let result = inner.proto.send_messages(id, &mut self.messages);
+        // On a refusal the stream is over: what it gathered can never be sent.
+        self.messages.clear();
+        inner.wake_driver_if_output();
+        result.map_err(SendError::from_refusal)
     }
 }
 
@@ -277,22 +285,22 @@ impl YieldBudget {
 }
 
 impl Sink<Bytes> for StreamSender {
-    type Error = Error;
+    type Error = SendError;
 
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.get_mut().poll_ready_sink(cx)
     }
 
-    fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
+    fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), SendError> {
         self.get_mut().start_send_sink(item)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         // Handed over, the messages are with the connection: nothing to wait for.
         self.get_mut().poll_flush_sink()
     }
 
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         Poll::Ready(self.get_mut().finish())
     }
 }
