@@ -104,3 +104,97 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+
+    use crate::sim::{sim_config, Pair};
+    use crate::{CallTarget, CloseReason, Connection, ConnectionState, Error, Event, Role};
+
+    /// Runs `conn`'s timers with its peer silent until it closes, checking
+    /// that every wake-up it asks for is consumed by the timeout it runs.
+    fn run_alone(conn: &mut Connection) -> Vec<(Instant, Event)> {
+        let mut events = Vec::new();
+        while let Some(at) = conn.poll_timeout() {
+            conn.handle_timeout(at);
+            assert!(
+                conn.is_closed() || conn.poll_timeout() > Some(at),
+                "a timer due at {at:?} is still armed after running"
+            );
+            while conn.poll_transmit(at).is_some() {}
+            events.extend(std::iter::from_fn(|| conn.poll_event()).map(|event| (at, event)));
+        }
+        events
+    }
+
+    #[test]
+    fn only_the_handshake_timer_runs_while_handshaking() {
+        let now = Instant::now();
+        let mut conn = Connection::new(sim_config(Role::Dialer, 1), now);
+        let deadline = now + conn.config().timeouts.handshake;
+        assert_eq!(conn.poll_timeout(), Some(deadline));
+        conn.handle_timeout(deadline - Duration::from_millis(1));
+        assert_eq!(conn.state(), ConnectionState::Handshaking);
+        conn.handle_timeout(deadline);
+        assert_eq!(conn.close_reason(), Some(&CloseReason::HandshakeTimeout));
+        assert_eq!(conn.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_silent_peer_times_out_after_calls_expire_and_pings_go_unanswered() {
+        let mut pair = Pair::connected(7);
+        let start = pair.now;
+        let conn = &mut pair.client.conn;
+        let idle = conn.config().timeouts.idle;
+        let call = conn
+            .open_request(start, CallTarget::new(1), Bytes::new(), Some(idle / 4))
+            .unwrap();
+        conn.begin_drain(start, idle * 10);
+        let events = run_alone(conn);
+        assert_eq!(
+            events.first(),
+            Some(&(
+                start + idle / 4,
+                Event::Response {
+                    id: call,
+                    result: Err(Error::DeadlineExceeded)
+                }
+            ))
+        );
+        assert!(matches!(
+            events.last(),
+            Some((at, Event::Closed(CloseReason::PeerTimeout(timeout))))
+                if *timeout == idle && *at <= start + idle
+        ));
+    }
+
+    #[test]
+    fn the_drain_deadline_cuts_off_calls_and_the_close_still_goes_out() {
+        let mut pair = Pair::connected(8);
+        let start = pair.now;
+        let conn = &mut pair.client.conn;
+        let idle = conn.config().timeouts.idle;
+        let call = conn
+            .open_request(start, CallTarget::new(1), Bytes::new(), Some(idle))
+            .unwrap();
+        conn.begin_drain(start, idle / 4);
+        let events = run_alone(conn);
+        assert_eq!(
+            events,
+            vec![
+                (
+                    start + idle / 4,
+                    Event::Response {
+                        id: call,
+                        result: Err(Error::Disconnected)
+                    }
+                ),
+                (start + idle / 4, Event::Closed(CloseReason::Drained)),
+            ]
+        );
+        assert!(!conn.wants_write());
+    }
+}
