@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use super::{Connection, ConnectionState};
 use crate::calls::{OutCall, StreamState};
-use crate::error::{CloseReason, CommandError, Error};
+use crate::error::{CommandError, Error};
 use crate::event::{CallId, ReadOutcome, Reservation};
 use crate::frame::Op;
 use crate::handshake::MAX_NODE_NAME;
@@ -88,14 +88,14 @@ impl Connection {
         timeout: Option<Duration>,
         window: Option<u32>,
     ) -> Result<CallId, CommandError> {
-        match self.state {
+        match self.state() {
             ConnectionState::Established => {}
             ConnectionState::Draining => return Err(Error::Draining.into()),
             ConnectionState::Handshaking | ConnectionState::Closed => {
                 return Err(Error::Disconnected.into())
             }
         }
-        if self.peer_draining {
+        if self.is_peer_draining() {
             return Err(Error::Draining.into());
         }
         let Some(peer) = self.peer.as_ref().map(|peer| peer.limits) else {
@@ -547,28 +547,5 @@ impl Connection {
             self.remove_incoming(mux);
         }
         Ok(())
-    }
-
-    /// Starts a graceful drain: the peer is told to open no new calls, new
-    /// calls are refused both ways with `Draining`, calls in flight may finish
-    /// until `timeout`, then the connection closes.
-    pub fn begin_drain(&mut self, now: Instant, timeout: Duration) {
-        if self.state != ConnectionState::Established {
-            return;
-        }
-        self.state = ConnectionState::Draining;
-        self.drain_deadline = Some(now + timeout);
-        let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        self.send.control(Op::GoAway, 0, millis, b"draining");
-        // The pong to this ping comes after every call the peer opened before it
-        // saw the `GoAway`: only then can no call be racing towards this side.
-        self.send_ping(now);
-        self.drain_ping = Some(self.keepalive.next_id.wrapping_sub(1));
-    }
-
-    /// Closes at once: every call ends with `Disconnected` and the peer is told
-    /// `reason`. Write out what [`Connection::poll_transmit`] still returns.
-    pub fn close(&mut self, reason: impl Into<String>) {
-        self.close_with(CloseReason::Local(reason.into()));
     }
 }

@@ -11,7 +11,6 @@ use crate::calls::{InCall, StreamState};
 use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event, IncomingCall};
 use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
-use crate::handshake::{self, PROOF_LEN};
 use crate::send_queue::SendQueue;
 use crate::stats::Stats;
 
@@ -144,146 +143,15 @@ impl Delivery<'_> {
 
 impl Connection {
     pub(super) fn handle_frame(&mut self, now: Instant, header: Header, payload: Bytes) {
-        if self.state == ConnectionState::Handshaking {
+        if self.state() == ConnectionState::Handshaking {
             self.handshake_frame(now, header, payload);
             return;
         }
-        let connection_level = matches!(
-            header.op,
-            Op::Hello | Op::Auth | Op::Reject | Op::Ping | Op::Pong | Op::GoAway | Op::Close
-        );
-        if connection_level && (header.mux != 0 || header.flags != 0) {
-            self.close_with(CloseReason::Protocol(format!(
-                "{:?} frame on mux {:#x} with flags {:#x}",
-                header.op, header.mux, header.flags
-            )));
-            return;
-        }
         match header.op {
-            Op::Hello | Op::Auth => {
-                self.close_with(CloseReason::Protocol(format!(
-                    "{:?} frame after the handshake",
-                    header.op
-                )));
-            }
-            // The peer gave up on the handshake (e.g. its timeout fired) after
-            // this side had completed it: keep its reason.
-            Op::Reject => {
-                self.send.abandon();
-                self.shut(CloseReason::Rejected(
-                    String::from_utf8_lossy(&payload).into_owned(),
-                ));
-            }
-            Op::Ping => {
-                if self.spend_cheap(now) {
-                    if self.peer_draining && self.send.pending_opens() > 0 {
-                        // The pong answers a drain: it must follow every call this
-                        // side opened before the drain began (see `poll_transmit`).
-                        self.deferred_pong = Some(header.arg);
-                    } else {
-                        self.send.control(Op::Pong, 0, header.arg, &[]);
-                    }
-                }
-            }
-            Op::Pong => self.on_pong(now, header.arg),
-            Op::GoAway => {
-                if !self.peer_draining {
-                    self.peer_draining = true;
-                    self.events.push_back(Event::PeerDraining);
-                } else {
-                    self.spend_cheap(now);
-                }
-            }
-            Op::Close => {
-                self.send.abandon();
-                self.shut(CloseReason::Peer(
-                    String::from_utf8_lossy(&payload).into_owned(),
-                ));
+            Op::Hello | Op::Auth | Op::Reject | Op::Ping | Op::Pong | Op::GoAway | Op::Close => {
+                self.connection_frame(now, header, payload);
             }
             _ => self.call_frame(now, header, payload),
-        }
-    }
-
-    fn handshake_frame(&mut self, now: Instant, header: Header, payload: Bytes) {
-        if header.mux != 0 || header.flags != 0 {
-            self.close_with(CloseReason::Protocol(format!(
-                "{:?} frame on mux {:#x} with flags {:#x} during the handshake",
-                header.op, header.mux, header.flags
-            )));
-            return;
-        }
-        match header.op {
-            Op::Hello if self.peer_hello.is_none() => {
-                match handshake::decode_hello(&payload, &self.config) {
-                    Ok(info) => {
-                        let proof = handshake::proof(&self.config, &self.own_hello, &payload);
-                        self.send.control(Op::Auth, 0, 0, &proof);
-                        self.peer = Some(info);
-                        self.peer_hello = Some(payload);
-                    }
-                    Err(reason) => self.close_with(CloseReason::Rejected(reason)),
-                }
-            }
-            Op::Auth if self.peer_hello.is_some() => {
-                let peer_hello = self.peer_hello.as_deref().unwrap_or_default();
-                let verified = payload.len() == PROOF_LEN
-                    && handshake::verify(&self.config, &payload, &self.own_hello, peer_hello);
-                if verified {
-                    self.established(now);
-                } else {
-                    self.close_with(CloseReason::Rejected(
-                        "authentication failed: the peer does not know the cluster secret".into(),
-                    ));
-                }
-            }
-            Op::Reject | Op::Close => {
-                let text = String::from_utf8_lossy(&payload).into_owned();
-                self.send.abandon();
-                self.shut(if header.op == Op::Reject {
-                    CloseReason::Rejected(text)
-                } else {
-                    CloseReason::Peer(text)
-                });
-            }
-            op => self.close_with(CloseReason::Protocol(format!(
-                "unexpected {op:?} frame during the handshake"
-            ))),
-        }
-    }
-
-    fn established(&mut self, now: Instant) {
-        self.state = ConnectionState::Established;
-        self.decoder
-            .set_max_frame(self.config.limits.max_frame_size);
-        self.keepalive.last_received = now;
-        self.keepalive.next_ping = now + self.config.timeouts.keepalive_interval;
-        if let Some(peer) = &self.peer {
-            self.events.push_back(Event::Connected(peer.clone()));
-        }
-    }
-
-    fn on_pong(&mut self, now: Instant, id: u32) {
-        if let Some(drain_ping) = self.drain_ping {
-            // Ids are sequential: this pong or a later one answers the drain ping.
-            if id.wrapping_sub(drain_ping) < u32::MAX / 2 {
-                self.drain_ping = None;
-            }
-        }
-        match self.keepalive.latest {
-            Some((latest, sent)) if latest == id => {
-                self.keepalive.rtt = Some(now.saturating_duration_since(sent));
-                self.keepalive.unanswered_since = None;
-            }
-            // An older ping answered: the peer reads, but the newest ping is
-            // still out. Rare for an honest peer, so it is charged.
-            Some((latest, sent)) if latest.wrapping_sub(id) < u32::MAX / 2 => {
-                if self.spend_cheap(now) {
-                    self.keepalive.unanswered_since = Some(sent);
-                }
-            }
-            _ => {
-                self.spend_cheap(now);
-            }
         }
     }
 
@@ -518,7 +386,7 @@ impl Connection {
         };
         let is_stream = op == Op::StreamOpen;
         let limits = &self.config.limits;
-        let refusal = if self.state == ConnectionState::Draining {
+        let refusal = if self.state() == ConnectionState::Draining {
             Some(Error::Draining)
         } else if self.incoming.len() >= limits.max_incoming_calls as usize
             || (is_stream && self.incoming_streams >= limits.max_incoming_streams as usize)

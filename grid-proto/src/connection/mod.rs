@@ -1,9 +1,17 @@
 //! The connection state machine: one per transport connection, driven by its
 //! owner through inputs, commands and polls.
 
+mod close;
 mod commands;
 pub use commands::{CallTarget, MAX_SUBROUTE};
+mod control;
+mod drain;
 mod frames;
+mod handshaking;
+mod keepalive;
+mod phase;
+pub use phase::ConnectionState;
+mod timer_table;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,36 +32,10 @@ use crate::recycle::BufferPool;
 use crate::send_queue::SendQueue;
 use crate::stats::Stats;
 use crate::timers::Deadlines;
-
-/// Longest reason text sent in `Close` and `Reject` frames, in bytes.
-const MAX_REASON: usize = 240;
-
-/// Lifecycle of a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Exchanging `Hello` and `Auth`; no call can be opened or received.
-    Handshaking,
-    /// Calls flow both ways.
-    Established,
-    /// This side is draining: new calls are refused both ways while calls in
-    /// flight finish, then the connection closes.
-    Draining,
-    /// Closed; only the final frames remain to be written.
-    Closed,
-}
-
-/// Keepalive bookkeeping.
-#[derive(Debug)]
-struct Keepalive {
-    next_ping: Instant,
-    next_id: u32,
-    /// Id and send time of the latest ping, for RTT.
-    latest: Option<(u32, Instant)>,
-    /// When the oldest ping that no pong has answered was sent.
-    unanswered_since: Option<Instant>,
-    last_received: Instant,
-    rtt: Option<Duration>,
-}
+use drain::PeerDrain;
+use handshaking::Handshake;
+use keepalive::Keepalive;
+use phase::Phase;
 
 /// A grid connection as a sans-IO state machine.
 ///
@@ -61,11 +43,10 @@ struct Keepalive {
 #[derive(Debug)]
 pub struct Connection {
     config: Config,
-    state: ConnectionState,
-    own_hello: Bytes,
-    peer_hello: Option<Bytes>,
+    phase: Phase,
+    /// Known from the peer's `Hello` on, and kept once closed.
     peer: Option<PeerInfo>,
-    handshake_deadline: Instant,
+    peer_drain: PeerDrain,
     decoder: FrameDecoder,
     assembler: Assembler,
     send: SendQueue,
@@ -86,16 +67,6 @@ pub struct Connection {
     stream_buffered: usize,
     /// A command was refused for a full send buffer; `Writable` is owed.
     send_blocked: bool,
-    drain_deadline: Option<Instant>,
-    /// Id of the ping sent right after this side's `GoAway`, until its pong arrives.
-    drain_ping: Option<u32>,
-    /// A pong held back until every call this side queued before the peer's
-    /// `GoAway` has started to leave.
-    deferred_pong: Option<u32>,
-    peer_draining: bool,
-    /// A `Close` to send once everything queued before it has been sent.
-    close_after_flush: Option<(u32, String)>,
-    close_reason: Option<CloseReason>,
     stats: Stats,
 }
 
@@ -112,20 +83,11 @@ impl Connection {
             config.limits.cheap_frames_per_second,
         );
         Connection {
-            handshake_deadline: now + config.timeouts.handshake,
-            keepalive: Keepalive {
-                next_ping: now,
-                next_id: 1,
-                latest: None,
-                unanswered_since: None,
-                last_received: now,
-                rtt: None,
-            },
+            phase: Phase::Handshaking(Handshake::new(own_hello, now + config.timeouts.handshake)),
+            keepalive: Keepalive::new(now),
             config,
-            state: ConnectionState::Handshaking,
-            own_hello,
-            peer_hello: None,
             peer: None,
+            peer_drain: PeerDrain::default(),
             decoder: FrameDecoder::with_pool(MAX_HANDSHAKE_FRAME, pool.clone()),
             assembler: Assembler::new(pool),
             send,
@@ -140,12 +102,6 @@ impl Connection {
             cheap_frames,
             stream_buffered: 0,
             send_blocked: false,
-            drain_deadline: None,
-            drain_ping: None,
-            deferred_pong: None,
-            peer_draining: false,
-            close_after_flush: None,
-            close_reason: None,
             stats: Stats::default(),
         }
     }
@@ -154,17 +110,20 @@ impl Connection {
 
     /// Where the connection is in its lifecycle.
     pub fn state(&self) -> ConnectionState {
-        self.state
+        self.phase.state()
     }
 
     /// Whether the connection has closed (final frames may still be waiting).
     pub fn is_closed(&self) -> bool {
-        self.state == ConnectionState::Closed
+        matches!(self.phase, Phase::Closed(_))
     }
 
     /// Why the connection closed, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+        match &self.phase {
+            Phase::Closed(closed) => Some(&closed.reason),
+            _ => None,
+        }
     }
 
     /// The authenticated peer, once the handshake succeeded.
@@ -174,7 +133,7 @@ impl Connection {
 
     /// Whether the peer announced that it is draining.
     pub fn is_peer_draining(&self) -> bool {
-        self.peer_draining
+        matches!(self.peer_drain, PeerDrain::Draining { .. })
     }
 
     /// This side's role.
@@ -214,7 +173,7 @@ impl Connection {
 
     /// Whether frames are waiting for [`Connection::poll_transmit`].
     pub fn wants_write(&self) -> bool {
-        !self.send.is_empty() || self.close_after_flush.is_some() || self.deferred_pong.is_some()
+        !self.send.is_empty() || self.owes_held_frames()
     }
 
     /// Whether [`Connection::poll_event`] has an event to return.
@@ -302,53 +261,10 @@ impl Connection {
     pub fn handle_transport_closed(&mut self, reason: impl Into<String>) {
         // Nothing can be written any more, not even a pending `Close`.
         self.send = SendQueue::new();
-        self.close_after_flush = None;
-        self.deferred_pong = None;
+        self.drop_held_frames();
         if !self.is_closed() {
             self.shut(CloseReason::Transport(reason.into()));
         }
-    }
-
-    /// Runs timers due at `now`: handshake timeout, keepalive, dead-peer
-    /// detection, call deadlines, drain deadline. Extra calls are harmless.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        match self.state {
-            ConnectionState::Closed => return,
-            ConnectionState::Handshaking => {
-                if now >= self.handshake_deadline {
-                    self.close_with(CloseReason::HandshakeTimeout);
-                }
-                return;
-            }
-            ConnectionState::Established | ConnectionState::Draining => {}
-        }
-        let idle = self.config.timeouts.idle;
-        let unanswered = self
-            .keepalive
-            .unanswered_since
-            .is_some_and(|since| now.saturating_duration_since(since) >= idle);
-        if unanswered || now.saturating_duration_since(self.keepalive.last_received) >= idle {
-            self.close_with(CloseReason::PeerTimeout(idle));
-            return;
-        }
-        if self.drain_deadline.is_some_and(|deadline| now >= deadline) {
-            self.close_with(CloseReason::Drained);
-            return;
-        }
-        if now >= self.keepalive.next_ping {
-            self.send_ping(now);
-            self.decoder.trim_buffers_if_unused();
-        }
-        self.expire_calls(now);
-    }
-
-    pub(super) fn send_ping(&mut self, now: Instant) {
-        let id = self.keepalive.next_id;
-        self.keepalive.next_id = id.wrapping_add(1);
-        self.keepalive.latest = Some((id, now));
-        self.keepalive.unanswered_since.get_or_insert(now);
-        self.keepalive.next_ping = now + self.config.timeouts.keepalive_interval;
-        self.send.control(Op::Ping, 0, id, &[]);
     }
 
     fn expire_calls(&mut self, now: Instant) {
@@ -401,16 +317,13 @@ impl Connection {
     /// buffers in the order they are returned.
     pub fn poll_transmit(&mut self, _now: Instant) -> Option<Bytes> {
         let fragment = self.fragment_size();
-        if self.send.pending_opens() == 0 {
-            if let Some(id) = self.deferred_pong.take() {
-                self.send.control(Op::Pong, 0, id, &[]);
-            }
-        }
+        self.release_held_pong();
         let out = match self.send.poll(fragment) {
             Some(out) => out,
             None => {
-                let (code, text) = self.close_after_flush.take()?;
-                self.send.control(Op::Close, 0, code, text.as_bytes());
+                if !self.queue_close_after_flush() {
+                    return None;
+                }
                 self.send.poll(fragment)?
             }
         };
@@ -431,31 +344,6 @@ impl Connection {
     /// when a stream has some where it had none.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-
-    /// When [`Connection::handle_timeout`] should next be called; `None` once closed.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            ConnectionState::Closed => None,
-            ConnectionState::Handshaking => Some(self.handshake_deadline),
-            ConnectionState::Established | ConnectionState::Draining => {
-                let idle = self.config.timeouts.idle;
-                let mut next = self
-                    .keepalive
-                    .next_ping
-                    .min(self.keepalive.last_received + idle);
-                if let Some(since) = self.keepalive.unanswered_since {
-                    next = next.min(since + idle);
-                }
-                for candidate in [self.deadlines.next(), self.drain_deadline]
-                    .into_iter()
-                    .flatten()
-                {
-                    next = next.min(candidate);
-                }
-                Some(next)
-            }
-        }
     }
 
     fn fragment_size(&self) -> usize {
@@ -479,54 +367,6 @@ impl Connection {
     /// Whether `mux` was allocated by this side.
     fn owns(&self, mux: u32) -> bool {
         mux & ACCEPTOR_NAMESPACE == self.own_namespace()
-    }
-
-    /// Closes after a peer's misbehaviour or a local decision, telling the peer why.
-    fn close_with(&mut self, reason: CloseReason) {
-        if self.is_closed() {
-            return;
-        }
-        let text = match &reason {
-            // The peer wraps the text as its own `Rejected` or `Peer` reason.
-            CloseReason::Rejected(text) | CloseReason::Local(text) => text.clone(),
-            other => other.to_string(),
-        };
-        // Fits the smallest frame limit a peer may announce, even mid-handshake.
-        let text = handshake::truncate_utf8(&text, MAX_REASON).to_string();
-        let frame = if self.state == ConnectionState::Handshaking {
-            (Op::Reject, 0)
-        } else {
-            (Op::Close, reason.wire_code())
-        };
-        if reason == CloseReason::Drained {
-            // Answers of the last calls are still queued: the `Close` follows them.
-            self.close_after_flush = Some((frame.1, text));
-            self.shut(reason);
-            return;
-        }
-        self.send.abandon();
-        self.send.control(frame.0, 0, frame.1, text.as_bytes());
-        self.shut(reason);
-    }
-
-    /// Ends every call and emits `Closed`. Queued frames are left as they are.
-    fn shut(&mut self, reason: CloseReason) {
-        if self.is_closed() {
-            return;
-        }
-        self.state = ConnectionState::Closed;
-        if self.close_after_flush.is_none() {
-            // The `Close` is queued already (or the peer's arrived): a pong
-            // held back for the peer's drain would follow it, and the drain
-            // ends with the connection anyway. A `Close` that waits for the
-            // queue to flush is queued after the pong, which may still go.
-            self.deferred_pong = None;
-        }
-        self.end_all_calls();
-        self.assembler.clear();
-        self.deadlines.clear();
-        self.events.push_back(Event::Closed(reason.clone()));
-        self.close_reason = Some(reason);
     }
 
     /// Ends every call for a connection that closed: calls this side opened
@@ -571,6 +411,8 @@ impl Connection {
             });
         }
         self.outgoing_streams = 0;
+        self.assembler.clear();
+        self.deadlines.clear();
     }
 
     /// Closes the connection when a backlog the peer can grow exceeds its limit.
@@ -648,19 +490,5 @@ impl Connection {
         self.assembler.discard(mux);
         self.after_call_removed();
         Some(call)
-    }
-
-    /// Completes a drain once no call is in flight and none can still arrive:
-    /// the peer has answered the ping sent after the `GoAway` (so every call it
-    /// opened before seeing it has arrived) and no message is partly received.
-    pub(super) fn after_call_removed(&mut self) {
-        if self.state == ConnectionState::Draining
-            && self.drain_ping.is_none()
-            && self.outgoing.is_empty()
-            && self.incoming.is_empty()
-            && self.assembler.is_empty()
-        {
-            self.close_with(CloseReason::Drained);
-        }
     }
 }

@@ -1,0 +1,97 @@
+//! The handshake phase: `Hello` both ways, then `Auth` both ways, each side
+//! proving it knows the cluster secret.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::phase::Phase;
+use super::Connection;
+use crate::error::CloseReason;
+use crate::event::Event;
+use crate::frame::{Header, Op};
+use crate::handshake::{self, PROOF_LEN};
+
+/// What only the handshake needs.
+#[derive(Debug)]
+pub(super) struct Handshake {
+    /// This side's `Hello`, which both proofs cover.
+    pub(super) own_hello: Bytes,
+    /// The peer's `Hello` once it arrived; the peer's `Auth` may only follow it.
+    pub(super) peer_hello: Option<Bytes>,
+    /// The handshake must complete by then.
+    pub(super) deadline: Instant,
+}
+
+impl Handshake {
+    pub(super) fn new(own_hello: Bytes, deadline: Instant) -> Handshake {
+        Handshake {
+            own_hello,
+            peer_hello: None,
+            deadline,
+        }
+    }
+}
+
+impl Connection {
+    /// A frame received while handshaking.
+    pub(super) fn handshake_frame(&mut self, now: Instant, header: Header, payload: Bytes) {
+        if header.mux != 0 || header.flags != 0 {
+            self.close_with(CloseReason::Protocol(format!(
+                "{:?} frame on mux {:#x} with flags {:#x} during the handshake",
+                header.op, header.mux, header.flags
+            )));
+            return;
+        }
+        let Phase::Handshaking(handshake) = &mut self.phase else {
+            return;
+        };
+        match header.op {
+            Op::Hello if handshake.peer_hello.is_none() => {
+                match handshake::decode_hello(&payload, &self.config) {
+                    Ok(info) => {
+                        let proof = handshake::proof(&self.config, &handshake.own_hello, &payload);
+                        self.send.control(Op::Auth, 0, 0, &proof);
+                        self.peer = Some(info);
+                        handshake.peer_hello = Some(payload);
+                    }
+                    Err(reason) => self.close_with(CloseReason::Rejected(reason)),
+                }
+            }
+            Op::Auth if handshake.peer_hello.is_some() => {
+                let peer_hello = handshake.peer_hello.as_deref().unwrap_or_default();
+                let verified = payload.len() == PROOF_LEN
+                    && handshake::verify(&self.config, &payload, &handshake.own_hello, peer_hello);
+                if verified {
+                    self.established(now);
+                } else {
+                    self.close_with(CloseReason::Rejected(
+                        "authentication failed: the peer does not know the cluster secret".into(),
+                    ));
+                }
+            }
+            Op::Reject | Op::Close => {
+                let text = String::from_utf8_lossy(&payload).into_owned();
+                self.peer_closed(if header.op == Op::Reject {
+                    CloseReason::Rejected(text)
+                } else {
+                    CloseReason::Peer(text)
+                });
+            }
+            op => self.close_with(CloseReason::Protocol(format!(
+                "unexpected {op:?} frame during the handshake"
+            ))),
+        }
+    }
+
+    fn established(&mut self, now: Instant) {
+        self.phase = Phase::Established;
+        self.decoder
+            .set_max_frame(self.config.limits.max_frame_size);
+        self.keepalive
+            .restart(now, self.config.timeouts.keepalive_interval);
+        if let Some(peer) = &self.peer {
+            self.events.push_back(Event::Connected(peer.clone()));
+        }
+    }
+}
