@@ -115,14 +115,13 @@ impl Driver {
         let mut park_if_socket_idle = false;
         loop {
             rounds += 1;
-            let Some(done) = self.round(cx, host, park_if_socket_idle) else {
+            let Some(done) = self.round(cx, host, rounds, park_if_socket_idle) else {
                 return Poll::Pending;
             };
-            let next = decide(&Round {
-                rounds,
-                ..done.round
-            });
+            let next = decide(&done.round);
             if let Some(what) = done.write_failed {
+                // A connection being closed has nothing left to learn from
+                // its socket's failure.
                 if next != Next::Close {
                     self.fail_socket(what);
                 }
@@ -147,14 +146,16 @@ impl Driver {
         }
     }
 
-    /// Runs the steps of one round. `None` if the round stopped after the
-    /// read: the socket had nothing and, as `park_if_socket_idle` says,
-    /// anything new since the last round (a command, a timer) wakes the
-    /// driver again, so there is no need to look under the lock.
+    /// Runs the steps of one round, the `rounds`th of this poll. `None` if
+    /// the round stopped after the read: the socket had nothing and, as
+    /// `park_if_socket_idle` says, anything new since the last round (a
+    /// command, a timer) wakes the driver again, so there is no need to look
+    /// under the lock.
     fn round(
         &mut self,
         cx: &mut Context<'_>,
         host: &dyn Host,
+        rounds: usize,
         park_if_socket_idle: bool,
     ) -> Option<RoundDone> {
         let (read, locked) = match self.phase {
@@ -173,23 +174,17 @@ impl Driver {
             inner.proto.handle_timeout(now);
         }
 
-        let mut inner = start_calls(&self.shared, inner, &mut self.dispatched, host);
+        let inner = start_calls(&self.shared, inner, &mut self.dispatched, host);
 
-        // The writer's lock is kept from taking output until it is written:
-        // a caller that comes in between leaves the writing to this driver.
-        let mut socket = self.shared.writer.lock();
-        let output_taken = socket.take_output(&mut inner.proto, now);
-        // Taking output can free send-buffer room (`Writable`): those
-        // waiting for it hear now, not a round later.
-        inner.dispatch(&mut self.dispatched);
-        let next_timeout = inner.proto.poll_timeout();
-        let others_in_flight = inner.proto.in_flight() != (0, 0);
-        inner.driver.park(cx.waker(), next_timeout);
-        self.reader.note_input_space(&mut inner.proto);
-        drop(inner);
-        let written = socket.write(cx);
-        let writes_done = socket.is_empty() || socket.has_failed();
-        drop(socket);
+        let written = write(&self.shared, inner, &mut self.dispatched, cx, now);
+        self.reader.set_input_space(written.input_space);
+        let write_failed = match written.result {
+            Ok(wrote) => {
+                progressed |= wrote;
+                None
+            }
+            Err(SocketFailed(what)) => Some(what),
+        };
 
         if let Some(reason) = self.dispatched.closed.take() {
             self.enter_closing(reason);
@@ -199,32 +194,27 @@ impl Driver {
             Phase::Closing { flush_deadline, .. } => Some(*flush_deadline),
         };
         let flush_deadline_passed = flush_deadline.is_some_and(|at| Instant::now() >= at);
-        let write_failed = match written {
-            Ok(wrote) => {
-                progressed |= wrote;
-                None
-            }
-            Err(SocketFailed(what)) => Some(what),
-        };
 
         if let Some(at) = flush_deadline {
             progressed |= self.timer.arm(cx, at, now);
         }
-        let timer_expired = next_timeout.is_some_and(|at| self.timer.arm(cx, at, now));
+        let timer_expired = written
+            .next_timeout
+            .is_some_and(|at| self.timer.arm(cx, at, now));
 
         let connected = self.dispatched.connected.take();
         Some(RoundDone {
             round: Round {
-                rounds: 0,
+                rounds,
                 progressed,
                 socket_waiting,
-                output_taken,
-                writes_done,
+                output_taken: written.output_taken,
+                writes_done: written.writes_done,
                 calls_left: !self.dispatched.requests.is_empty()
                     || !self.dispatched.streams.is_empty(),
                 timer_expired,
                 answered: std::mem::take(&mut self.dispatched.answered),
-                others_in_flight,
+                others_in_flight: written.others_in_flight,
                 connected: connected.is_some(),
                 closing: flush_deadline.is_some(),
                 flush_deadline_passed,
@@ -291,4 +281,52 @@ fn start_calls<'s>(
         inner.answer(id, result);
     }
     inner
+}
+
+/// What the write step did and saw.
+struct Written {
+    /// All the protocol's output was taken.
+    output_taken: bool,
+    /// Whether anything was written, or how the socket failed.
+    result: Result<bool, SocketFailed>,
+    /// Nothing waits to be written (or nothing can be).
+    writes_done: bool,
+    /// The protocol's next deadline, which the driver's link now names.
+    next_timeout: Option<Instant>,
+    /// Calls are still in flight.
+    others_in_flight: bool,
+    /// The protocol offers the rest of a large payload to read into.
+    input_space: bool,
+}
+
+/// Takes the protocol's output and parks the driver's link under the lock,
+/// then writes the output outside it.
+fn write<'s>(
+    shared: &'s Shared,
+    mut inner: MutexGuard<'s, Inner>,
+    dispatched: &mut Dispatched,
+    cx: &mut Context<'_>,
+    now: Instant,
+) -> Written {
+    // The writer's lock is kept from taking output until it is written: a
+    // caller that comes in between leaves the writing to this driver.
+    let mut socket = shared.writer.lock();
+    let output_taken = socket.take_output(&mut inner.proto, now);
+    // Taking output can free send-buffer room (`Writable`): those waiting for
+    // it hear now, not a round later.
+    inner.dispatch(dispatched);
+    let next_timeout = inner.proto.poll_timeout();
+    let others_in_flight = inner.proto.in_flight() != (0, 0);
+    inner.driver.park(cx.waker(), next_timeout);
+    let input_space = inner.proto.input_space().is_some();
+    drop(inner);
+    let result = socket.write(cx);
+    Written {
+        output_taken,
+        result,
+        writes_done: socket.is_empty() || socket.has_failed(),
+        next_timeout,
+        others_in_flight,
+        input_space,
+    }
 }

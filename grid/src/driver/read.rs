@@ -105,8 +105,8 @@ impl Reader {
         true
     }
 
-    /// Notes whether the next read can go straight into a payload's buffer.
-    pub(super) fn note_input_space(&mut self, proto: &mut Proto) {
-        self.in_place = proto.input_space().is_some();
+    /// Notes whether the protocol offers a payload's buffer to read into.
+    pub(super) fn set_input_space(&mut self, offered: bool) {
+        self.in_place = offered;
     }
 }
