@@ -72,7 +72,6 @@ pub mod runtime;
 mod serve;
 mod shared;
 mod stream;
-mod transport;
 pub mod typed;
 
 pub use bytes::Bytes;

@@ -5,14 +5,14 @@
 //! holds it across an await or a socket operation that can wait: callers lock,
 //! issue a command, record their waker and unlock; the driver locks to feed
 //! input and dispatch events. The socket and its write queue have a lock of
-//! their own (see [`crate::transport`]), taken after this one when both are
-//! held. The socket is non-blocking, so a read into a large payload's buffer
+//! their own (see [`crate::driver::Writer`]), taken after this one when both
+//! are held. The socket is non-blocking, so a read into a large payload's buffer
 //! or a lone call's write made under this lock is a copy, never a wait: a slow
 //! consumer or a full socket never blocks anyone else on the lock, and the
 //! reader never waits on the writer.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Waker};
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -21,8 +21,8 @@ use grid_proto::{
 };
 use rustc_hash::FxHashMap;
 
+use crate::driver::{DriverLink, Writer};
 use crate::runtime::BoxIo;
-use crate::transport::{Transport, TransportFailed};
 
 /// A single request's caller: its waker while it waits, then the outcome the
 /// protocol handed over with [`Event::RequestEnded`].
@@ -66,9 +66,8 @@ pub(crate) struct Inner {
     pub(crate) requests: FxHashMap<CallId, RequestSlot>,
     pub(crate) streams: FxHashMap<CallId, StreamSlot>,
     pub(crate) incoming: FxHashMap<CallId, IncomingSlot>,
-    driver_waker: Option<Waker>,
-    /// The deadline the driver's timer is armed for.
-    driver_timeout: Option<Instant>,
+    /// The driver: running, or parked and how to wake it.
+    pub(crate) driver: DriverLink,
     /// Tasks waiting for room in the send buffer.
     pub(crate) writable_waiters: Vec<Waker>,
     /// Tasks waiting for the connection to close.
@@ -95,51 +94,11 @@ pub(crate) struct Dispatched {
 }
 
 impl Inner {
-    /// Asks the driver to run: the protocol has output or a new timer.
-    pub(crate) fn wake_driver(&mut self) {
-        if let Some(waker) = self.driver_waker.take() {
-            waker.wake();
-        }
-    }
-
-    /// Wakes the driver if the protocol has output for it: after a command.
-    pub(crate) fn wake_driver_if_output(&mut self) {
-        if self.proto.wants_write() {
-            self.wake_driver();
-        }
-    }
-
     /// Registers `waker` for when the send buffer has room again.
     pub(crate) fn wait_writable(&mut self, waker: &Waker) {
         if !self.writable_waiters.iter().any(|w| w.will_wake(waker)) {
             self.writable_waiters.push(waker.clone());
         }
-    }
-
-    /// Forgets the driver's waker while the driver itself is running.
-    pub(crate) fn clear_driver_waker(&mut self) {
-        self.driver_waker = None;
-    }
-
-    /// Records what the driver waits with until something wakes it: its
-    /// waker and the deadline its timer is armed for.
-    pub(crate) fn set_driver_waker(&mut self, waker: &Waker, timeout: Option<Instant>) {
-        match &self.driver_waker {
-            Some(existing) if existing.will_wake(waker) => {}
-            _ => self.driver_waker = Some(waker.clone()),
-        }
-        self.driver_timeout = timeout;
-    }
-
-    /// Whether the waiting driver would miss something if not woken: events
-    /// to dispatch, output, or a deadline earlier than its timer's.
-    fn driver_needed(&self) -> bool {
-        self.proto.wants_write()
-            || self.proto.has_events()
-            || self
-                .proto
-                .poll_timeout()
-                .is_some_and(|at| self.driver_timeout.is_none_or(|armed| at < armed))
     }
 
     /// Hands protocol events to whoever waits for them; returns what needs
@@ -249,21 +208,21 @@ impl Inner {
 /// One connection's shared state.
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
-    /// Locked after `inner` when both are held, never before.
-    transport: Mutex<Transport>,
+    /// The socket's write side; locked after `inner` when both are held,
+    /// never before.
+    pub(crate) writer: Writer,
 }
 
 impl Shared {
     pub(crate) fn new(proto: Proto, io: BoxIo) -> Arc<Shared> {
         Arc::new(Shared {
-            transport: Mutex::new(Transport::new(io)),
+            writer: Writer::new(io),
             inner: Mutex::new(Inner {
                 proto,
                 requests: FxHashMap::default(),
                 streams: FxHashMap::default(),
                 incoming: FxHashMap::default(),
-                driver_waker: None,
-                driver_timeout: None,
+                driver: DriverLink::default(),
                 writable_waiters: Vec::new(),
                 closed_waiters: Vec::new(),
             }),
@@ -276,69 +235,6 @@ impl Shared {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The socket and its write queue.
-    pub(crate) fn transport(&self) -> MutexGuard<'_, Transport> {
-        self.transport
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Runs `command`, which opens a call. If that call is the only one in
-    /// flight and the driver is waiting with nothing queued, its output is
-    /// written here and now: the driver would only have been woken to write
-    /// these same bytes, one trip through the scheduler later. With other
-    /// calls in flight the driver writes, so that their frames share one
-    /// write instead of taking a system call each.
-    pub(crate) fn command_opening_call<T>(
-        &self,
-        command: impl FnOnce(&mut Inner, Instant) -> T,
-    ) -> T {
-        let mut inner = self.lock();
-        let now = Instant::now();
-        let result = command(&mut inner, now);
-        if inner.proto.wants_write() {
-            if inner.proto.in_flight().0 == 1 {
-                self.write_for_driver(&mut inner, now);
-            }
-            if inner.driver_needed() {
-                inner.wake_driver();
-            }
-        }
-        result
-    }
-
-    /// Writes the protocol's output in the driver's place, if the driver is
-    /// waiting and has nothing queued.
-    fn write_for_driver(&self, inner: &mut Inner, now: Instant) {
-        let Some(driver) = inner.driver_waker.clone() else {
-            // The driver is running: it takes the output itself.
-            return;
-        };
-        let Ok(mut transport) = self.transport.try_lock() else {
-            return;
-        };
-        if !transport.is_empty() || transport.has_failed() {
-            return;
-        }
-        while transport.has_room() && inner.proto.wants_write() {
-            let Some(bytes) = inner.proto.poll_transmit(now) else {
-                break;
-            };
-            transport.push(bytes);
-        }
-        // With the driver's waker: if the socket is full, it is the driver
-        // that must hear when it has room.
-        let written = transport.write(&mut Context::from_waker(&driver));
-        let left = !transport.is_empty();
-        drop(transport);
-        if let Err(TransportFailed(what)) = written {
-            inner.proto.handle_transport_closed(what);
-        }
-        if left {
-            inner.wake_driver();
-        }
     }
 
     /// Resolves once the connection has closed.
