@@ -315,8 +315,10 @@ impl Model {
                     CloseReason::Local(text) => model.close_called && text == CLOSE_TEXT,
                     CloseReason::Drained => model.drain_called,
                     CloseReason::LimitExceeded(text) => buffered_limit(text),
+                    CloseReason::PeerTimeout(_) => self.allow.peer_timeouts,
                     CloseReason::Peer(text) => match text.strip_prefix("limit exceeded: ") {
                         Some(text) => buffered_limit(text),
+                        None if text.starts_with("peer unresponsive") => self.allow.peer_timeouts,
                         None => {
                             // The peer's `close` reason, bare (or as the peer's
                             // own `Local` reason reads, in older versions).

@@ -158,6 +158,9 @@ pub struct Allowances {
     pub overload: bool,
     /// Which closes for a limit are justified.
     pub limit_closes: LimitCloses,
+    /// A side may stop reading (see [`Side::stalled`](super::Side::stalled)),
+    /// so its peer, or itself, may close for an unresponsive peer.
+    pub peer_timeouts: bool,
 }
 
 /// The model of one run: every call either side opened, as both applications

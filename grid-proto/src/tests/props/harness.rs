@@ -44,6 +44,7 @@ impl Harness {
             } else {
                 LimitCloses::Never
             },
+            peer_timeouts: false,
         };
         Harness {
             model: Model::new(&client, &server, allow),
