@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
+use grid_proto::sim::frames::raw_frame;
 use grid_proto::sim::{sim_config, Pair};
 use grid_proto::{
     CallId, CallTarget, Config, Error, Event, FrameDecoder, Header, Op, Role, FLAG_MORE,
@@ -432,18 +433,7 @@ impl Harness {
                 client.limits.max_frame_size = 256 + u32::from(limits.peer_max_frame) * 16;
                 client.limits.max_message_size = 64 + u32::from(limits.peer_max_message);
                 let server = small_config(seed + 1, limits);
-                let mut pair = Pair::with_configs(client, server, seed);
-                pair.drive();
-                pair.settle(Duration::from_secs(1));
-                assert!(matches!(
-                    pair.client.events.pop_front(),
-                    Some(Event::Connected(_))
-                ));
-                assert!(matches!(
-                    pair.server.events.pop_front(),
-                    Some(Event::Connected(_))
-                ));
-                (pair, false)
+                (Pair::connected_with(client, server, seed), false)
             }
         };
         let (hello, auth) = if fresh {
@@ -628,7 +618,7 @@ impl Harness {
         };
         let fragments = usize::from(spec.fragments % 4) + 1;
         let size = payload.len().div_ceil(fragments).max(1);
-        let mut wire = BytesMut::new();
+        let mut wire = Vec::new();
         let pieces: Vec<&[u8]> = if payload.is_empty() {
             vec![&[]]
         } else {
@@ -636,15 +626,8 @@ impl Harness {
         };
         let last = pieces.len() - 1;
         for (i, piece) in pieces.into_iter().enumerate() {
-            Header {
-                len: piece.len() as u32,
-                op,
-                flags: if i < last { flags | FLAG_MORE } else { flags },
-                mux,
-                arg,
-            }
-            .encode(&mut wire);
-            wire.extend_from_slice(piece);
+            let flags = if i < last { flags | FLAG_MORE } else { flags };
+            wire.extend(raw_frame(op, flags, mux, arg, piece));
         }
         self.input(&wire);
     }

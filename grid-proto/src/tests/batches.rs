@@ -4,64 +4,11 @@
 
 use bytes::Bytes;
 
-use crate::frame::{encode_frame, Op, FLAG_MORE};
+use crate::frame::{Op, FLAG_MORE};
+use crate::sim::events::{closed_reason, messages};
+use crate::sim::frames::{batch, raw_frame};
 use crate::sim::Pair;
-use crate::{CallId, CallTarget, CloseReason, Error, Event};
-
-/// A stream from client to server with `window` messages of credit, accepted.
-fn accepted_stream(pair: &mut Pair, window: u32) -> CallId {
-    let id = pair
-        .client
-        .conn
-        .open_stream(pair.now, CallTarget::new(3), Bytes::new(), None, 0)
-        .unwrap();
-    pair.drive();
-    let call = match &pair.server.take_events()[..] {
-        [Event::StreamOpened(call)] => call.clone(),
-        other => panic!("expected one StreamOpened, got {other:?}"),
-    };
-    pair.server.conn.accept_stream(call.id, window).unwrap();
-    pair.drive();
-    pair.client.take_events();
-    id
-}
-
-fn received(events: &[Event]) -> Vec<Bytes> {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            Event::Message { payload, .. } => Some(payload.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A stream the client opened with a window of `window`, and its mux.
-fn opened_stream(pair: &mut Pair, window: u32) -> u32 {
-    let id = pair
-        .client
-        .conn
-        .open_stream(pair.now, CallTarget::new(3), Bytes::new(), None, window)
-        .unwrap();
-    pair.drive();
-    pair.server.take_events();
-    id.raw()
-}
-
-fn frame(op: Op, flags: u8, mux: u32, arg: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_frame(&mut out, op, flags, mux, arg, payload);
-    out
-}
-
-fn batch(entries: &[&[u8]]) -> Vec<u8> {
-    let mut payload = Vec::new();
-    for entry in entries {
-        payload.extend_from_slice(&(entry.len() as u32).to_le_bytes());
-        payload.extend_from_slice(entry);
-    }
-    payload
-}
+use crate::{CloseReason, Error, Event};
 
 fn stream_error(events: &[Event]) -> Option<String> {
     events.iter().find_map(|event| match event {
@@ -76,7 +23,7 @@ fn stream_error(events: &[Event]) -> Option<String> {
 #[test]
 fn a_run_of_small_messages_shares_frames_and_arrives_whole_and_in_order() {
     let mut pair = Pair::connected(40);
-    let id = accepted_stream(&mut pair, 1000);
+    let (id, _) = pair.accepted_stream(0, 1000);
     let sent: Vec<Bytes> = (0..600u32)
         .map(|i| Bytes::from(vec![i as u8; (i % 40) as usize]))
         .collect();
@@ -92,7 +39,7 @@ fn a_run_of_small_messages_shares_frames_and_arrives_whole_and_in_order() {
         (wire as usize) < payload + 600 * 6,
         "{wire} bytes on the wire for {payload} bytes of 600 messages"
     );
-    assert_eq!(received(&pair.server.take_events()), sent);
+    assert_eq!(messages(&pair.server.take_events()), sent);
     assert!(!pair.server.conn.is_closed());
 }
 
@@ -110,8 +57,8 @@ fn malformed_batches_fail_only_their_call() {
     ];
     for (seed, (what, payload)) in (41..).zip(cases) {
         let mut pair = Pair::connected(seed);
-        let mux = opened_stream(&mut pair, 8);
-        let wire = frame(Op::Messages, 0, mux, 0, &payload);
+        let mux = pair.open_stream(Bytes::new(), 8).0.raw();
+        let wire = raw_frame(Op::Messages, 0, mux, 0, &payload);
         pair.client.conn.handle_input(pair.now, &wire);
         let events = pair.client.take_events();
         assert!(stream_error(&events).is_some(), "{what}: {events:?}");
@@ -122,12 +69,12 @@ fn malformed_batches_fail_only_their_call() {
 #[test]
 fn a_batch_beyond_credit_delivers_what_was_granted_then_fails_the_call() {
     let mut pair = Pair::connected(45);
-    let mux = opened_stream(&mut pair, 2);
-    let wire = frame(Op::Messages, 0, mux, 0, &batch(&[b"one", b"two", b"three"]));
+    let mux = pair.open_stream(Bytes::new(), 2).0.raw();
+    let wire = raw_frame(Op::Messages, 0, mux, 0, &batch(&[b"one", b"two", b"three"]));
     pair.client.conn.handle_input(pair.now, &wire);
     let events = pair.client.take_events();
     assert_eq!(
-        received(&events),
+        messages(&events),
         vec![Bytes::from_static(b"one"), Bytes::from_static(b"two")]
     );
     assert!(
@@ -140,17 +87,10 @@ fn a_batch_beyond_credit_delivers_what_was_granted_then_fails_the_call() {
 #[test]
 fn a_fragmented_batch_closes_the_connection() {
     let mut pair = Pair::connected(46);
-    let mux = opened_stream(&mut pair, 8);
-    let wire = frame(Op::Messages, FLAG_MORE, mux, 0, &batch(&[b"one"]));
+    let mux = pair.open_stream(Bytes::new(), 8).0.raw();
+    let wire = raw_frame(Op::Messages, FLAG_MORE, mux, 0, &batch(&[b"one"]));
     pair.client.conn.handle_input(pair.now, &wire);
-    let closed = pair
-        .client
-        .take_events()
-        .into_iter()
-        .find_map(|event| match event {
-            Event::Closed(reason) => Some(reason),
-            _ => None,
-        });
+    let closed = closed_reason(&pair.client.take_events());
     assert!(
         matches!(&closed, Some(CloseReason::Protocol(text)) if text.contains("fragmented")),
         "{closed:?}"

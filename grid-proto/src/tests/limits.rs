@@ -3,7 +3,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::Role;
-use crate::frame::{encode_frame, Op};
+use crate::frame::Op;
+use crate::sim::events::closed_reason;
+use crate::sim::frames::raw_frame;
 use crate::sim::{sim_config, Pair};
 use crate::{CallTarget, CloseReason, Error, Event};
 
@@ -12,10 +14,7 @@ fn excess_incoming_calls_get_overloaded_at_once() {
     let client = sim_config(Role::Dialer, 1);
     let mut server = sim_config(Role::Acceptor, 2);
     server.limits.max_incoming_calls = 2;
-    let mut pair = Pair::with_configs(client, server, 3);
-    pair.drive();
-    pair.client.take_events();
-    pair.server.take_events();
+    let mut pair = Pair::connected_with(client, server, 3);
     // The client knows the limit from the handshake and refuses locally...
     let ids: Vec<_> = (0..2)
         .map(|_| {
@@ -133,22 +132,6 @@ fn send_buffer_refuses_when_full_and_says_when_writable() {
     assert!(pair.client.take_events().contains(&Event::Writable));
 }
 
-fn raw_frame(op: Op, mux: u32, arg: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_frame(&mut out, op, 0, mux, arg, payload);
-    out
-}
-
-fn closed_reason(events: Vec<Event>) -> CloseReason {
-    events
-        .into_iter()
-        .find_map(|event| match event {
-            Event::Closed(reason) => Some(reason),
-            _ => None,
-        })
-        .expect("connection closed")
-}
-
 #[test]
 fn oversized_frame_header_closes_the_connection_before_buffering() {
     let mut pair = Pair::connected(7);
@@ -164,7 +147,7 @@ fn oversized_frame_header_closes_the_connection_before_buffering() {
     pair.server.conn.handle_input(pair.now, &header);
     pair.drive();
     assert!(
-        matches!(closed_reason(pair.server.take_events()), CloseReason::Protocol(text) if text.contains("exceeds"))
+        matches!(closed_reason(&pair.server.take_events()).expect("connection closed"), CloseReason::Protocol(text) if text.contains("exceeds"))
     );
 }
 
@@ -172,10 +155,10 @@ fn oversized_frame_header_closes_the_connection_before_buffering() {
 fn peer_opening_a_call_in_our_namespace_is_a_protocol_error() {
     let mut pair = Pair::connected(8);
     // Mux 5 without bit 31 belongs to the dialer (client); the client must not accept it.
-    let frame = raw_frame(Op::Request, 5, 1000, &[1, 0, 0]);
+    let frame = raw_frame(Op::Request, 0, 5, 1000, &[1, 0, 0]);
     pair.client.conn.handle_input(pair.now, &frame);
     assert!(matches!(
-        closed_reason(pair.client.take_events()),
+        closed_reason(&pair.client.take_events()).expect("connection closed"),
         CloseReason::Protocol(_)
     ));
 }
@@ -183,9 +166,9 @@ fn peer_opening_a_call_in_our_namespace_is_a_protocol_error() {
 #[test]
 fn stray_frames_for_unknown_calls_are_ignored() {
     let mut pair = Pair::connected(9);
-    let mut wire = raw_frame(Op::Response, 77, 0, b"late");
-    wire.extend(raw_frame(Op::Cancel, 0x8000_0005, 0, b""));
-    wire.extend(raw_frame(Op::Message, 0x8000_0005, 0, b"m"));
+    let mut wire = raw_frame(Op::Response, 0, 77, 0, b"late");
+    wire.extend(raw_frame(Op::Cancel, 0, 0x8000_0005, 0, b""));
+    wire.extend(raw_frame(Op::Message, 0, 0x8000_0005, 0, b"m"));
     pair.client.conn.handle_input(pair.now, &wire);
     pair.drive();
     assert!(pair.client.take_events().is_empty());
@@ -195,16 +178,10 @@ fn stray_frames_for_unknown_calls_are_ignored() {
 #[test]
 fn message_beyond_credit_fails_only_that_call() {
     let mut pair = Pair::connected(10);
-    let id = pair
-        .client
-        .conn
-        .open_stream(pair.now, CallTarget::new(3), Bytes::new(), None, 1)
-        .unwrap();
-    pair.drive();
-    pair.server.take_events();
+    let (id, _) = pair.open_stream(Bytes::new(), 1);
     // Forge two messages from the server where one credit was granted.
-    let mut wire = raw_frame(Op::Message, id.raw(), 0, b"one");
-    wire.extend(raw_frame(Op::Message, id.raw(), 1, b"two"));
+    let mut wire = raw_frame(Op::Message, 0, id.raw(), 0, b"one");
+    wire.extend(raw_frame(Op::Message, 0, id.raw(), 1, b"two"));
     pair.client.conn.handle_input(pair.now, &wire);
     let events = pair.client.take_events();
     assert!(
@@ -221,7 +198,7 @@ fn message_beyond_credit_fails_only_that_call() {
 fn ping_flood_exhausts_the_cheap_frame_budget() {
     let mut pair = Pair::connected(11);
     let burst = pair.server.conn.config().limits.cheap_frame_burst as usize;
-    let ping = raw_frame(Op::Ping, 0, 1, b"");
+    let ping = raw_frame(Op::Ping, 0, 0, 1, b"");
     let flood: Vec<u8> = ping
         .iter()
         .copied()
@@ -230,7 +207,7 @@ fn ping_flood_exhausts_the_cheap_frame_budget() {
         .collect();
     pair.server.conn.handle_input(pair.now, &flood);
     assert!(matches!(
-        closed_reason(pair.server.take_events()),
+        closed_reason(&pair.server.take_events()).expect("connection closed"),
         CloseReason::LimitExceeded(_)
     ));
 }
@@ -240,22 +217,8 @@ fn unconsumed_input_beyond_the_buffer_limit_closes_the_connection() {
     let client = sim_config(Role::Dialer, 1);
     let mut server = sim_config(Role::Acceptor, 2);
     server.limits.max_buffered_bytes = 100_000;
-    let mut pair = Pair::with_configs(client, server, 12);
-    pair.drive();
-    pair.client.take_events();
-    pair.server.take_events();
-    let id = pair
-        .client
-        .conn
-        .open_stream(pair.now, CallTarget::new(1), Bytes::new(), None, 0)
-        .unwrap();
-    pair.drive();
-    let call = match &pair.server.take_events()[..] {
-        [Event::StreamOpened(call)] => call.id,
-        other => panic!("{other:?}"),
-    };
-    pair.server.conn.accept_stream(call, 10).unwrap();
-    pair.drive();
+    let mut pair = Pair::connected_with(client, server, 12);
+    let (id, _) = pair.accepted_stream(0, 10);
     for _ in 0..3 {
         pair.client
             .conn
@@ -264,7 +227,7 @@ fn unconsumed_input_beyond_the_buffer_limit_closes_the_connection() {
     }
     pair.drive();
     assert!(matches!(
-        closed_reason(pair.server.take_events()),
+        closed_reason(&pair.server.take_events()).expect("connection closed"),
         CloseReason::LimitExceeded(_)
     ));
 }

@@ -6,26 +6,17 @@ use bytes::Bytes;
 
 use crate::config::Role;
 use crate::decoder::FrameDecoder;
-use crate::frame::{encode_frame, Op};
+use crate::frame::Op;
+use crate::sim::events::messages;
+use crate::sim::frames::raw_frame;
 use crate::sim::{sim_config, Pair};
 use crate::{CallTarget, CloseReason, Error, Event};
 
 #[test]
 fn credit_between_fragments_of_a_large_message_is_not_a_protocol_error() {
     let mut pair = Pair::connected(1);
-    let id = pair
-        .client
-        .conn
-        .open_stream(pair.now, CallTarget::new(1), Bytes::new(), None, 4)
-        .unwrap();
-    pair.drive();
-    let call = match &pair.server.take_events()[..] {
-        [Event::StreamOpened(call)] => call.id,
-        other => panic!("{other:?}"),
-    };
-    pair.server.conn.accept_stream(call, 4).unwrap();
-    pair.drive();
-    pair.client.take_events();
+    let (id, call) = pair.accepted_stream(4, 4);
+    let call = call.id;
     for _ in 0..4 {
         pair.server
             .conn
@@ -50,16 +41,10 @@ fn credit_between_fragments_of_a_large_message_is_not_a_protocol_error() {
         "{:?}",
         pair.server.conn.close_reason()
     );
-    let received: Vec<Bytes> = pair
-        .server
-        .take_events()
-        .into_iter()
-        .filter_map(|event| match event {
-            Event::Message { payload, .. } => Some(payload),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(received, vec![Bytes::from(vec![7u8; 100_000])]);
+    assert_eq!(
+        messages(&pair.server.take_events()),
+        vec![Bytes::from(vec![7u8; 100_000])]
+    );
 }
 
 #[test]
@@ -180,10 +165,7 @@ fn a_deadline_clamped_by_the_responder_fails_the_caller_at_the_clamped_time() {
     let client = sim_config(Role::Dialer, 1);
     let mut server = sim_config(Role::Acceptor, 2);
     server.timeouts.max_deadline = Duration::from_secs(1);
-    let mut pair = Pair::with_configs(client, server, 5);
-    pair.drive();
-    pair.client.take_events();
-    pair.server.take_events();
+    let mut pair = Pair::connected_with(client, server, 5);
     let id = pair
         .client
         .conn
@@ -207,15 +189,7 @@ fn a_deadline_clamped_by_the_responder_fails_the_caller_at_the_clamped_time() {
 #[test]
 fn reject_after_the_handshake_keeps_the_peers_reason() {
     let mut pair = Pair::connected(6);
-    let mut wire = Vec::new();
-    crate::frame::encode_frame(
-        &mut wire,
-        crate::Op::Reject,
-        0,
-        0,
-        0,
-        b"handshake timed out",
-    );
+    let wire = raw_frame(Op::Reject, 0, 0, 0, b"handshake timed out");
     pair.client.conn.handle_input(pair.now, &wire);
     assert_eq!(
         pair.client.take_events(),
@@ -230,14 +204,13 @@ fn empty_fragments_cannot_create_unbounded_partial_messages() {
     let mut pair = Pair::connected(7);
     let mut wire = Vec::new();
     for mux in 1..100_000u32 {
-        crate::frame::encode_frame(
-            &mut wire,
-            crate::Op::Message,
+        wire.extend(raw_frame(
+            Op::Message,
             crate::FLAG_MORE,
             mux | 1 << 31,
             0,
             b"",
-        );
+        ));
     }
     pair.client.conn.handle_input(pair.now, &wire);
     assert!(matches!(
@@ -263,9 +236,8 @@ fn a_pong_held_back_for_a_drain_never_follows_the_close() {
         .unwrap();
     // The client drains: its ping must be answered after the server's open,
     // which has not been written yet.
-    let mut wire = Vec::new();
-    encode_frame(&mut wire, Op::GoAway, 0, 0, 0, &[]);
-    encode_frame(&mut wire, Op::Ping, 0, 0, 159, &[]);
+    let mut wire = raw_frame(Op::GoAway, 0, 0, 0, &[]);
+    wire.extend(raw_frame(Op::Ping, 0, 0, 159, &[]));
     pair.server.conn.handle_input(pair.now, &wire);
     pair.server.conn.close("closing before the pong");
     let mut written = FrameDecoder::new(u32::MAX);

@@ -2,43 +2,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::sim::events::messages;
 use crate::sim::Pair;
 use crate::{CallId, CallTarget, Error, Event, IncomingCall};
 
-fn opened(pair: &mut Pair) -> IncomingCall {
-    let events = pair.server.take_events();
-    match &events[..] {
-        [Event::StreamOpened(call)] => call.clone(),
-        other => panic!("expected one StreamOpened, got {other:?}"),
-    }
-}
-
+/// A stream the client opened with the payload `init` and a window of
+/// `window`, as both sides know it.
 fn open(pair: &mut Pair, window: u32) -> (CallId, IncomingCall) {
-    let id = pair
-        .client
-        .conn
-        .open_stream(
-            pair.now,
-            CallTarget::new(3),
-            Bytes::from_static(b"init"),
-            None,
-            window,
-        )
-        .unwrap();
-    pair.drive();
-    let call = opened(pair);
+    let (id, call) = pair.open_stream(Bytes::from_static(b"init"), window);
     assert_eq!(call.payload.as_ref(), b"init");
     (id, call)
-}
-
-fn messages(events: &[Event]) -> Vec<Bytes> {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            Event::Message { payload, .. } => Some(payload.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! [`conformance_tests!`](crate::conformance_tests) in a test file.
 
 mod cluster;
+#[cfg(test)]
+mod list_check;
 mod probe;
 mod proxy;
 pub mod suite;
@@ -56,61 +58,83 @@ where
 /// Expands to one `#[test]` per conformance test, run on the given runtime
 /// type, each test on a fresh runtime started by the given [`BlockOn`]
 /// function: `grid::conformance_tests!(grid_tokio::Tokio, block_on);`
+///
+/// The list of tests is written once, in the `@list` arm; `list_check.rs`
+/// compares it with the `pub async fn`s of `suite.rs` and `typed_suite.rs`, so
+/// a test added there but not here fails the build's tests instead of never
+/// running.
 #[macro_export]
 macro_rules! conformance_tests {
     ($runtime:ty, $block_on:path) => {
-        $crate::conformance_tests!(@tests $runtime, $block_on;
-            echo,
-            remote_error_is_the_exact_value,
-            handler_panic_is_a_remote_error,
-            one_mib_echo,
-            unknown_handler_and_subroute,
-            subroutes_reach_their_handlers,
-            duplicate_registration_is_an_error,
-            lock_step_stream_echo,
-            stream_handler_error_arrives_after_its_messages,
-            client_cancel_reaches_the_handler,
-            dropping_a_request_cancels_the_handler,
-            deadline_reaches_the_handler,
-            lone_call_deadline_fires_without_an_answer,
-            lone_and_concurrent_calls_share_the_socket,
-            stalled_stream_does_not_block_requests,
-            blocked_consumer_and_cancel_clean_up_both_sides,
-            blocked_streams_survive_keepalives,
-            stalled_peer_is_detected_dead,
-            cut_connection_fails_calls_and_reconnects,
-            restarted_node_is_reconnected,
-            calls_to_a_stopped_node_fail_fast,
-            graceful_shutdown_drains,
-            five_node_mesh,
-            strangers_and_wrong_side_dialers_are_refused,
-            full_send_buffer_wakes_stream_senders,
-            sink_batches_arrive_whole_and_in_order,
-            vanished_peer_with_unsent_data_is_redialed,
-        );
+        $crate::conformance_tests!(@list (@tests $runtime, $block_on));
     };
-    (@tests $runtime:ty, $block_on:path; $($name:ident),* $(,)?) => {
+    // Hands the list to the arm named by `$mode`: `@tests` (the user's
+    // expansion) or `@names` (the list check).
+    (@list ($($mode:tt)*)) => {
+        $crate::conformance_tests! {$($mode)*;
+            suite [
+                echo,
+                remote_error_is_the_exact_value,
+                handler_panic_is_a_remote_error,
+                one_mib_echo,
+                unknown_handler_and_subroute,
+                subroutes_reach_their_handlers,
+                duplicate_registration_is_an_error,
+                lock_step_stream_echo,
+                stream_handler_error_arrives_after_its_messages,
+                client_cancel_reaches_the_handler,
+                dropping_a_request_cancels_the_handler,
+                deadline_reaches_the_handler,
+                lone_call_deadline_fires_without_an_answer,
+                lone_and_concurrent_calls_share_the_socket,
+                stalled_stream_does_not_block_requests,
+                blocked_consumer_and_cancel_clean_up_both_sides,
+                blocked_streams_survive_keepalives,
+                stalled_peer_is_detected_dead,
+                cut_connection_fails_calls_and_reconnects,
+                restarted_node_is_reconnected,
+                calls_to_a_stopped_node_fail_fast,
+                graceful_shutdown_drains,
+                five_node_mesh,
+                strangers_and_wrong_side_dialers_are_refused,
+                full_send_buffer_wakes_stream_senders,
+                sink_batches_arrive_whole_and_in_order,
+                vanished_peer_with_unsent_data_is_redialed,
+            ]
+            typed [
+                typed_echo_with_nested_types,
+                typed_error_is_decoded,
+                typed_stream_round_trip,
+                typed_stream_on_a_subroute,
+                version_skew_still_decodes,
+                undecodable_payloads_are_clear_errors,
+            ]
+        }
+    };
+    (@tests $runtime:ty, $block_on:path;
+        suite [$($name:ident),* $(,)?]
+        typed [$($typed:ident),* $(,)?]
+    ) => {
         $(
             #[test]
             fn $name() {
                 $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::suite::$name::<$runtime>);
             }
         )*
-        $crate::conformance_tests!(@typed $runtime, $block_on;
-            typed_echo_with_nested_types,
-            typed_error_is_decoded,
-            typed_stream_round_trip,
-            typed_stream_on_a_subroute,
-            version_skew_still_decodes,
-            undecodable_payloads_are_clear_errors,
-        );
-    };
-    (@typed $runtime:ty, $block_on:path; $($name:ident),* $(,)?) => {
         $(
             #[test]
-            fn $name() {
-                $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::typed_suite::$name::<$runtime>);
+            fn $typed() {
+                $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::typed_suite::$typed::<$runtime>);
             }
         )*
+    };
+    (@names;
+        suite [$($name:ident),* $(,)?]
+        typed [$($typed:ident),* $(,)?]
+    ) => {
+        (
+            &[$(stringify!($name)),*] as &[&str],
+            &[$(stringify!($typed)),*] as &[&str],
+        )
     };
 }

@@ -1,8 +1,4 @@
-//! A deterministic simulator of two connections wired by in-memory pipes.
-//!
-//! Virtual clock, seeded RNG, random chunking and a fixed one-way latency. Used
-//! by the crate's tests, the fuzz targets and the benchmarks; enabled by the
-//! `sim` feature outside tests.
+//! Two connections wired by in-memory pipes, on a virtual clock.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -14,8 +10,7 @@ use crate::connection::Connection;
 use crate::event::Event;
 use crate::rng::Rng;
 
-/// Secret shared by the two sides of a default pair.
-pub const SIM_SECRET: &[u8] = b"simulated cluster secret";
+use super::sim_config;
 
 /// One end of a [`Pair`].
 #[derive(Debug)]
@@ -64,6 +59,36 @@ pub enum Which {
     Server,
 }
 
+impl Which {
+    /// Both sides, the client first.
+    pub const BOTH: [Which; 2] = [Which::Client, Which::Server];
+
+    /// The other side.
+    pub fn other(self) -> Which {
+        match self {
+            Which::Client => Which::Server,
+            Which::Server => Which::Client,
+        }
+    }
+
+    /// An index for per-side arrays: 0 for the client, 1 for the server.
+    pub fn index(self) -> usize {
+        match self {
+            Which::Client => 0,
+            Which::Server => 1,
+        }
+    }
+
+    /// The side that allocated call id `mux`: bit 31 is the acceptor's namespace.
+    pub fn owner_of(mux: u32) -> Which {
+        if mux & (1 << 31) == 0 {
+            Which::Client
+        } else {
+            Which::Server
+        }
+    }
+}
+
 /// Two connections, a dialer (`client`) and an acceptor (`server`), wired together.
 #[derive(Debug)]
 pub struct Pair {
@@ -78,18 +103,6 @@ pub struct Pair {
     /// Largest chunk bytes are delivered in; chunk sizes are random up to it.
     pub max_chunk: usize,
     rng: Rng,
-}
-
-/// A default configuration for one side of a simulated pair.
-pub fn sim_config(role: Role, seed: u64) -> Config {
-    let name = match role {
-        Role::Dialer => "client",
-        Role::Acceptor => "server",
-    };
-    let mut rng = Rng::new(seed ^ 0x5eed);
-    let mut nonce_seed = [0u8; 32];
-    rng.fill_bytes(&mut nonce_seed);
-    Config::new(name, seed, SIM_SECRET.to_vec(), role, nonce_seed)
 }
 
 impl Pair {
@@ -117,7 +130,21 @@ impl Pair {
 
     /// A handshaken pair with default configurations.
     pub fn connected(seed: u64) -> Pair {
-        let mut pair = Pair::new(seed);
+        Pair::connected_with(
+            sim_config(Role::Dialer, seed),
+            sim_config(Role::Acceptor, seed.wrapping_add(1)),
+            seed,
+        )
+    }
+
+    /// A handshaken pair with the given configurations; each side's
+    /// `Connected` event is taken.
+    ///
+    /// # Panics
+    ///
+    /// If the handshake does not complete within a virtual second.
+    pub fn connected_with(client: Config, server: Config, seed: u64) -> Pair {
+        let mut pair = Pair::with_configs(client, server, seed);
         pair.drive();
         pair.settle(Duration::from_secs(1));
         assert!(matches!(
@@ -136,6 +163,14 @@ impl Pair {
         match which {
             Which::Client => &mut self.client,
             Which::Server => &mut self.server,
+        }
+    }
+
+    /// The side named by `which`, read-only.
+    pub fn side_ref(&self, which: Which) -> &Side {
+        match which {
+            Which::Client => &self.client,
+            Which::Server => &self.server,
         }
     }
 
@@ -290,10 +325,10 @@ impl Pair {
 
     /// Bytes waiting in the pipe towards `which`.
     pub fn in_flight_to(&self, which: Which) -> usize {
-        let side = match which {
-            Which::Client => &self.client,
-            Which::Server => &self.server,
-        };
-        side.inbox.iter().map(|(_, bytes)| bytes.len()).sum()
+        self.side_ref(which)
+            .inbox
+            .iter()
+            .map(|(_, bytes)| bytes.len())
+            .sum()
     }
 }

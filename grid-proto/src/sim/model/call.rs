@@ -1,0 +1,112 @@
+//! A call as both applications see it, and a side as a whole.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::error::{CloseReason, Error};
+use crate::sim::Which;
+
+/// How the responder's application ended a call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// `respond` with this payload.
+    Respond(Bytes),
+    /// `fail` with this error.
+    Fail(Error),
+    /// `finish` (a stream, or a call cancelled before).
+    Finish,
+    /// `cancel`.
+    Cancel,
+}
+
+/// One direction of a stream.
+#[derive(Debug, Default)]
+pub struct Dir {
+    /// Window the receiver granted up front (0 until the responder accepts).
+    pub window: u32,
+    /// Lengths of the messages `send_message` accepted.
+    pub sent: Vec<usize>,
+    /// Messages sent when the sender ended its direction.
+    pub fin_at: Option<usize>,
+    /// Messages the receiver was given, in order.
+    pub delivered: usize,
+    /// Messages the receiver's application consumed.
+    pub consumed: usize,
+    /// Lengths of delivered messages not consumed yet, oldest first.
+    pub unconsumed: VecDeque<usize>,
+}
+
+/// A call, as both applications see it: fields starting with `o_` are the
+/// opener's view, `r_` the responder's.
+#[derive(Debug)]
+pub struct Call {
+    /// The side that opened it.
+    pub opener: Which,
+    /// A stream, not a request.
+    pub stream: bool,
+    /// The payload it was opened with.
+    pub request: Bytes,
+    /// When it was opened.
+    pub opened_at: Instant,
+    /// Relative deadline as given to the opener (after defaulting and clamping).
+    pub timeout: Duration,
+    /// The opener's deadline.
+    pub deadline: Instant,
+    /// The opener has not seen its end and has not cancelled it.
+    pub o_open: bool,
+    /// The opener's application cancelled it.
+    pub o_cancelled: bool,
+    /// The opener finished its direction of the stream.
+    pub o_finished: bool,
+    /// The terminal result the opener saw (`Ok(None)` for a finished stream).
+    pub o_result: Option<Result<Option<Bytes>, Error>>,
+    /// The responder was told of it.
+    pub r_seen: bool,
+    /// The responder holds it: seen and not ended by its application or a close.
+    pub r_held: bool,
+    /// The deadline the responder was given.
+    pub r_deadline: Option<Instant>,
+    /// The reason of the responder's `Cancelled` event, once it came.
+    pub r_cancelled: Option<Error>,
+    /// The responder accepted the stream.
+    pub r_accepted: bool,
+    /// The responder saw the end of the opener's direction.
+    pub r_input_finished: bool,
+    /// How the responder's application ended it, and whether that was sent
+    /// (it is not for a call cancelled before).
+    pub r_answer: Option<(Answer, bool)>,
+    /// Messages from the opener to the responder.
+    pub o2r: Dir,
+    /// Messages from the responder to the opener.
+    pub r2o: Dir,
+}
+
+impl Call {
+    /// The responder holds it and was not told it is cancelled.
+    pub fn live_at_responder(&self) -> bool {
+        self.r_held && self.r_cancelled.is_none()
+    }
+}
+
+/// What one side did to its connection as a whole, and saw of it.
+#[derive(Debug, Default)]
+pub struct SideModel {
+    /// The reason of its `Closed` event, once it came.
+    pub closed: Option<CloseReason>,
+    /// Its application began a drain while it was open.
+    pub drain_called: bool,
+    /// When that drain must have closed it.
+    pub drain_deadline: Option<Instant>,
+    /// Closed by its drain before the drain deadline: every call had finished.
+    pub drained_gracefully: bool,
+    /// Its application closed it while it was open.
+    pub close_called: bool,
+    /// It saw `PeerDraining`.
+    pub peer_draining: bool,
+    /// Calls that ended here with `Disconnected` (terminal event or `Cancelled`).
+    pub disconnected: Vec<u32>,
+    /// A command was refused with `SendBufferFull` since the last `Writable`.
+    pub owed_writable: bool,
+}
