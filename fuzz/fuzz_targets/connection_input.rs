@@ -4,7 +4,7 @@
 //! table, flags, mux, arg and payload, optionally fragmented) and raw garbage,
 //! in arbitrary chunks, interleaved with time advances, with partial or full
 //! draining of what the server writes, and with the server application
-//! answering calls (respond, accept, consume, finish, fail, cancel, send) and
+//! answering calls (respond, accept, read, finish, fail, cancel, send) and
 //! opening calls of its own so that the answer paths run too.
 //!
 //! Checked, besides "never panics":
@@ -25,7 +25,7 @@
 //!   `Reject`.
 #![no_main]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
@@ -33,7 +33,8 @@ use bytes::{Bytes, BytesMut};
 use grid_proto::sim::frames::raw_frame;
 use grid_proto::sim::{sim_config, Pair};
 use grid_proto::{
-    CallId, CallTarget, Config, Error, Event, FrameDecoder, Header, Op, Role, FLAG_MORE,
+    CallId, CallTarget, Config, Error, Event, FrameDecoder, Header, Op, ReadOutcome, Role,
+    FLAG_MORE,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -173,11 +174,16 @@ enum App {
         call: u8,
         window: u8,
     },
-    /// Consumes the oldest unconsumed message, with its true length.
-    Consume,
-    ConsumeLen {
+    /// Reads a message of the stream that became readable longest ago.
+    Read,
+    /// Reads up to `max` messages of a call the harness picks.
+    ReadMany {
         call: u8,
-        len: u16,
+        max: u16,
+    },
+    /// Stops reading a call the harness picks.
+    StopReading {
+        call: u8,
     },
     Finish {
         call: u8,
@@ -372,8 +378,8 @@ struct Harness {
     closed: bool,
     /// Every call id seen, for the application's commands to pick from.
     calls: Vec<CallId>,
-    /// Delivered, unconsumed stream messages: call and length.
-    unconsumed: Vec<(CallId, usize)>,
+    /// Streams that said they have something to read, oldest first.
+    readable: Vec<CallId>,
     /// Messages the fuzzer sent per mux, for `Arg::Auto`.
     sent: HashMap<u32, u32>,
 }
@@ -455,7 +461,7 @@ impl Harness {
             hold: false,
             closed: false,
             calls: Vec::new(),
-            unconsumed: Vec::new(),
+            readable: Vec::new(),
             sent: HashMap::new(),
         };
         if !fresh {
@@ -495,8 +501,23 @@ impl Harness {
         while let Some(event) = self.pair.server.conn.poll_event() {
             assert!(!self.closed, "event {event:?} after Closed");
             match &event {
-                Event::Request(call) | Event::StreamOpened(call) => self.calls.push(call.id),
-                Event::Message { id, payload } => self.unconsumed.push((*id, payload.len())),
+                Event::IncomingRequest(call) | Event::IncomingStream(call) => {
+                    self.calls.push(call.id)
+                }
+                Event::StreamReadable { id } => self.readable.push(*id),
+                // The application reads what is left and releases the stream.
+                Event::StreamEnded { id } => {
+                    let conn = &mut self.pair.server.conn;
+                    let mut read = VecDeque::new();
+                    loop {
+                        match conn.read(*id, &mut read, usize::MAX) {
+                            Ok(ReadOutcome::Messages { .. }) => read.clear(),
+                            Ok(ReadOutcome::Finished | ReadOutcome::Failed(_)) => break,
+                            other => panic!("an ended stream reads as {other:?}"),
+                        }
+                    }
+                    assert_eq!(conn.cancel(*id), Ok(()), "releasing an ended stream");
+                }
                 Event::Closed(_) => self.closed = true,
                 _ => {}
             }
@@ -516,8 +537,8 @@ impl Harness {
         if self.calls.len() > 256 {
             self.calls.drain(..128);
         }
-        if self.unconsumed.len() > 256 {
-            self.unconsumed.drain(..128);
+        if self.readable.len() > 256 {
+            self.readable.drain(..128);
         }
     }
 
@@ -677,15 +698,26 @@ impl Harness {
                     let _ = conn.accept_stream(id, u32::from(window));
                 }
             }
-            App::Consume => {
-                if !self.unconsumed.is_empty() {
-                    let (id, len) = self.unconsumed.remove(0);
-                    conn.consume(id, len);
+            App::Read => {
+                if let Some(&id) = self.readable.first() {
+                    let mut read = VecDeque::new();
+                    if !matches!(
+                        conn.read(id, &mut read, 1),
+                        Ok(ReadOutcome::Messages { .. })
+                    ) {
+                        self.readable.remove(0);
+                    }
                 }
             }
-            App::ConsumeLen { call, len } => {
+            App::ReadMany { call, max } => {
                 if let Some(id) = pick(call) {
-                    conn.consume(id, usize::from(len));
+                    let mut read = VecDeque::new();
+                    let _ = conn.read(id, &mut read, usize::from(max));
+                }
+            }
+            App::StopReading { call } => {
+                if let Some(id) = pick(call) {
+                    let _ = conn.stop_reading(id);
                 }
             }
             App::Finish { call } => {

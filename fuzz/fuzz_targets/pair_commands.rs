@@ -1,25 +1,26 @@
 //! Arbitrary application commands on both sides of a `Pair`, against the
 //! shared property model (`grid_proto::sim::model`).
 //!
-//! Each command (open, accept, send, consume, finish, respond, fail, cancel,
+//! Each command (open, accept, send, read, stop reading, finish, respond, fail, cancel,
 //! drain, close, time, chunking, latency, stalls) is applied to one side
 //! through the model, the pair is driven, every event is checked against the
 //! model as it is taken and the model's checks run after every command.
 //! Violations panic, so the fuzzer reports them. Among what the model checks:
 //!
-//! - a call a side opened gets exactly one terminal event (`Response` for a
-//!   request, `StreamFinished` for a stream), unless the application cancelled
-//!   it, and no event at all after that; its result is justified;
+//! - a call a side opened gets exactly one terminal event (`RequestEnded` for
+//!   a request, `StreamEnded` for a stream, after which its messages and
+//!   outcome are read), unless the application cancelled it, and no event at
+//!   all after that; its result is justified;
 //! - events about calls the peer opened come only while the call is open, in a
-//!   sane order (`Message` and `InputFinished` only on streams and not after
-//!   `InputFinished` or `Cancelled`, one `Cancelled` at most), with the
-//!   payloads sent, in order and within the credit granted;
+//!   sane order (`StreamReadable` only on streams, one `IncomingCancelled` at
+//!   most); what is read is the payloads sent, in order and within the credit
+//!   granted, and the end of input comes after the last of them;
 //! - a command succeeds exactly when the model says it may, and a command on a
 //!   call it does not apply to (ended, the wrong role or kind) fails;
 //! - `conn.in_flight()` and the stream gauges equal the model's open calls;
-//! - `stats().buffered_bytes` never exceeds `limits.max_buffered_bytes`, is at
-//!   least the bytes of delivered, unconsumed messages, and when no byte is on
-//!   its way no more than those (and partial messages of cancelled calls);
+//! - `stats().buffered_bytes` never exceeds `limits.max_buffered_bytes`, and
+//!   when no byte is on its way it is the bytes of the messages not yet read
+//!   (and partial messages of cancelled calls);
 //! - `Closed` comes last, after every call ended, for a justified reason, and
 //!   `state()` agrees;
 //! - a side that began draining is closed once its drain timeout has passed;
@@ -101,8 +102,14 @@ enum Command {
         call: u8,
         len: u16,
     },
-    /// Consumes the oldest unconsumed message of the call, with its length.
-    Consume {
+    /// Reads up to `max` messages of the call.
+    Read {
+        side: S,
+        call: u8,
+        max: u8,
+    },
+    /// Stops reading the call.
+    StopReading {
         side: S,
         call: u8,
     },
@@ -256,9 +263,15 @@ impl Harness {
                         .send(&mut self.pair, side.which(), mux, size(len))?;
                 }
             }
-            Command::Consume { side, call } => {
+            Command::Read { side, call, max } => {
                 if let Some(mux) = self.pick(side.which(), call) {
-                    self.model.consume(&mut self.pair, side.which(), mux);
+                    let max = usize::from(max).max(1);
+                    self.model.read(&mut self.pair, side.which(), mux, max)?;
+                }
+            }
+            Command::StopReading { side, call } => {
+                if let Some(mux) = self.pick(side.which(), call) {
+                    self.model.stop_reading(&mut self.pair, side.which(), mux)?;
                 }
             }
             Command::Finish { side, call } => {

@@ -163,10 +163,12 @@ impl Connection {
 
     /// Why the peer's call `id` can no longer be answered: the reason it was
     /// cancelled, or `None` while it is going on. A call this side does not
-    /// hold (already ended, or never opened) reports [`Error::Cancelled`].
+    /// hold reports [`Error::Disconnected`] once the connection has closed,
+    /// and [`Error::Cancelled`] before (it was ended, or never opened).
     pub fn incoming_cancelled(&self, id: CallId) -> Option<Error> {
         match self.incoming.get(&id.0) {
             Some(call) => call.cancelled.clone(),
+            None if self.is_closed() => Some(Error::Disconnected),
             None => Some(Error::Cancelled),
         }
     }
@@ -371,7 +373,8 @@ impl Connection {
 
     /// Ends every call for a connection that closed: calls this side opened
     /// end with `Disconnected` (streams stay readable until released), calls
-    /// the peer opened are cancelled and stay until the application ends them.
+    /// the peer opened are cancelled and forgotten: nothing can be sent for
+    /// them any more.
     fn end_all_calls(&mut self) {
         let mut outgoing: Vec<(u32, OutCall)> = self.outgoing.drain().collect();
         outgoing.sort_unstable_by_key(|(mux, _)| *mux);
@@ -402,14 +405,17 @@ impl Connection {
             .collect();
         incoming.sort_unstable();
         for mux in incoming {
-            if let Some(call) = self.incoming.get_mut(&mux) {
-                call.cancelled = Some(Error::Disconnected);
-            }
             self.events.push_back(Event::IncomingCancelled {
                 id: CallId(mux),
                 reason: Error::Disconnected,
             });
         }
+        for (_, call) in self.incoming.drain() {
+            if let Some(stream) = call.stream {
+                self.stream_buffered -= stream.inbox.bytes();
+            }
+        }
+        self.incoming_streams = 0;
         self.outgoing_streams = 0;
         self.assembler.clear();
         self.deadlines.clear();

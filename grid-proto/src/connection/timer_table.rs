@@ -158,7 +158,7 @@ mod tests {
             events.first(),
             Some(&(
                 start + idle / 4,
-                Event::Response {
+                Event::RequestEnded {
                     id: call,
                     result: Err(Error::DeadlineExceeded)
                 }
@@ -187,7 +187,7 @@ mod tests {
             vec![
                 (
                     start + idle / 4,
-                    Event::Response {
+                    Event::RequestEnded {
                         id: call,
                         result: Err(Error::Disconnected)
                     }

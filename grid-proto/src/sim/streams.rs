@@ -12,7 +12,7 @@ pub const STREAM_HANDLER: u16 = 3;
 
 impl Pair {
     /// The client opens a stream with `payload` and a window of `window`
-    /// messages; after a drive the server's only event is its `StreamOpened`.
+    /// messages; after a drive the server's only event is its `IncomingStream`.
     /// Returns the client's id and the server's view of the call.
     ///
     /// # Panics
@@ -32,8 +32,8 @@ impl Pair {
             .unwrap_or_else(|error| panic!("open_stream: {error:?}"));
         self.drive();
         let call = match &self.server.take_events()[..] {
-            [Event::StreamOpened(call)] => call.clone(),
-            other => panic!("expected one StreamOpened, got {other:?}"),
+            [Event::IncomingStream(call)] => call.clone(),
+            other => panic!("expected one IncomingStream, got {other:?}"),
         };
         (id, call)
     }

@@ -5,19 +5,25 @@
 use bytes::Bytes;
 
 use crate::frame::{Op, FLAG_MORE};
-use crate::sim::events::{closed_reason, messages};
+use crate::sim::events::{closed_reason, read_messages, read_to_end};
 use crate::sim::frames::{batch, raw_frame};
 use crate::sim::Pair;
-use crate::{CloseReason, Error, Event};
+use crate::{CallId, CloseReason, Connection, Error, Event, ReadOutcome};
 
-fn stream_error(events: &[Event]) -> Option<String> {
-    events.iter().find_map(|event| match event {
-        Event::StreamFinished {
-            result: Err(Error::Protocol(text)),
-            ..
-        } => Some(text.clone()),
-        _ => None,
-    })
+/// The protocol error stream `id` ended with, if `events` say it ended; the
+/// messages before it are read (and returned) first.
+fn stream_error(
+    conn: &mut Connection,
+    id: CallId,
+    events: &[Event],
+) -> (Vec<Bytes>, Option<String>) {
+    if !events.contains(&Event::StreamEnded { id }) {
+        return (Vec::new(), None);
+    }
+    match read_to_end(conn, id) {
+        (messages, ReadOutcome::Failed(Error::Protocol(text))) => (messages, Some(text)),
+        (messages, _) => (messages, None),
+    }
 }
 
 #[test]
@@ -39,7 +45,11 @@ fn a_run_of_small_messages_shares_frames_and_arrives_whole_and_in_order() {
         (wire as usize) < payload + 600 * 6,
         "{wire} bytes on the wire for {payload} bytes of 600 messages"
     );
-    assert_eq!(messages(&pair.server.take_events()), sent);
+    let id = match &pair.server.take_events()[..] {
+        [Event::StreamReadable { id }] => *id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(read_messages(&mut pair.server.conn, id), sent);
     assert!(!pair.server.conn.is_closed());
 }
 
@@ -57,11 +67,12 @@ fn malformed_batches_fail_only_their_call() {
     ];
     for (seed, (what, payload)) in (41..).zip(cases) {
         let mut pair = Pair::connected(seed);
-        let mux = pair.open_stream(Bytes::new(), 8).0.raw();
-        let wire = raw_frame(Op::Messages, 0, mux, 0, &payload);
+        let id = pair.open_stream(Bytes::new(), 8).0;
+        let wire = raw_frame(Op::Messages, 0, id.raw(), 0, &payload);
         pair.client.conn.handle_input(pair.now, &wire);
         let events = pair.client.take_events();
-        assert!(stream_error(&events).is_some(), "{what}: {events:?}");
+        let (_, error) = stream_error(&mut pair.client.conn, id, &events);
+        assert!(error.is_some(), "{what}: {events:?}");
         assert!(!pair.client.conn.is_closed(), "{what}");
     }
 }
@@ -69,16 +80,23 @@ fn malformed_batches_fail_only_their_call() {
 #[test]
 fn a_batch_beyond_credit_delivers_what_was_granted_then_fails_the_call() {
     let mut pair = Pair::connected(45);
-    let mux = pair.open_stream(Bytes::new(), 2).0.raw();
-    let wire = raw_frame(Op::Messages, 0, mux, 0, &batch(&[b"one", b"two", b"three"]));
+    let id = pair.open_stream(Bytes::new(), 2).0;
+    let wire = raw_frame(
+        Op::Messages,
+        0,
+        id.raw(),
+        0,
+        &batch(&[b"one", b"two", b"three"]),
+    );
     pair.client.conn.handle_input(pair.now, &wire);
     let events = pair.client.take_events();
+    let (messages, error) = stream_error(&mut pair.client.conn, id, &events);
     assert_eq!(
-        messages(&events),
+        messages,
         vec![Bytes::from_static(b"one"), Bytes::from_static(b"two")]
     );
     assert!(
-        stream_error(&events).is_some_and(|text| text.contains("credit")),
+        error.is_some_and(|text| text.contains("credit")),
         "{events:?}"
     );
     assert!(!pair.client.conn.is_closed());

@@ -3,7 +3,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::sim::Pair;
-use crate::{CallTarget, CloseReason, ConnectionState, Error, Event};
+use crate::{CallTarget, CloseReason, CommandError, ConnectionState, Error, Event};
 
 fn request(pair: &mut Pair, payload: &'static [u8]) -> crate::CallId {
     pair.client
@@ -43,7 +43,7 @@ fn a_peer_that_stops_reading_is_detected_within_the_bound() {
     assert_eq!(
         events,
         vec![
-            Event::Response {
+            Event::RequestEnded {
                 id,
                 result: Err(Error::Disconnected)
             },
@@ -58,7 +58,7 @@ fn transport_loss_fails_calls_and_cancels_handlers() {
     let id = request(&mut pair, b"x");
     pair.drive();
     let incoming = match &pair.server.take_events()[..] {
-        [Event::Request(call)] => call.id,
+        [Event::IncomingRequest(call)] => call.id,
         other => panic!("{other:?}"),
     };
     pair.client.conn.handle_transport_closed("connection reset");
@@ -66,7 +66,7 @@ fn transport_loss_fails_calls_and_cancels_handlers() {
     assert_eq!(
         pair.client.take_events(),
         vec![
-            Event::Response {
+            Event::RequestEnded {
                 id,
                 result: Err(Error::Disconnected)
             },
@@ -75,7 +75,7 @@ fn transport_loss_fails_calls_and_cancels_handlers() {
     );
     assert_eq!(
         pair.server.take_events()[0],
-        Event::Cancelled {
+        Event::IncomingCancelled {
             id: incoming,
             reason: Error::Disconnected
         }
@@ -84,7 +84,7 @@ fn transport_loss_fails_calls_and_cancels_handlers() {
         pair.client
             .conn
             .open_request(pair.now, CallTarget::new(1), Bytes::new(), None),
-        Err(Error::Disconnected)
+        Err(CommandError::Call(Error::Disconnected))
     );
     assert!(!pair.client.conn.wants_write());
 }
@@ -95,7 +95,7 @@ fn drain_finishes_in_flight_calls_and_refuses_new_ones() {
     let first = request(&mut pair, b"in flight");
     pair.drive();
     let incoming = match &pair.server.take_events()[..] {
-        [Event::Request(call)] => call.id,
+        [Event::IncomingRequest(call)] => call.id,
         other => panic!("{other:?}"),
     };
     pair.server
@@ -108,14 +108,14 @@ fn drain_finishes_in_flight_calls_and_refuses_new_ones() {
         .client
         .conn
         .open_request(pair.now, CallTarget::new(1), Bytes::new(), None);
-    assert_eq!(refused, Err(Error::Draining));
+    assert_eq!(refused, Err(CommandError::Call(Error::Draining)));
     assert!(Error::Draining.is_retryable());
     // The draining side refuses new calls too.
     assert_eq!(
         pair.server
             .conn
             .open_request(pair.now, CallTarget::new(1), Bytes::new(), None),
-        Err(Error::Draining)
+        Err(CommandError::Call(Error::Draining))
     );
     // The call in flight completes, then the connection closes by itself.
     pair.server
@@ -126,7 +126,7 @@ fn drain_finishes_in_flight_calls_and_refuses_new_ones() {
     assert_eq!(
         pair.client.take_events(),
         vec![
-            Event::Response {
+            Event::RequestEnded {
                 id: first,
                 result: Ok(Bytes::from_static(b"done"))
             },
@@ -151,7 +151,7 @@ fn drain_deadline_closes_with_calls_still_in_flight() {
     pair.advance(Duration::from_secs(2));
     let events = pair.client.take_events();
     assert!(
-        events.contains(&Event::Response {
+        events.contains(&Event::RequestEnded {
             id,
             result: Err(Error::Disconnected)
         }),
@@ -172,7 +172,7 @@ fn a_call_racing_the_goaway_is_refused_with_draining() {
     pair.advance(Duration::from_millis(50));
     let events = pair.client.take_events();
     assert!(
-        events.contains(&Event::Response {
+        events.contains(&Event::RequestEnded {
             id,
             result: Err(Error::Draining)
         }),
@@ -198,7 +198,7 @@ fn late_response_after_cancel_is_dropped_silently() {
     let id = request(&mut pair, b"x");
     pair.advance(Duration::from_millis(5));
     let incoming = match &pair.server.take_events()[..] {
-        [Event::Request(call)] => call.id,
+        [Event::IncomingRequest(call)] => call.id,
         other => panic!("{other:?}"),
     };
     pair.server

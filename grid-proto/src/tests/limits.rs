@@ -4,10 +4,10 @@ use bytes::Bytes;
 
 use crate::config::Role;
 use crate::frame::Op;
-use crate::sim::events::closed_reason;
+use crate::sim::events::{closed_reason, read_to_end};
 use crate::sim::frames::raw_frame;
 use crate::sim::{sim_config, Pair};
-use crate::{CallTarget, CloseReason, Error, Event};
+use crate::{CallTarget, CloseReason, CommandError, Error, Event, ReadOutcome};
 
 #[test]
 fn excess_incoming_calls_get_overloaded_at_once() {
@@ -28,7 +28,7 @@ fn excess_incoming_calls_get_overloaded_at_once() {
         pair.client
             .conn
             .open_request(pair.now, CallTarget::new(1), Bytes::new(), None),
-        Err(Error::Overloaded)
+        Err(CommandError::Call(Error::Overloaded))
     );
     pair.drive();
     assert_eq!(pair.server.take_events().len(), 2);
@@ -43,7 +43,7 @@ fn excess_incoming_calls_get_overloaded_at_once() {
     pair.drive();
     assert_eq!(
         pair.client.take_events(),
-        vec![Event::Response {
+        vec![Event::RequestEnded {
             id: third,
             result: Err(Error::Overloaded)
         }]
@@ -60,7 +60,10 @@ fn oversized_messages_fail_locally() {
         Bytes::from(vec![0u8; max]),
         None,
     );
-    assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(CommandError::Call(Error::TooLarge { .. }))),
+        "{result:?}"
+    );
     let subroute = [b'x'; 256];
     assert!(matches!(
         pair.client.conn.open_request(
@@ -69,10 +72,10 @@ fn oversized_messages_fail_locally() {
             Bytes::new(),
             None
         ),
-        Err(Error::TooLarge {
+        Err(CommandError::Call(Error::TooLarge {
             size: 256,
             max: 255
-        })
+        }))
     ));
 }
 
@@ -86,7 +89,7 @@ fn deadlines_under_a_millisecond_fail_locally_and_long_ones_are_clamped() {
             Bytes::new(),
             Some(Duration::from_micros(900))
         ),
-        Err(Error::DeadlineExceeded)
+        Err(CommandError::Call(Error::DeadlineExceeded))
     );
     pair.client
         .conn
@@ -100,7 +103,7 @@ fn deadlines_under_a_millisecond_fail_locally_and_long_ones_are_clamped() {
     pair.drive();
     let max = pair.server.conn.config().timeouts.max_deadline;
     match &pair.server.take_events()[..] {
-        [Event::Request(call)] => assert_eq!(call.deadline, pair.now + max),
+        [Event::IncomingRequest(call)] => assert_eq!(call.deadline, pair.now + max),
         other => panic!("{other:?}"),
     }
 }
@@ -126,7 +129,7 @@ fn send_buffer_refuses_when_full_and_says_when_writable() {
         pair.client
             .conn
             .open_request(pair.now, CallTarget::new(1), payload, None),
-        Err(Error::SendBufferFull)
+        Err(CommandError::SendBufferFull)
     );
     pair.drive();
     assert!(pair.client.take_events().contains(&Event::Writable));
@@ -184,12 +187,15 @@ fn message_beyond_credit_fails_only_that_call() {
     wire.extend(raw_frame(Op::Message, 0, id.raw(), 1, b"two"));
     pair.client.conn.handle_input(pair.now, &wire);
     let events = pair.client.take_events();
+    assert_eq!(
+        events,
+        vec![Event::StreamReadable { id }, Event::StreamEnded { id }]
+    );
+    let (messages, end) = read_to_end(&mut pair.client.conn, id);
+    assert_eq!(messages, vec![Bytes::from_static(b"one")]);
     assert!(
-        matches!(
-            events.last(),
-            Some(Event::StreamFinished { result: Err(Error::Protocol(text)), .. }) if text.contains("credit")
-        ),
-        "{events:?}"
+        matches!(&end, ReadOutcome::Failed(Error::Protocol(text)) if text.contains("credit")),
+        "{end:?}"
     );
     assert!(!pair.client.conn.is_closed());
 }

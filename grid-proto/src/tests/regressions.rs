@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::config::Role;
 use crate::decoder::FrameDecoder;
 use crate::frame::Op;
-use crate::sim::events::messages;
+use crate::sim::events::read_messages;
 use crate::sim::frames::raw_frame;
 use crate::sim::{sim_config, Pair};
 use crate::{CallTarget, CloseReason, Error, Event};
@@ -25,24 +25,30 @@ fn credit_between_fragments_of_a_large_message_is_not_a_protocol_error() {
     }
     pair.drive();
     // The client sends a large message and, while its fragments are queued,
-    // consumes the server's messages: credit frames interleave with them.
+    // reads the server's messages: credit frames interleave with them.
     pair.client
         .conn
         .send_message(id, Bytes::from(vec![7u8; 100_000]))
         .unwrap();
     let first = pair.client.conn.poll_transmit(pair.now).unwrap();
     pair.server.conn.handle_input(pair.now, &first);
+    let mut read = std::collections::VecDeque::new();
     for _ in 0..4 {
-        pair.client.conn.consume(id, 1);
+        pair.client.conn.read(id, &mut read, 1).unwrap();
     }
+    assert_eq!(read.len(), 4);
     pair.drive();
     assert!(
         !pair.server.conn.is_closed(),
         "{:?}",
         pair.server.conn.close_reason()
     );
+    assert!(pair
+        .server
+        .take_events()
+        .contains(&Event::StreamReadable { id: call }));
     assert_eq!(
-        messages(&pair.server.take_events()),
+        read_messages(&mut pair.server.conn, call),
         vec![Bytes::from(vec![7u8; 100_000])]
     );
 }
@@ -81,7 +87,7 @@ fn cancelling_a_partly_sent_request_keeps_the_connection() {
     );
     let events = pair.server.take_events();
     assert!(
-        matches!(&events[..], [Event::Request(call)] if call.payload.as_ref() == b"next"),
+        matches!(&events[..], [Event::IncomingRequest(call)] if call.payload.as_ref() == b"next"),
         "{events:?}"
     );
     assert_eq!(pair.server.conn.stats().buffered_bytes, 0);
@@ -103,7 +109,7 @@ fn closed_is_the_last_event_when_a_drain_ends_with_an_outgoing_call() {
         .unwrap();
     pair.drive();
     let incoming = match &pair.client.take_events()[..] {
-        [Event::Request(call)] => call.id,
+        [Event::IncomingRequest(call)] => call.id,
         other => panic!("{other:?}"),
     };
     pair.server
@@ -118,7 +124,7 @@ fn closed_is_the_last_event_when_a_drain_ends_with_an_outgoing_call() {
     assert_eq!(
         pair.server.take_events(),
         vec![
-            Event::Response {
+            Event::RequestEnded {
                 id,
                 result: Ok(Bytes::from_static(b"a"))
             },
@@ -150,7 +156,7 @@ fn calls_queued_before_the_goaway_arrives_are_refused_not_lost() {
     let events = pair.client.take_events();
     for id in ids {
         assert!(
-            events.contains(&Event::Response {
+            events.contains(&Event::RequestEnded {
                 id,
                 result: Err(Error::Draining)
             }),
@@ -179,7 +185,7 @@ fn a_deadline_clamped_by_the_responder_fails_the_caller_at_the_clamped_time() {
     pair.advance(Duration::from_millis(1100));
     assert_eq!(
         pair.client.take_events(),
-        vec![Event::Response {
+        vec![Event::RequestEnded {
             id,
             result: Err(Error::DeadlineExceeded)
         }]

@@ -7,7 +7,7 @@ use crate::{CallTarget, Error, Event};
 
 fn answer_all(pair: &mut Pair) {
     for event in pair.server.take_events() {
-        if let Event::Request(call) = event {
+        if let Event::IncomingRequest(call) = event {
             let mut reply = call.payload.to_vec();
             reply.reverse();
             pair.server
@@ -34,7 +34,7 @@ fn request_gets_its_response() {
         .unwrap();
     pair.drive();
     let events = pair.server.take_events();
-    let Event::Request(call) = &events[0] else {
+    let Event::IncomingRequest(call) = &events[0] else {
         panic!("{events:?}")
     };
     assert_eq!(call.handler, 7);
@@ -45,7 +45,7 @@ fn request_gets_its_response() {
     pair.drive();
     assert_eq!(
         pair.client.take_events(),
-        vec![Event::Response {
+        vec![Event::RequestEnded {
             id,
             result: Ok(Bytes::from_static(b"cba"))
         }]
@@ -71,17 +71,17 @@ fn deadline_fails_the_caller_and_cancels_the_handler() {
     pair.advance(Duration::from_millis(60));
     assert_eq!(
         pair.client.take_events(),
-        vec![Event::Response {
+        vec![Event::RequestEnded {
             id,
             result: Err(Error::DeadlineExceeded)
         }]
     );
     let server = pair.server.take_events();
-    assert!(matches!(server[0], Event::Request(_)));
+    assert!(matches!(server[0], Event::IncomingRequest(_)));
     assert!(
         matches!(
             server[1],
-            Event::Cancelled {
+            Event::IncomingCancelled {
                 reason: Error::DeadlineExceeded,
                 ..
             }

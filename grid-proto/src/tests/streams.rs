@@ -2,9 +2,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::sim::events::messages;
+use crate::sim::events::{read_messages, read_to_end};
 use crate::sim::Pair;
-use crate::{CallId, CallTarget, Error, Event, IncomingCall};
+use crate::{CallId, CallTarget, CommandError, Error, Event, IncomingCall, ReadOutcome};
 
 /// A stream the client opened with the payload `init` and a window of
 /// `window`, as both sides know it.
@@ -31,17 +31,24 @@ fn two_way_lock_step_echo_ends_cleanly() {
             .send_message(id, Bytes::from(vec![i]))
             .unwrap();
         pair.drive();
-        let got = messages(&pair.server.take_events());
+        let events = pair.server.take_events();
+        assert!(
+            events.contains(&Event::StreamReadable { id: call.id }),
+            "{events:?}"
+        );
+        let got = read_messages(&mut pair.server.conn, call.id);
         assert_eq!(got, vec![Bytes::from(vec![i])]);
-        pair.server.conn.consume(call.id, 1);
         pair.server
             .conn
             .send_message(call.id, Bytes::from(vec![i]))
             .unwrap();
         pair.drive();
         let events = pair.client.take_events();
-        assert_eq!(messages(&events), vec![Bytes::from(vec![i])]);
-        pair.client.conn.consume(id, 1);
+        assert!(events.contains(&Event::StreamReadable { id }), "{events:?}");
+        assert_eq!(
+            read_messages(&mut pair.client.conn, id),
+            vec![Bytes::from(vec![i])]
+        );
         pair.drive();
         pair.client.take_events();
     }
@@ -50,21 +57,27 @@ fn two_way_lock_step_echo_ends_cleanly() {
     pair.drive();
     assert_eq!(
         pair.server.take_events(),
-        vec![Event::InputFinished { id: call.id }]
+        vec![Event::StreamReadable { id: call.id }]
+    );
+    assert_eq!(
+        read_to_end(&mut pair.server.conn, call.id),
+        (Vec::new(), ReadOutcome::Finished)
     );
     pair.server.conn.finish(call.id).unwrap();
     pair.drive();
+    assert_eq!(pair.client.take_events(), vec![Event::StreamEnded { id }]);
     assert_eq!(
-        pair.client.take_events(),
-        vec![Event::StreamFinished { id, result: Ok(()) }]
+        read_to_end(&mut pair.client.conn, id),
+        (Vec::new(), ReadOutcome::Finished)
     );
+    pair.client.conn.cancel(id).unwrap();
     assert_eq!(pair.client.conn.in_flight(), (0, 0));
     assert_eq!(pair.server.conn.in_flight(), (0, 0));
     assert_eq!(pair.client.conn.stats().buffered_bytes, 0);
 }
 
 #[test]
-fn sender_blocks_without_credit_and_resumes_when_the_receiver_consumes() {
+fn sender_blocks_without_credit_and_resumes_when_the_receiver_reads() {
     let mut pair = Pair::connected(2);
     let (id, call) = open(&mut pair, 2);
     // The server may send as many messages as the client's window.
@@ -80,12 +93,24 @@ fn sender_blocks_without_credit_and_resumes_when_the_receiver_consumes() {
         pair.server
             .conn
             .send_message(call.id, Bytes::from_static(b"c")),
-        Err(Error::NoCredit)
+        Err(CommandError::NoCredit)
     );
     assert!(!pair.server.conn.can_send(call.id));
     pair.drive();
-    assert_eq!(messages(&pair.client.take_events()).len(), 2);
-    pair.client.conn.consume(id, 1);
+    assert_eq!(
+        pair.client.take_events(),
+        vec![Event::StreamReadable { id }]
+    );
+    assert_eq!(pair.client.conn.stats().buffered_bytes, 2);
+    let mut read = std::collections::VecDeque::new();
+    assert_eq!(
+        pair.client.conn.read(id, &mut read, 1),
+        Ok(ReadOutcome::Messages {
+            count: 1,
+            credit_granted: true
+        })
+    );
+    assert_eq!(read, [Bytes::from_static(b"a")]);
     pair.drive();
     assert_eq!(
         pair.server.take_events(),
@@ -114,13 +139,14 @@ fn finish_delivers_every_buffered_message_before_the_end() {
     pair.server.conn.finish(call.id).unwrap();
     assert_eq!(pair.server.conn.in_flight(), (0, 0));
     pair.drive();
-    let events = pair.client.take_events();
-    assert_eq!(messages(&events).len(), 64);
     assert_eq!(
-        events.last(),
-        Some(&Event::StreamFinished { id, result: Ok(()) })
+        pair.client.take_events(),
+        vec![Event::StreamReadable { id }, Event::StreamEnded { id }]
     );
-    for (i, payload) in messages(&events).iter().enumerate() {
+    let (messages, end) = read_to_end(&mut pair.client.conn, id);
+    assert_eq!(messages.len(), 64);
+    assert_eq!(end, ReadOutcome::Finished);
+    for (i, payload) in messages.iter().enumerate() {
         if i % 8 == 0 {
             assert_eq!(payload, &big);
         } else {
@@ -142,14 +168,16 @@ fn handler_error_after_messages_arrives_after_them() {
         .fail(call.id, Error::Remote(Bytes::from_static(b"disk gone")))
         .unwrap();
     pair.drive();
-    let events = pair.client.take_events();
-    assert_eq!(messages(&events), vec![Bytes::from_static(b"1")]);
     assert_eq!(
-        events.last(),
-        Some(&Event::StreamFinished {
-            id,
-            result: Err(Error::Remote(Bytes::from_static(b"disk gone")))
-        })
+        pair.client.take_events(),
+        vec![Event::StreamReadable { id }, Event::StreamEnded { id }]
+    );
+    assert_eq!(
+        read_to_end(&mut pair.client.conn, id),
+        (
+            vec![Bytes::from_static(b"1")],
+            ReadOutcome::Failed(Error::Remote(Bytes::from_static(b"disk gone")))
+        )
     );
 }
 
@@ -170,7 +198,7 @@ fn client_cancel_reaches_the_handler_with_a_full_input_queue() {
         }
         assert_eq!(
             pair.client.conn.send_message(id, Bytes::from_static(b"x")),
-            Err(Error::NoCredit)
+            Err(CommandError::NoCredit)
         );
         pair.drive();
         pair.server.take_events();
@@ -178,7 +206,7 @@ fn client_cancel_reaches_the_handler_with_a_full_input_queue() {
         pair.drive();
         assert_eq!(
             pair.server.take_events(),
-            vec![Event::Cancelled {
+            vec![Event::IncomingCancelled {
                 id: call.id,
                 reason: Error::Cancelled
             }],
@@ -200,12 +228,10 @@ fn responder_reset_ends_the_callers_stream() {
     let (id, call) = open(&mut pair, 1);
     pair.server.conn.cancel(call.id).unwrap();
     pair.drive();
+    assert_eq!(pair.client.take_events(), vec![Event::StreamEnded { id }]);
     assert_eq!(
-        pair.client.take_events(),
-        vec![Event::StreamFinished {
-            id,
-            result: Err(Error::Cancelled)
-        }]
+        read_to_end(&mut pair.client.conn, id),
+        (Vec::new(), ReadOutcome::Failed(Error::Cancelled))
     );
 }
 
@@ -222,7 +248,7 @@ fn blocked_consumer_does_not_stop_keepalive() {
         .conn
         .send_message(call.id, Bytes::from_static(b"b"))
         .unwrap();
-    // Nobody consumes for many idle timeouts; pings and pongs keep flowing.
+    // Nobody reads for many idle timeouts; pings and pongs keep flowing.
     pair.advance(Duration::from_secs(120));
     assert!(!pair.client.conn.is_closed());
     assert!(!pair.server.conn.is_closed());
@@ -260,7 +286,7 @@ fn stalled_stream_does_not_hold_small_requests_hostage() {
     let incoming = server_events
         .iter()
         .find_map(|event| match event {
-            Event::Request(call) => Some(call.id),
+            Event::IncomingRequest(call) => Some(call.id),
             _ => None,
         })
         .expect("request arrived in the first buffer");
@@ -275,7 +301,7 @@ fn stalled_stream_does_not_hold_small_requests_hostage() {
         before_response += buffer.len();
         let mut done = false;
         while let Some(event) = pair.client.conn.poll_event() {
-            if let Event::Response { id, result } = event {
+            if let Event::RequestEnded { id, result } = event {
                 assert_eq!(id, request);
                 assert_eq!(result, Ok(Bytes::from_static(b"pong")));
                 done = true;
@@ -289,5 +315,50 @@ fn stalled_stream_does_not_hold_small_requests_hostage() {
     assert!(
         before_response < 200_000,
         "{before_response} bytes before the response"
+    );
+}
+
+#[test]
+fn a_reader_that_stops_reading_never_blocks_its_peer() {
+    let mut pair = Pair::connected(9);
+    let (id, call) = open(&mut pair, 2);
+    for message in [&b"a"[..], b"b"] {
+        pair.server
+            .conn
+            .send_message(call.id, Bytes::copy_from_slice(message))
+            .unwrap();
+    }
+    pair.drive();
+    assert!(!pair.server.conn.can_send(call.id));
+    assert_eq!(pair.client.conn.stats().buffered_bytes, 2);
+    assert_eq!(
+        pair.client.take_events(),
+        vec![Event::StreamReadable { id }]
+    );
+    // What waited is dropped and its credit returned; later messages are
+    // dropped as they arrive, their credit returned as if read.
+    pair.client.conn.stop_reading(id).unwrap();
+    assert_eq!(pair.client.conn.stats().buffered_bytes, 0);
+    pair.drive();
+    for i in 0..20u8 {
+        assert!(pair.server.conn.can_send(call.id), "message {i}");
+        pair.server
+            .conn
+            .send_message(call.id, Bytes::from(vec![i; 100]))
+            .unwrap();
+        pair.drive();
+    }
+    assert_eq!(pair.client.conn.stats().buffered_bytes, 0);
+    assert!(!pair
+        .client
+        .take_events()
+        .iter()
+        .any(|event| matches!(event, Event::StreamReadable { .. })));
+    // The end still reads as the end.
+    pair.server.conn.finish(call.id).unwrap();
+    pair.drive();
+    assert_eq!(
+        read_to_end(&mut pair.client.conn, id),
+        (Vec::new(), ReadOutcome::Finished)
     );
 }

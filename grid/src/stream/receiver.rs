@@ -88,10 +88,11 @@ impl StreamReceiver {
                 Poll::Ready(Some(Err(error)))
             }
             // The protocol no longer holds the stream: a handler's stream
-            // whose handler has returned.
+            // whose connection closed, or whose handler has returned.
             Err(_) => {
                 self.ended = true;
-                Poll::Ready(None)
+                let closed = inner.proto.is_closed();
+                Poll::Ready(closed.then_some(Err(Error::Disconnected)))
             }
         }
     }

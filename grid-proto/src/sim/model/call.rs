@@ -1,6 +1,5 @@
 //! A call as both applications see it, and a side as a whole.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -30,12 +29,32 @@ pub struct Dir {
     pub sent: Vec<usize>,
     /// Messages sent when the sender ended its direction.
     pub fin_at: Option<usize>,
-    /// Messages the receiver was given, in order.
-    pub delivered: usize,
-    /// Messages the receiver's application consumed.
-    pub consumed: usize,
-    /// Lengths of delivered messages not consumed yet, oldest first.
-    pub unconsumed: VecDeque<usize>,
+    /// Messages the receiver's application read, in order. Reading is
+    /// consuming: it returns the sender its credit.
+    pub read: usize,
+    /// The receiver's application stopped reading: what arrives is dropped
+    /// and its credit returned at once.
+    pub stopped: bool,
+}
+
+impl Dir {
+    /// Bytes of the messages sent and not yet read: all of them wait at the
+    /// receiver once nothing is in flight, unless the call ended on one side
+    /// (then some may have been dropped).
+    pub fn unread_bytes(&self) -> usize {
+        if self.stopped {
+            return 0;
+        }
+        self.sent
+            .get(self.read..)
+            .map_or(0, |rest| rest.iter().sum())
+    }
+
+    /// The receiver consumed everything sent: it read it all, or stopped
+    /// reading (and so consumes on arrival).
+    pub fn all_consumed(&self) -> bool {
+        self.stopped || self.read == self.sent.len()
+    }
 }
 
 /// A call, as both applications see it: fields starting with `o_` are the
@@ -72,7 +91,7 @@ pub struct Call {
     pub r_cancelled: Option<Error>,
     /// The responder accepted the stream.
     pub r_accepted: bool,
-    /// The responder saw the end of the opener's direction.
+    /// The responder read the end of the opener's direction.
     pub r_input_finished: bool,
     /// How the responder's application ended it, and whether that was sent
     /// (it is not for a call cancelled before).
@@ -87,6 +106,12 @@ impl Call {
     /// The responder holds it and was not told it is cancelled.
     pub fn live_at_responder(&self) -> bool {
         self.r_held && self.r_cancelled.is_none()
+    }
+
+    /// Both applications still work on it: everything either sent reaches
+    /// the other once nothing is in flight.
+    pub fn live_at_both(&self) -> bool {
+        self.o_open && !self.o_cancelled && self.live_at_responder()
     }
 }
 

@@ -16,10 +16,10 @@ impl Model {
     }
 
     /// The checks after every step (events taken): gauges, limits and state
-    /// against the model; a drain past its deadline has closed; buffered
-    /// bytes cover the unconsumed messages, and with nothing in flight
-    /// nothing more (but partial messages of cancelled calls), both sides
-    /// agree on what is open and credit flows.
+    /// against the model; a drain past its deadline has closed; with nothing
+    /// in flight, buffered bytes are the unread messages (see
+    /// [`Model::check_buffered`]), both sides agree on what is open and credit
+    /// flows.
     pub fn check(&mut self, pair: &Pair) -> Result<(), Violation> {
         let step = self.step;
         let settled = self.settled(pair);
@@ -100,46 +100,62 @@ impl Model {
                     "step {step}: {side:?} still open after its drain deadline"
                 );
             }
-            let unconsumed: usize = outgoing
-                .iter()
-                .map(|m| self.calls[m].r2o.unconsumed.iter().sum::<usize>())
-                .chain(
-                    incoming
-                        .iter()
-                        .map(|m| self.calls[m].o2r.unconsumed.iter().sum()),
-                )
-                .sum();
-            // Buffered bytes are unconsumed messages plus partly received ones.
-            ensure!(
-                stats.buffered_bytes >= unconsumed,
-                "step {step}: {side:?} buffers {} bytes, but {unconsumed} bytes were delivered \
-                 and not consumed",
-                stats.buffered_bytes
-            );
             if settled {
-                // With nothing in flight no message is partly received, except
-                // on a call cancelled here (by its opener or the deadline) in the
-                // middle of a message: the partial message stays, like the call,
-                // until the application ends the call.
-                let cancelled = incoming
-                    .iter()
-                    .filter(|m| self.calls[m].r_cancelled.is_some())
-                    .count();
-                let partial = stats.buffered_bytes.checked_sub(unconsumed);
-                ensure!(
-                    partial.is_some_and(|partial| {
-                        partial <= cancelled * self.limits[side.index()].max_message_size as usize
-                    }),
-                    "step {step}: {side:?} buffers {} bytes, but holds {unconsumed} bytes of \
-                     unconsumed messages and {cancelled} cancelled calls",
-                    stats.buffered_bytes
-                );
+                self.check_buffered(side, stats.buffered_bytes, &outgoing, &incoming)?;
             }
         }
         if settled {
             self.check_agreement(pair)?;
             self.check_credit_liveness(pair)?;
         }
+        Ok(())
+    }
+
+    /// Property 4 with nothing in flight: `side` buffers exactly the unread
+    /// messages of the streams both applications still work on (everything
+    /// sent on them has arrived), plus at most the unread messages of streams
+    /// it holds that ended on one side (some may have been dropped) and a
+    /// partial message per call cancelled here in the middle of a message
+    /// (it stays, like the call, until the application ends the call).
+    pub fn check_buffered(
+        &self,
+        side: Which,
+        buffered: usize,
+        outgoing: &[u32],
+        incoming: &[u32],
+    ) -> Result<(), Violation> {
+        let unread = |mux: &u32| {
+            let call = &self.calls[mux];
+            let dir = if call.opener == side {
+                &call.r2o
+            } else {
+                &call.o2r
+            };
+            (call.live_at_both(), dir.unread_bytes())
+        };
+        let held = outgoing
+            .iter()
+            .chain(incoming)
+            .filter(|m| self.calls[m].stream);
+        let (mut exact, mut at_most) = (0, 0);
+        for (live, bytes) in held.map(unread) {
+            if live {
+                exact += bytes;
+            } else {
+                at_most += bytes;
+            }
+        }
+        let cancelled = incoming
+            .iter()
+            .filter(|m| self.calls[m].r_cancelled.is_some())
+            .count();
+        let partials = cancelled * self.limits[side.index()].max_message_size as usize;
+        ensure!(
+            buffered >= exact && buffered <= exact + at_most + partials,
+            "step {}: {side:?} buffers {buffered} bytes; it holds {exact} unread bytes of live \
+             streams, up to {at_most} of ended ones, and {cancelled} cancelled calls",
+            self.step
+        );
         Ok(())
     }
 
@@ -190,8 +206,8 @@ impl Model {
     }
 
     /// Property 2, liveness: with nothing in flight, a stream whose receiver
-    /// consumed everything delivered and granted a window of at least one can
-    /// carry another message.
+    /// read everything sent (or stopped reading) and granted a window of at
+    /// least one can carry another message.
     pub fn check_credit_liveness(&self, pair: &Pair) -> Result<(), Violation> {
         for (mux, call) in &self.calls {
             if !(call.stream && call.o_open && call.live_at_responder()) {
@@ -200,27 +216,24 @@ impl Model {
             let id = CallId(*mux);
             let opener = &pair.side_ref(call.opener).conn;
             let responder = &pair.side_ref(call.opener.other()).conn;
-            if call.r2o.window > 0 && call.r2o.unconsumed.is_empty() {
+            if call.r2o.window > 0 && call.r2o.all_consumed() {
                 ensure!(
                     responder.can_send(id),
-                    "step {}: responder of {id} cannot send though the opener consumed all \
+                    "step {}: responder of {id} cannot send though the opener read all \
                      {} messages (window {})",
                     self.step,
-                    call.r2o.delivered,
+                    call.r2o.read,
                     call.r2o.window
                 );
             }
-            if call.r_accepted
-                && call.o2r.window > 0
-                && call.o2r.unconsumed.is_empty()
-                && !call.o_finished
+            if call.r_accepted && call.o2r.window > 0 && call.o2r.all_consumed() && !call.o_finished
             {
                 ensure!(
                     opener.can_send(id),
-                    "step {}: opener of {id} cannot send though the responder consumed all \
+                    "step {}: opener of {id} cannot send though the responder read all \
                      {} messages (window {})",
                     self.step,
-                    call.o2r.delivered,
+                    call.o2r.read,
                     call.o2r.window
                 );
             }

@@ -2,11 +2,14 @@
 //! every refusal needs its condition, and a command with no applicable refusal
 //! succeeds.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::connection::CallTarget;
-use crate::error::Error;
-use crate::event::CallId;
+use crate::error::{CommandError, Error};
+use crate::event::{CallId, ReadOutcome};
 use crate::sim::{Pair, Which};
 
 use super::{
@@ -61,25 +64,29 @@ impl Model {
         let relative = timeout.unwrap_or(self.timeouts[side.index()].default_deadline);
         let send_buffered = pair.side_ref(side).conn.stats().send_buffered;
         let refusals = [
-            (model.closed.is_some(), Error::Disconnected),
-            (model.drain_called || model.peer_draining, Error::Draining),
+            (model.closed.is_some(), Error::Disconnected.into()),
+            (
+                model.drain_called || model.peer_draining,
+                Error::Draining.into(),
+            ),
             (
                 wire_size > peer.max_message_size as usize,
                 Error::TooLarge {
                     size: wire_size,
                     max: peer.max_message_size as usize,
-                },
+                }
+                .into(),
             ),
             (
                 opened.len() >= peer.max_incoming_calls as usize
                     || (window.is_some() && opened_streams >= peer.max_incoming_streams as usize),
-                Error::Overloaded,
+                Error::Overloaded.into(),
             ),
             (
                 send_buffered >= self.limits[side.index()].send_buffer_size,
-                Error::SendBufferFull,
+                CommandError::SendBufferFull,
             ),
-            (relative < MIN_DEADLINE, Error::DeadlineExceeded),
+            (relative < MIN_DEADLINE, Error::DeadlineExceeded.into()),
         ];
         let connection = &mut pair.side(side).conn;
         let result = match window {
@@ -88,7 +95,7 @@ impl Model {
         };
         match result {
             Ok(id) => {
-                let applicable: Vec<&Error> = refusals
+                let applicable: Vec<&CommandError> = refusals
                     .iter()
                     .filter(|(applies, _)| *applies)
                     .map(|(_, error)| error)
@@ -149,7 +156,7 @@ impl Model {
                         .filter(|(applies, _)| *applies)
                         .collect::<Vec<_>>()
                 );
-                if error == Error::SendBufferFull {
+                if error == CommandError::SendBufferFull {
                     self.sides[side.index()].owed_writable = true;
                 }
             }
@@ -174,10 +181,10 @@ impl Model {
         else {
             return self.off_target("accept_stream", mux, result.is_ok());
         };
-        let expected = if call.r_cancelled.is_some() {
-            Err(Error::Cancelled)
+        let expected = if let Some(reason) = &call.r_cancelled {
+            Err(CommandError::Call(reason.clone()))
         } else if call.r_accepted {
-            Err(Error::UnknownCall)
+            Err(CommandError::UnknownCall)
         } else {
             Ok(())
         };
@@ -236,30 +243,32 @@ impl Model {
                     "step {step}: send_message on {mux:#x} succeeded (ended {ended}, \
                      too large {too_large}, send buffer full {buffer_full})"
                 );
+                // A receiver that stopped reading consumes on arrival, which
+                // this side cannot observe.
                 ensure!(
-                    seq < dir.window as usize + dir.consumed,
+                    dir.stopped || seq < dir.window as usize + dir.read,
                     "step {step}: {side:?} sent message {seq} on {mux:#x} but the peer granted \
-                     a window of {} and consumed {}",
+                     a window of {} and read {}",
                     dir.window,
-                    dir.consumed
+                    dir.read
                 );
                 dir.sent.push(size);
                 self.recent[side.index()] = Some(mux);
             }
-            Err(Error::NoCredit) => ensure!(!ended, "step {step}: NoCredit on ended stream"),
-            Err(Error::UnknownCall) => ensure!(
+            Err(CommandError::NoCredit) => ensure!(!ended, "step {step}: NoCredit on ended stream"),
+            Err(CommandError::Finished) => ensure!(
                 as_opener && call.o_finished,
-                "step {step}: UnknownCall sending on {mux:#x}"
+                "step {step}: Finished sending on {mux:#x}"
             ),
-            Err(Error::Cancelled) => ensure!(
-                !as_opener && call.r_cancelled.is_some(),
-                "step {step}: Cancelled sending on {mux:#x}"
-            ),
-            Err(Error::TooLarge { size: s, max: m }) => ensure!(
+            Err(CommandError::Call(Error::TooLarge { size: s, max: m })) => ensure!(
                 too_large && (s, m) == (size, max),
                 "step {step}: TooLarge {{ {s}, {m} }} sending {size} bytes on {mux:#x}"
             ),
-            Err(Error::SendBufferFull) => {
+            Err(CommandError::Call(reason)) => ensure!(
+                !as_opener && call.r_cancelled.as_ref() == Some(&reason),
+                "step {step}: {reason:?} sending on {mux:#x}"
+            ),
+            Err(CommandError::SendBufferFull) => {
                 ensure!(
                     buffer_full,
                     "step {step}: SendBufferFull sending on {mux:#x}"
@@ -271,36 +280,113 @@ impl Model {
         Ok(())
     }
 
-    /// Streams with delivered, unconsumed messages whose call `side`'s
-    /// application still works on.
-    pub fn consumable(&self, side: Which) -> Vec<u32> {
-        self.calls_where(|c| {
-            if c.opener == side {
-                c.o_open && !c.r2o.unconsumed.is_empty()
-            } else {
-                c.live_at_responder() && !c.o2r.unconsumed.is_empty()
-            }
-        })
+    /// Streams whose messages `side`'s application may read: those it holds.
+    pub fn readable(&self, side: Which) -> Vec<u32> {
+        self.calls_where(|c| c.stream && if c.opener == side { c.o_open } else { c.r_held })
     }
 
-    /// `side` consumes the oldest unconsumed message of `mux`, if the call is
-    /// [consumable](Model::consumable) there; else nothing happens.
-    pub fn consume(&mut self, pair: &mut Pair, side: Which, mux: u32) {
-        if !self.consumable(side).contains(&mux) {
-            return;
+    /// `side` reads up to `max` messages of `mux`; every message must be the
+    /// next one sent, and an end reported only after the last of them.
+    pub fn read(
+        &mut self,
+        pair: &mut Pair,
+        side: Which,
+        mux: u32,
+        max: usize,
+    ) -> Result<ReadOutcome, Violation> {
+        let mut read = VecDeque::new();
+        let result = pair.side(side).conn.read(CallId(mux), &mut read, max);
+        if !self.readable(side).contains(&mux) {
+            self.off_target("read", mux, result.is_ok())?;
+            return Ok(ReadOutcome::Empty);
         }
+        let step = self.step;
         let Some(call) = self.calls.get_mut(&mux) else {
-            return;
+            return Ok(ReadOutcome::Empty);
         };
-        let dir = if call.opener == side {
-            &mut call.r2o
-        } else {
-            &mut call.o2r
+        let as_opener = call.opener == side;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                return Err(Violation::new(format!(
+                    "step {step}: {side:?} cannot read {mux:#x}, which it holds: {error:?}"
+                )))
+            }
         };
-        if let Some(len) = dir.unconsumed.pop_front() {
-            dir.consumed += 1;
-            pair.side(side).conn.consume(CallId(mux), len);
+        match &outcome {
+            ReadOutcome::Messages { count, .. } => {
+                ensure!(
+                    *count >= 1 && *count <= max.max(1) && *count == read.len(),
+                    "step {step}: read {count} messages of {mux:#x} ({} handed over, max {max})",
+                    read.len()
+                );
+                for payload in read {
+                    take_message(call, mux, as_opener, payload)
+                        .map_err(|e| Violation::new(format!("step {step}: {mux:#x}: {e}")))?;
+                }
+            }
+            ReadOutcome::Empty => {}
+            ReadOutcome::Finished => {
+                // A stream this side opened reports its end only after its
+                // `StreamEnded`, where the model reads it to the end at once.
+                ensure!(
+                    !as_opener && call.r_cancelled.is_none(),
+                    "step {step}: {side:?} read the end of {mux:#x} (opener {as_opener}, \
+                     cancelled {:?})",
+                    call.r_cancelled
+                );
+                ensure!(
+                    call.o2r.stopped || Some(call.o2r.read) == call.o2r.fin_at,
+                    "step {step}: input of {mux:#x} finished after {} of {:?} messages were read",
+                    call.o2r.read,
+                    call.o2r.fin_at
+                );
+                call.r_input_finished = true;
+            }
+            ReadOutcome::Failed(error) => ensure!(
+                !as_opener && call.r_cancelled.as_ref() == Some(error),
+                "step {step}: {side:?} read {mux:#x} as failed with {error:?} (opener \
+                 {as_opener}, cancelled {:?})",
+                call.r_cancelled
+            ),
         }
+        Ok(outcome)
+    }
+
+    /// `side` stops reading `mux`: what waits is dropped, and what arrives
+    /// later is consumed at once.
+    pub fn stop_reading(
+        &mut self,
+        pair: &mut Pair,
+        side: Which,
+        mux: u32,
+    ) -> Result<(), Violation> {
+        let result = pair.side(side).conn.stop_reading(CallId(mux));
+        if !self.readable(side).contains(&mux) {
+            return self.off_target("stop_reading", mux, result.is_ok());
+        }
+        ensure_eq!(
+            result,
+            Ok(()),
+            "step {}: stop_reading {:#x}",
+            self.step,
+            mux
+        );
+        if let Some(call) = self.calls.get_mut(&mux) {
+            let dir = if call.opener == side {
+                &mut call.r2o
+            } else {
+                &mut call.o2r
+            };
+            dir.stopped = true;
+        }
+        Ok(())
+    }
+
+    /// `side` reads `mux` until nothing more waits.
+    pub fn read_all(&mut self, pair: &mut Pair, side: Which, mux: u32) -> Result<(), Violation> {
+        while let ReadOutcome::Messages { .. } = self.read(pair, side, mux, usize::MAX)? {}
+        Ok(())
     }
 
     /// `side` finishes `mux`: its direction of a stream it opened, or, as the
@@ -320,7 +406,7 @@ impl Model {
         };
         if call.opener == side {
             let expected = if call.o_finished {
-                Err(Error::UnknownCall)
+                Err(CommandError::Finished)
             } else {
                 Ok(())
             };
@@ -340,7 +426,7 @@ impl Model {
         let expected = if call.stream || call.r_cancelled.is_some() {
             Ok(())
         } else {
-            Err(Error::UnknownCall)
+            Err(CommandError::UnknownCall)
         };
         ensure_eq!(
             &result,
@@ -376,9 +462,9 @@ impl Model {
         let max = self.limits[side.other().index()].max_message_size as usize;
         // A response too large for the peer leaves the call open.
         let expected = if call.stream && call.r_cancelled.is_none() {
-            Err(Error::UnknownCall)
+            Err(CommandError::UnknownCall)
         } else if call.r_cancelled.is_none() && size > max {
-            Err(Error::TooLarge { size, max })
+            Err(CommandError::Call(Error::TooLarge { size, max }))
         } else {
             Ok(())
         };
@@ -486,4 +572,47 @@ impl Model {
         }
         pair.side(side).conn.close(CLOSE_TEXT);
     }
+}
+
+/// Checks a message that the application of the receiving side read on call
+/// `mux` (`as_opener`: the opener read it) against what the sender sent, byte
+/// for byte and in order, and counts it.
+pub(super) fn take_message(
+    call: &mut Call,
+    mux: u32,
+    as_opener: bool,
+    payload: Bytes,
+) -> Result<(), String> {
+    let dir = if as_opener {
+        &mut call.r2o
+    } else {
+        &mut call.o2r
+    };
+    if dir.stopped {
+        return Err(format!(
+            "read a message after stopping reading, at {}",
+            dir.read
+        ));
+    }
+    let seq = dir.read;
+    let Some(&sent) = dir.sent.get(seq) else {
+        return Err(format!("read message {seq}, only {} sent", dir.sent.len()));
+    };
+    if payload != stream_payload(mux, !as_opener, seq, sent) {
+        let got_seq = payload
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes);
+        return Err(format!(
+            "message {seq} arrived as {} bytes with sequence {got_seq:?}, sent as {sent} bytes",
+            payload.len()
+        ));
+    }
+    if let Some(fin_at) = dir.fin_at {
+        if seq >= fin_at {
+            return Err(format!("message {seq} after fin at {fin_at}"));
+        }
+    }
+    dir.read += 1;
+    Ok(())
 }

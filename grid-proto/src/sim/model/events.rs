@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use crate::error::{CloseReason, Error};
-use crate::event::{CallId, Event};
+use crate::event::{CallId, Event, ReadOutcome};
 use crate::sim::{Pair, Which};
 
+use super::commands::take_message;
 use super::{
-    check_terminal, stream_payload, EndContext, LimitCloses, Model, Violation, CLOSE_TEXT, HANDLER,
-    SUBROUTE,
+    check_terminal, EndContext, LimitCloses, Model, Violation, CLOSE_TEXT, HANDLER, SUBROUTE,
 };
 
 impl Model {
@@ -59,7 +61,12 @@ impl Model {
 
     /// Checks one event of `side` about a call against the model, and
     /// records it; connection events go to [`Model::on_connection_event`].
-    pub fn on_event(&mut self, pair: &Pair, side: Which, event: Event) -> Result<(), Violation> {
+    pub fn on_event(
+        &mut self,
+        pair: &mut Pair,
+        side: Which,
+        event: Event,
+    ) -> Result<(), Violation> {
         let now = pair.now;
         let step = self.step;
         let is_closed = pair.side_ref(side).conn.is_closed();
@@ -70,12 +77,11 @@ impl Model {
             brief(&event)
         );
         let id = match &event {
-            Event::Request(call) | Event::StreamOpened(call) => Some(call.id),
-            Event::Response { id, .. }
-            | Event::Message { id, .. }
-            | Event::InputFinished { id }
-            | Event::StreamFinished { id, .. }
-            | Event::Cancelled { id, .. }
+            Event::IncomingRequest(call) | Event::IncomingStream(call) => Some(call.id),
+            Event::RequestEnded { id, .. }
+            | Event::StreamReadable { id }
+            | Event::StreamEnded { id }
+            | Event::IncomingCancelled { id, .. }
             | Event::StreamWritable { id } => Some(*id),
             _ => None,
         };
@@ -106,7 +112,7 @@ impl Model {
             call.r_held && call.r_cancelled.is_none()
         };
         match event {
-            Event::Request(incoming) | Event::StreamOpened(incoming) => {
+            Event::IncomingRequest(incoming) | Event::IncomingStream(incoming) => {
                 ensure!(
                     !as_opener,
                     "step {step}: {side:?} got its own call {id} as incoming"
@@ -139,67 +145,19 @@ impl Model {
                 call.r_held = true;
                 call.r_deadline = Some(incoming.deadline);
             }
-            Event::Message { payload, .. } => {
+            Event::StreamReadable { .. } => {
                 ensure!(
                     call.stream && alive,
-                    "step {step}: {side:?} message on {id} (alive={alive})"
+                    "step {step}: StreamReadable on {id} at {side:?} (alive={alive})"
                 );
-                let dir = if as_opener {
-                    &mut call.r2o
-                } else {
-                    &mut call.o2r
-                };
-                let seq = dir.delivered;
-                ensure!(
-                    seq < dir.sent.len(),
-                    "step {step}: {side:?} got message {seq} on {id}, only {} sent",
-                    dir.sent.len()
-                );
-                let expected = stream_payload(mux, !as_opener, seq, dir.sent[seq]);
-                if payload != expected {
-                    let got_seq = payload
-                        .get(..4)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_le_bytes);
+                if !as_opener {
                     ensure!(
-                        false,
-                        "step {step}: message {seq} on {id} arrived as {} bytes with sequence \
-                         {got_seq:?}, sent as {} bytes",
-                        payload.len(),
-                        dir.sent[seq]
+                        !call.r_input_finished,
+                        "step {step}: StreamReadable on {id} after its input was read to the end"
                     );
                 }
-                if let Some(fin_at) = dir.fin_at {
-                    ensure!(
-                        seq < fin_at,
-                        "step {step}: message {seq} after fin at {fin_at}"
-                    );
-                }
-                dir.delivered += 1;
-                dir.unconsumed.push_back(payload.len());
-                ensure!(
-                    dir.unconsumed.len() <= dir.window as usize,
-                    "step {step}: {side:?} holds {} unconsumed messages on {id}, window {}",
-                    dir.unconsumed.len(),
-                    dir.window
-                );
-                ensure!(dir.delivered <= dir.window as usize + dir.consumed);
             }
-            Event::InputFinished { .. } => {
-                ensure!(
-                    !as_opener && call.stream && alive && !call.r_input_finished,
-                    "step {step}: InputFinished on {id} (alive={alive})"
-                );
-                ensure_eq!(
-                    Some(call.o2r.delivered),
-                    call.o2r.fin_at,
-                    "step {}: input of {} finished before every message arrived",
-                    step,
-                    id
-                );
-                call.r_input_finished = true;
-            }
-            Event::Cancelled { reason, .. } => {
+            Event::IncomingCancelled { reason, .. } => {
                 ensure!(
                     !as_opener && alive,
                     "step {step}: Cancelled({reason:?}) of {id} at {side:?} (alive={alive})"
@@ -227,7 +185,7 @@ impl Model {
                     "step {step}: StreamWritable on {id} (alive={alive})"
                 );
             }
-            Event::Response { result, .. } => {
+            Event::RequestEnded { result, .. } => {
                 ensure!(
                     as_opener && !call.stream && alive,
                     "step {step}: Response of {id} (alive={alive})"
@@ -240,18 +198,44 @@ impl Model {
                 call.o_open = false;
                 call.o_result = Some(result);
             }
-            Event::StreamFinished { result, .. } => {
+            Event::StreamEnded { .. } => {
                 ensure!(
                     as_opener && call.stream && alive,
-                    "step {step}: StreamFinished of {id} (alive={alive})"
+                    "step {step}: StreamEnded of {id} (alive={alive})"
                 );
-                let result = result.map(|()| None);
-                check_terminal(call, &result, &end_context).map_err(|e| fail_at(step, id, e))?;
-                if result == Err(Error::Disconnected) {
+                // The application reads what is left, then the outcome, and
+                // releases the stream.
+                let mut read = VecDeque::new();
+                let outcome = loop {
+                    let result = pair.side(side).conn.read(id, &mut read, usize::MAX);
+                    match result {
+                        Ok(ReadOutcome::Messages { .. }) => {
+                            for payload in read.drain(..) {
+                                take_message(call, mux, true, payload)
+                                    .map_err(|e| fail_at(step, id, Violation::new(e)))?;
+                            }
+                        }
+                        Ok(ReadOutcome::Finished) => break Ok(None),
+                        Ok(ReadOutcome::Failed(error)) => break Err(error),
+                        other => ensure!(
+                            false,
+                            "step {step}: {id} ended, but reading it gives {other:?}"
+                        ),
+                    }
+                };
+                ensure_eq!(
+                    pair.side(side).conn.cancel(id),
+                    Ok(()),
+                    "step {}: releasing the ended stream {}",
+                    step,
+                    id
+                );
+                check_terminal(call, &outcome, &end_context).map_err(|e| fail_at(step, id, e))?;
+                if outcome == Err(Error::Disconnected) {
                     self.sides[side.index()].disconnected.push(mux);
                 }
                 call.o_open = false;
-                call.o_result = Some(result);
+                call.o_result = Some(outcome);
             }
             _ => unreachable!(),
         }

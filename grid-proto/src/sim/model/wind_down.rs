@@ -9,8 +9,8 @@ use super::{Model, Violation};
 impl Model {
     // ----- the end -----
 
-    /// Both applications end everything they hold, consume everything
-    /// delivered, the openers finish their streams; then property 3.
+    /// Both applications end everything they hold, read everything waiting,
+    /// the openers finish their streams; then property 3.
     pub fn wind_down(&mut self, pair: &mut Pair) -> Result<(), Violation> {
         for round in 0..20 {
             // Let everything in flight land (and deadlines under 1 ms away fire).
@@ -28,8 +28,8 @@ impl Model {
                         self.accept(pair, side, mux, 2)?;
                     }
                 }
-                while let Some(&mux) = self.consumable(side).first() {
-                    self.consume(pair, side, mux);
+                for mux in self.readable(side) {
+                    self.read_all(pair, side, mux)?;
                 }
                 for mux in
                     self.calls_where(|c| c.opener == side && c.o_open && c.stream && !c.o_finished)

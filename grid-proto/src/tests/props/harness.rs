@@ -103,12 +103,12 @@ impl Harness {
                     None => Ok(()),
                 }
             }
-            Op::Consume { side, pick } => {
-                let streams = self.model.consumable(side);
-                if let Some(mux) = pick_one(&streams, pick) {
-                    self.model.consume(&mut self.pair, side, mux);
+            Op::Read { side, pick, max } => {
+                let streams = self.model.readable(side);
+                match pick_one(&streams, pick) {
+                    Some(mux) => self.model.read(&mut self.pair, side, mux, max).map(|_| ()),
+                    None => Ok(()),
                 }
-                Ok(())
             }
             Op::Finish { side, pick } => {
                 let calls = self.model.calls_where(|c| {
@@ -249,14 +249,19 @@ impl Harness {
                 }
                 _ => Ok(()),
             },
-            Op::ConsumeRecent { side } => {
-                if let Some(mux) = self.model.recent[side.index()] {
-                    if self.model.consumable(side).contains(&mux) {
-                        self.model.consume(&mut self.pair, side, mux);
-                    }
+            Op::StopReading { side, pick } => {
+                let streams = self.model.readable(side);
+                match pick_one(&streams, pick) {
+                    Some(mux) => self.model.stop_reading(&mut self.pair, side, mux),
+                    None => Ok(()),
                 }
-                Ok(())
             }
+            Op::ReadRecent { side } => match self.model.recent[side.index()] {
+                Some(mux) if self.model.readable(side).contains(&mux) => {
+                    self.model.read(&mut self.pair, side, mux, 1).map(|_| ())
+                }
+                _ => Ok(()),
+            },
             Op::Drain { side, timeout } => {
                 self.model.drain(&mut self.pair, side, timeout);
                 Ok(())

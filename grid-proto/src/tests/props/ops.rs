@@ -32,10 +32,11 @@ pub(super) enum Op {
         pick: usize,
         size: usize,
     },
-    /// Consumes the oldest unconsumed message of a stream.
-    Consume {
+    /// Reads up to `max` messages of a stream the side holds.
+    Read {
         side: Which,
         pick: usize,
+        max: usize,
     },
     /// `finish` on a call the side holds, in either role.
     Finish {
@@ -73,8 +74,13 @@ pub(super) enum Op {
     CancelRecent {
         side: Which,
     },
-    /// Consumes a message of the stream on which `side` last queued a message.
-    ConsumeRecent {
+    /// Stops reading a stream the side holds.
+    StopReading {
+        side: Which,
+        pick: usize,
+    },
+    /// Reads a message of the stream on which `side` last queued a message.
+    ReadRecent {
         side: Which,
     },
     /// Both sides of a stream act at once: `side` queues a message of `size`
@@ -269,8 +275,14 @@ fn op(features: Features) -> impl Strategy<Value = Op> {
         ),
         (
             100,
+            (which(), any::<usize>(), 1usize..=4)
+                .prop_map(|(side, pick, max)| Op::Read { side, pick, max })
+                .boxed(),
+        ),
+        (
+            15,
             (which(), any::<usize>())
-                .prop_map(|(side, pick)| Op::Consume { side, pick })
+                .prop_map(|(side, pick)| Op::StopReading { side, pick })
                 .boxed(),
         ),
         (
@@ -373,10 +385,7 @@ fn op(features: Features) -> impl Strategy<Value = Op> {
             60,
             which().prop_map(|side| Op::CancelRecent { side }).boxed(),
         ));
-        options.push((
-            60,
-            which().prop_map(|side| Op::ConsumeRecent { side }).boxed(),
-        ));
+        options.push((60, which().prop_map(|side| Op::ReadRecent { side }).boxed()));
     }
     if features.drain {
         let timeouts = prop_oneof![
