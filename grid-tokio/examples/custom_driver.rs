@@ -26,7 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use grid_proto::{dials, CallTarget, CloseReason, Config, Connection, Error, Event, Role};
-use grid_tokio::{Bytes, Ctx, HandlerError, Manager, StreamReceiver, StreamSender, Tokio};
+use grid_tokio::{Bytes, Ctx, HandlerError, Manager, Router, StreamReceiver, StreamSender, Tokio};
 
 const ECHO: u16 = 1;
 const STREAM_ECHO: u16 = 2;
@@ -52,8 +52,11 @@ fn tokio_node(listener: std::net::TcpListener, peer: String, stop: Receiver<()>)
             .peers([peer]) // only listed peers may connect
             .secret(SECRET)
             .listener(Tokio::listener(listener))
-            .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
-            .stream(STREAM_ECHO, 2, echo_stream)
+            .router(
+                Router::new()
+                    .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+                    .stream(STREAM_ECHO, 2, echo_stream),
+            )
             .start()
             .await
             .map_err(err)
