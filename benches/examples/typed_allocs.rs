@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use grid_benches::counting_alloc::{CountingAlloc, CountingGuard};
 use grid_tokio::typed::Single;
-use grid_tokio::{Bytes, Ctx, HandlerError, Manager, Tokio};
+use grid_tokio::{Bytes, Ctx, HandlerError, Manager, Router, Tokio};
 use serde::{Deserialize, Serialize};
 
 #[global_allocator]
@@ -42,18 +42,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .peers(names.clone())
                 .secret("s")
                 .listener(Tokio::listener(listener))
-                .single(ECHO, |_ctx: Ctx, request: Bytes| async move {
-                    Ok::<_, HandlerError>(request)
-                })
-                .handle(&STAT, |_ctx: Ctx, stat: Stat| async move {
-                    Ok::<_, String>(stat)
-                })
+                .router(
+                    Router::new()
+                        .single(ECHO, |_ctx: Ctx, request: Bytes| async move {
+                            Ok::<_, HandlerError>(request)
+                        })
+                        .handle(&STAT, |_ctx: Ctx, stat: Stat| async move {
+                            Ok::<_, String>(stat)
+                        }),
+                )
                 .start()
                 .await?;
             nodes.push(node);
         }
         nodes[0].wait_all_connected(Duration::from_secs(5)).await?;
-        let conn = nodes[0].connection(&names[1])?;
+        let conn = nodes[0].peer(&names[1])?;
         let stat = Stat {
             bucket: "photos".into(),
             object: "2026/11/21/IMG_0001.jpg".into(),

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use grid_async_std::{AsyncStd, Bytes, Ctx, Manager};
+//! use grid_async_std::{AsyncStd, Bytes, Ctx, Manager, Router};
 //!
 //! const ECHO: u16 = 1;
 //!
@@ -26,13 +26,13 @@
 //!         .peers(names.clone())
 //!         .secret(b"cluster secret")
 //!         .listener(AsyncStd::listener(listener))
-//!         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+//!         .router(Router::new().single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) }))
 //!         .start()
 //!         .await?;
 //!     nodes.push(node);
 //! }
 //! nodes[0].wait_all_connected(Duration::from_secs(5)).await?;
-//! let reply = nodes[0].connection(&names[1])?.request(ECHO, "hello").await?;
+//! let reply = nodes[0].peer(&names[1])?.request(ECHO, "hello").await?;
 //! assert_eq!(reply, "hello");
 //! for node in nodes {
 //!     node.shutdown(Duration::from_secs(1)).await;

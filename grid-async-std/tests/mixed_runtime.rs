@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use grid_async_std::{
-    AsyncStd, Bytes, Connection, Ctx, Error, HandlerError, StreamReceiver, StreamSender,
+    AsyncStd, Bytes, Ctx, Error, HandlerError, Peer, Router, StreamReceiver, StreamSender,
 };
 use grid_proto::dials;
 use grid_tokio::Tokio;
@@ -90,7 +90,7 @@ async fn echo_stream(
 
 /// Opens a stream to the peer's stream echo, sends `MESSAGES` messages while
 /// reading the echoes, and checks that every one came back, in order.
-async fn stream_roundtrip(conn: Connection, from: &'static str) {
+async fn stream_roundtrip(conn: Peer, from: &'static str) {
     let open = conn.stream(STREAM_ECHO, from).in_capacity(WINDOW);
     let stream = open.timeout(LIMIT).open().await;
     let (mut tx, mut rx) = stream.expect("the stream opens").split();
@@ -157,8 +157,11 @@ impl Mesh {
                     .peer_address(&names[1], std_addr)
                     .secret(SECRET)
                     .listener(Tokio::listener(listener))
-                    .single(ECHO, tokio_echo)
-                    .stream(STREAM_ECHO, WINDOW, echo_stream)
+                    .router(Router::new().single(ECHO, tokio_echo).stream(
+                        STREAM_ECHO,
+                        WINDOW,
+                        echo_stream,
+                    ))
                     .start()
                     .await
                     .map_err(std::io::Error::other)
@@ -172,8 +175,11 @@ impl Mesh {
             .peer_address(TOKIO_NAME, tokio_addr)
             .secret(SECRET)
             .listener(AsyncStd::listener(std_listener.into()))
-            .single(ECHO, async_std_echo)
-            .stream(STREAM_ECHO, WINDOW, echo_stream)
+            .router(Router::new().single(ECHO, async_std_echo).stream(
+                STREAM_ECHO,
+                WINDOW,
+                echo_stream,
+            ))
             .start();
         let std_node = within("starting the async-std node", std_node).await;
         let std_node = std_node.expect("the async-std node starts");
@@ -201,14 +207,14 @@ impl Mesh {
         let std_name = self.std_name.clone();
         for i in 0..10 {
             // async-std → tokio, awaited on async-std.
-            let to_tokio = self.std_node.connection(TOKIO_NAME).expect("a peer");
+            let to_tokio = self.std_node.peer(TOKIO_NAME).expect("a peer");
             let request = to_tokio.request(ECHO, format!("ping {i}")).timeout(LIMIT);
             let reply = within("request to the tokio node", async { request.await }).await;
             let expected = format!("tokio echoes ping {i} to {std_name}");
             assert_eq!(reply.expect("the tokio node answers"), expected);
 
             // tokio → async-std, awaited in a tokio task.
-            let to_std = self.tokio_node.connection(&std_name).expect("a peer");
+            let to_std = self.tokio_node.peer(&std_name).expect("a peer");
             let request = to_std.request(ECHO, format!("pong {i}")).timeout(LIMIT);
             let reply = on_tokio(&self.tokio, "request to the async-std node", async {
                 request.await
@@ -219,13 +225,13 @@ impl Mesh {
     }
 
     async fn streams_both_ways(&self) {
-        let to_tokio = self.std_node.connection(TOKIO_NAME).expect("a peer");
+        let to_tokio = self.std_node.peer(TOKIO_NAME).expect("a peer");
         within(
             "stream to the tokio node",
             stream_roundtrip(to_tokio, "async-std"),
         )
         .await;
-        let to_std = self.tokio_node.connection(&self.std_name).expect("a peer");
+        let to_std = self.tokio_node.peer(&self.std_name).expect("a peer");
         let roundtrip = stream_roundtrip(to_std, "tokio");
         on_tokio(&self.tokio, "stream to the async-std node", roundtrip).await;
     }

@@ -30,7 +30,7 @@ use grid_proto::{
     dials, CallId, CallTarget, CloseReason, CommandError, Config, Connection, Error, Event,
     ReadOutcome, Role,
 };
-use grid_tokio::{Bytes, Ctx, HandlerError, Manager, StreamReceiver, StreamSender, Tokio};
+use grid_tokio::{Bytes, Ctx, HandlerError, Manager, Router, StreamReceiver, StreamSender, Tokio};
 
 const ECHO: u16 = 1;
 const STREAM_ECHO: u16 = 2;
@@ -56,8 +56,11 @@ fn tokio_node(listener: std::net::TcpListener, peer: String, stop: Receiver<()>)
             .peers([peer]) // only listed peers may connect
             .secret(SECRET)
             .listener(Tokio::listener(listener))
-            .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
-            .stream(STREAM_ECHO, 2, echo_stream)
+            .router(
+                Router::new()
+                    .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+                    .stream(STREAM_ECHO, 2, echo_stream),
+            )
             .start()
             .await
             .map_err(err)

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use grid_tokio::{Bytes, Ctx, Manager, Tokio};
+//! use grid_tokio::{Bytes, Ctx, Manager, Router, Tokio};
 //!
 //! const ECHO: u16 = 1;
 //!
@@ -24,15 +24,15 @@
 //!         .peers(names.clone())
 //!         .secret(b"cluster secret")
 //!         .listener(Tokio::listener(listener))
-//!         .single(ECHO, |ctx: Ctx, request: Bytes| async move {
+//!         .router(Router::new().single(ECHO, |ctx: Ctx, request: Bytes| async move {
 //!             Ok(Bytes::from(format!("{} from {}", String::from_utf8_lossy(&request), ctx.peer())))
-//!         })
+//!         }))
 //!         .start()
 //!         .await?;
 //!     nodes.push(node);
 //! }
 //! nodes[0].wait_all_connected(Duration::from_secs(5)).await?;
-//! let reply = nodes[0].connection(&names[1])?.request(ECHO, "hello").await?;
+//! let reply = nodes[0].peer(&names[1])?.request(ECHO, "hello").await?;
 //! assert_eq!(reply, format!("hello from {}", names[0]));
 //! for node in nodes {
 //!     node.shutdown(Duration::from_secs(1)).await;

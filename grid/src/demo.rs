@@ -12,7 +12,8 @@ use futures_util::future::{join_all, select, Either, FutureExt};
 
 use crate::handler::{Ctx, HandlerError};
 use crate::manager::{Manager, ManagerBuilder};
-use crate::peer::ConnectionStats;
+use crate::peer::PeerStats;
+use crate::router::Router;
 use crate::runtime::{sleep_until, Listener, Runtime};
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::Error;
@@ -51,15 +52,18 @@ async fn start_node<R: Runtime>(
     let mut builder = ManagerBuilder::new(runtime.clone(), name)
         .peers(names.iter().cloned())
         .secret(SECRET)
-        .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
-        .single(SLOW, move |_ctx: Ctx, request: Bytes| {
-            let sleeper = sleeper.clone();
-            async move {
-                sleep(&sleeper, Duration::from_millis(100)).await;
-                Ok(request)
-            }
-        })
-        .stream(SQUARES, 8, squares);
+        .router(
+            Router::new()
+                .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+                .single(SLOW, move |_ctx: Ctx, request: Bytes| {
+                    let sleeper = sleeper.clone();
+                    async move {
+                        sleep(&sleeper, Duration::from_millis(100)).await;
+                        Ok(request)
+                    }
+                })
+                .stream(SQUARES, 8, squares),
+        );
     if let Some(listener) = listener {
         builder = builder.listener(listener);
     }
@@ -106,7 +110,7 @@ async fn mesh_requests<R: Runtime>(
             if i == j || nodes[j].is_none() {
                 continue;
             }
-            let conn = node.connection(peer)?;
+            let conn = node.peer(peer)?;
             pairs.push(spawn(runtime, async move {
                 let mut latencies = Vec::with_capacity(count);
                 for batch in 0..count / 16 {
@@ -155,7 +159,7 @@ fn print_stats<R: Runtime>(title: &str, nodes: &[Option<Manager<R>>]) {
         "node", "peer", "state", "msgs out", "msgs in", "bytes out", "bytes in", "reconnects"
     );
     for node in nodes.iter().flatten() {
-        for ConnectionStats {
+        for PeerStats {
             peer,
             state,
             protocol,
@@ -223,11 +227,7 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
         short(&names[1])
     );
     let first = nodes[0].as_ref().ok_or("node 0 down")?;
-    let stream = first
-        .connection(&names[1])?
-        .stream(SQUARES, "")
-        .open()
-        .await?;
+    let stream = first.peer(&names[1])?.stream(SQUARES, "").open().await?;
     let (mut tx, mut rx) = stream.split();
     let sender = spawn(runtime, async move {
         for n in 1..=100u64 {
@@ -251,10 +251,7 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
     if let Some(node) = nodes[2].take() {
         node.shutdown(Duration::ZERO).await;
     }
-    let conn = nodes[0]
-        .as_ref()
-        .ok_or("node 0 down")?
-        .connection(&names[2])?;
+    let conn = nodes[0].as_ref().ok_or("node 0 down")?.peer(&names[2])?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while conn.is_connected() && Instant::now() < deadline {
         sleep(runtime, Duration::from_millis(1)).await;
@@ -289,10 +286,7 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
 
     println!("\n5. node {} drains", short(&names[1]));
     let draining = nodes[1].take().ok_or("node 1 down")?;
-    let conn = nodes[0]
-        .as_ref()
-        .ok_or("node 0 down")?
-        .connection(&names[1])?;
+    let conn = nodes[0].as_ref().ok_or("node 0 down")?.peer(&names[1])?;
     let in_flight = spawn(runtime, {
         let conn = conn.clone();
         async move {

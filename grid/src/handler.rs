@@ -1,5 +1,6 @@
-//! Handlers: what a node runs for the calls its peers make, and the context
-//! each call's handler sees.
+//! What a handler is given and returns: the handler id it is registered
+//! under, the context each call's handler sees, and the error it may answer
+//! with. Registration is in [`crate::Router`].
 
 use std::fmt;
 use std::future::Future;
@@ -9,11 +10,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use grid_proto::{CallId, Error};
-use rustc_hash::FxHashMap;
 
-use crate::runtime::BoxFuture;
 use crate::shared::Shared;
-use crate::stream::{StreamReceiver, StreamSender};
 
 /// Identifies a handler on every node of the cluster.
 pub type HandlerId = u16;
@@ -115,81 +113,5 @@ impl Ctx {
             }
             Poll::Pending
         })
-    }
-}
-
-/// A single-request handler, type-erased. Its error is what the caller gets:
-/// [`Error::Remote`] for the handler's own errors, [`Error::Decode`] when a
-/// typed handler's request does not decode.
-pub(crate) type SingleFn =
-    Arc<dyn Fn(Ctx, Bytes) -> BoxFuture<'static, Result<Bytes, Error>> + Send + Sync>;
-
-/// A stream handler, type-erased.
-pub(crate) type StreamFn = Arc<
-    dyn Fn(Ctx, Bytes, StreamReceiver, StreamSender) -> BoxFuture<'static, Result<(), Error>>
-        + Send
-        + Sync,
->;
-
-/// A registered stream handler with its input capacity.
-#[derive(Clone)]
-pub(crate) struct StreamEntry {
-    pub(crate) handler: StreamFn,
-    pub(crate) in_capacity: u32,
-}
-
-/// Handlers by id and subroute.
-#[derive(Clone, Default)]
-pub(crate) struct Registry {
-    pub(crate) singles: FxHashMap<(HandlerId, Bytes), SingleFn>,
-    pub(crate) streams: FxHashMap<(HandlerId, Bytes), StreamEntry>,
-}
-
-/// Registering the same handler id and subroute twice.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("handler {handler} with subroute {subroute:?} is registered twice")]
-pub struct DuplicateHandler {
-    /// The handler id.
-    pub handler: HandlerId,
-    /// The subroute.
-    pub subroute: String,
-}
-
-impl Registry {
-    pub(crate) fn add_single(
-        &mut self,
-        handler: HandlerId,
-        subroute: Bytes,
-        function: SingleFn,
-    ) -> Result<(), DuplicateHandler> {
-        if self.singles.contains_key(&(handler, subroute.clone()))
-            || self.streams.contains_key(&(handler, subroute.clone()))
-        {
-            return Err(duplicate(handler, &subroute));
-        }
-        self.singles.insert((handler, subroute), function);
-        Ok(())
-    }
-
-    pub(crate) fn add_stream(
-        &mut self,
-        handler: HandlerId,
-        subroute: Bytes,
-        entry: StreamEntry,
-    ) -> Result<(), DuplicateHandler> {
-        if self.singles.contains_key(&(handler, subroute.clone()))
-            || self.streams.contains_key(&(handler, subroute.clone()))
-        {
-            return Err(duplicate(handler, &subroute));
-        }
-        self.streams.insert((handler, subroute), entry);
-        Ok(())
-    }
-}
-
-fn duplicate(handler: HandlerId, subroute: &Bytes) -> DuplicateHandler {
-    DuplicateHandler {
-        handler,
-        subroute: String::from_utf8_lossy(subroute).into_owned(),
     }
 }

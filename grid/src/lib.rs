@@ -11,8 +11,11 @@
 //! - A [`Manager`] is one node. It knows its name, every peer, the cluster
 //!   secret and its handlers. For each peer exactly one side dials (decided by
 //!   [`grid_proto::dials`]); it reconnects forever with jittered backoff.
-//! - [`Manager::connection`] gives a cheap [`Connection`] handle per peer.
-//!   Calls fail at once with [`Error::Disconnected`] while the peer is down.
+//! - A [`Router`] holds the node's handlers, by handler id and subroute; the
+//!   builder takes it with [`ManagerBuilder::router`].
+//! - [`Manager::peer`] gives a cheap [`Peer`] handle per peer: calls go
+//!   through whichever connection to it is current, and fail at once with
+//!   [`Error::Disconnected`] while the peer is down.
 //! - Each transport connection runs a `grid_proto` state machine behind one
 //!   mutex, moved by a driver task that reads, writes and keeps time. Callers
 //!   and handlers lock only to issue a command; nobody holds the lock across an
@@ -27,15 +30,13 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use grid::{Bytes, Ctx, HandlerError, Manager, Runtime};
+//! use grid::{Bytes, Ctx, HandlerError, Manager, Router, Runtime};
 //!
 //! const ECHO: u16 = 1;
 //! const WALK: u16 = 2;
 //!
 //! async fn node<R: Runtime + Default>() -> Result<(), Box<dyn std::error::Error>> {
-//!     let node = Manager::<R>::builder("10.0.0.1:7000")
-//!         .peers(["10.0.0.1:7000", "10.0.0.2:7000"])
-//!         .secret(b"cluster secret")
+//!     let router = Router::new()
 //!         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
 //!         .stream(WALK, 16, |_ctx, root: Bytes, _input, mut output: grid::StreamSender| async move {
 //!             for entry in ["a", "b", "c"] {
@@ -43,11 +44,15 @@
 //!                 output.send(Bytes::from(path)).await.map_err(|e| HandlerError::from(e.to_string()))?;
 //!             }
 //!             Ok(())
-//!         })
+//!         });
+//!     let node = Manager::<R>::builder("10.0.0.1:7000")
+//!         .peers(["10.0.0.1:7000", "10.0.0.2:7000"])
+//!         .secret(b"cluster secret")
+//!         .router(router)
 //!         .start()
 //!         .await?;
 //!     node.wait_all_connected(Duration::from_secs(10)).await?;
-//!     let peer = node.connection("10.0.0.2:7000")?;
+//!     let peer = node.peer("10.0.0.2:7000")?;
 //!     let reply = peer.request(ECHO, "ping").timeout(Duration::from_millis(200)).await?;
 //!     assert_eq!(reply, "ping");
 //!     let mut walk = peer.stream(WALK, "/data").open().await?;
@@ -68,6 +73,7 @@ mod driver;
 mod handler;
 mod manager;
 mod peer;
+mod router;
 pub mod runtime;
 mod serve;
 mod shared;
@@ -77,9 +83,12 @@ pub mod typed;
 pub use bytes::Bytes;
 pub use call::{Request, RequestFuture};
 pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Stats, Timeouts};
-pub use handler::{Ctx, DuplicateHandler, HandlerError, HandlerId};
+pub use handler::{Ctx, HandlerError, HandlerId};
 pub use manager::{Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError};
-pub use peer::{Connection, ConnectionState, ConnectionStats, DEFAULT_CONNECT_WAIT};
+#[allow(deprecated)]
+pub use peer::{Connection, ConnectionState, ConnectionStats};
+pub use peer::{Peer, PeerState, PeerStats, DEFAULT_CONNECT_WAIT};
+pub use router::{DuplicateHandler, Route, Router, TypedRoute};
 pub use runtime::{BoxFuture, BoxIo, Io, Listener, Runtime, Timer};
 pub use stream::{
     SendError, Stream, StreamReceiver, StreamRequest, StreamSender, DEFAULT_STREAM_CAPACITY,

@@ -99,20 +99,20 @@ impl PeerSlot {
 /// A handle to one peer. Cheap to clone; calls go through the peer's current
 /// connection and fail at once with [`Error::Disconnected`] while there is none.
 #[derive(Clone)]
-pub struct Connection {
+pub struct Peer {
     pub(crate) slot: Arc<PeerSlot>,
 }
 
-impl std::fmt::Debug for Connection {
+impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
+        f.debug_struct("Peer")
             .field("peer", &self.slot.name)
             .field("connected", &self.is_connected())
             .finish()
     }
 }
 
-impl Connection {
+impl Peer {
     /// The peer's node name.
     pub fn peer(&self) -> &str {
         &self.slot.name
@@ -173,23 +173,23 @@ impl Connection {
     }
 
     /// Counters of the current connection and of the peer's history.
-    pub fn stats(&self) -> ConnectionStats {
+    pub fn stats(&self) -> PeerStats {
         let current = self.slot.current();
         let (state, proto) = match &current {
             Some(shared) => {
                 let inner = shared.lock();
                 let state = if inner.proto.is_closed() {
-                    ConnectionState::Disconnected
+                    PeerState::Disconnected
                 } else if inner.proto.is_peer_draining() {
-                    ConnectionState::PeerDraining
+                    PeerState::PeerDraining
                 } else {
-                    ConnectionState::Connected
+                    PeerState::Connected
                 };
                 (state, inner.proto.stats())
             }
-            None => (ConnectionState::Disconnected, Stats::default()),
+            None => (PeerState::Disconnected, Stats::default()),
         };
-        ConnectionStats {
+        PeerStats {
             peer: self.slot.name.to_string(),
             state,
             protocol: proto,
@@ -201,7 +201,7 @@ impl Connection {
 
 /// State of a peer's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnectionState {
+pub enum PeerState {
     /// Calls flow.
     Connected,
     /// The peer is draining: new calls fail with [`Error::Draining`].
@@ -212,11 +212,11 @@ pub enum ConnectionState {
 
 /// Statistics of one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectionStats {
+pub struct PeerStats {
     /// The peer's node name.
     pub peer: String,
     /// State now.
-    pub state: ConnectionState,
+    pub state: PeerState,
     /// Counters of the current connection (zero when disconnected): bytes and
     /// messages each way, calls and streams in flight, last RTT.
     pub protocol: Stats,
@@ -225,6 +225,18 @@ pub struct ConnectionStats {
     /// Connections established after the first.
     pub reconnects: u64,
 }
+
+/// The old name of [`Peer`]: it is a handle to a peer, not a connection.
+#[deprecated(note = "renamed to `Peer`")]
+pub type Connection = Peer;
+
+/// The old name of [`PeerState`].
+#[deprecated(note = "renamed to `PeerState`")]
+pub type ConnectionState = PeerState;
+
+/// The old name of [`PeerStats`].
+#[deprecated(note = "renamed to `PeerStats`")]
+pub type ConnectionStats = PeerStats;
 
 /// How long [`crate::Manager::wait_connected`] waits by default.
 pub const DEFAULT_CONNECT_WAIT: Duration = Duration::from_secs(10);

@@ -16,7 +16,8 @@ use grid_proto::{CallId, Error, IncomingCall};
 use tracing::Instrument;
 
 use crate::driver::Host;
-use crate::handler::{Ctx, Registry};
+use crate::handler::Ctx;
+use crate::router::Router;
 use crate::runtime::Runtime;
 use crate::shared::{Dispatched, IncomingSlot, Shared, StreamSlot};
 use crate::stream::Stream;
@@ -24,7 +25,7 @@ use crate::stream::Stream;
 /// Starts handlers for the calls a connection's driver received.
 pub(crate) struct Serve<R: Runtime> {
     pub(crate) runtime: R,
-    pub(crate) registry: Arc<Registry>,
+    pub(crate) router: Arc<Router>,
 }
 
 impl<R: Runtime> Host for Serve<R> {
@@ -61,7 +62,7 @@ impl<R: Runtime> Serve<R> {
         call: IncomingCall,
     ) -> Option<(CallId, Result<Bytes, Error>)> {
         let key = (call.handler, call.subroute.clone());
-        let Some(function) = self.registry.singles.get(&key).cloned() else {
+        let Some(function) = self.router.find_single(&key).cloned() else {
             return Some((call.id, Err(Error::UnknownHandler)));
         };
         let ctx = self.context(shared, peer, &call);
@@ -100,7 +101,7 @@ impl<R: Runtime> Serve<R> {
 
     fn start_stream(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
         let key = (call.handler, call.subroute.clone());
-        let Some(entry) = self.registry.streams.get(&key).cloned() else {
+        let Some(entry) = self.router.find_stream(&key).cloned() else {
             shared
                 .command(|inner, _| inner.proto.fail(call.id, Error::UnknownHandler))
                 .ok();

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::{SinkExt, StreamExt};
-use grid::{Ctx, HandlerError, Manager, StreamReceiver, StreamSender};
+use grid::{Ctx, HandlerError, Manager, Router, StreamReceiver, StreamSender};
 
 use super::measure::{closed_loop, Meter, Session, Tally};
 use super::topology::{async_std_pair, tokio_pair, Stop, Topology};
@@ -131,8 +131,11 @@ pub async fn start_node<R: GridRuntime>(
         .peers(names.iter().cloned())
         .secret(SECRET)
         .listener(listener)
-        .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
-        .stream(BULK, 16, bulk_handler)
+        .router(
+            Router::new()
+                .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+                .stream(BULK, 16, bulk_handler),
+        )
         .start()
         .await
         .map_err(|e| format!("node {name}: {e}"))
@@ -156,8 +159,8 @@ async fn bulk_handler(
     Ok(())
 }
 
-/// One echo call; gives the connection back for the next.
-pub async fn echo_call(conn: grid::Connection, payload: Bytes) -> Result<grid::Connection, String> {
+/// One echo call; gives the peer handle back for the next.
+pub async fn echo_call(conn: grid::Peer, payload: Bytes) -> Result<grid::Peer, String> {
     let reply = conn
         .request(ECHO, payload.clone())
         .await
@@ -187,12 +190,12 @@ async fn server_node<R: GridRuntime>(names: Vec<String>, listener: TcpListener, 
 async fn client_node<R: GridRuntime>(
     names: &[String],
     listener: TcpListener,
-) -> Result<(Manager<R>, grid::Connection), String> {
+) -> Result<(Manager<R>, grid::Peer), String> {
     let node = start_node::<R>(&names[0], names, listener).await?;
     node.wait_all_connected(CONNECT_WAIT)
         .await
         .map_err(|e| format!("nodes did not connect: {e}"))?;
-    let conn = node.connection(&names[1]).map_err(|e| e.to_string())?;
+    let conn = node.peer(&names[1]).map_err(|e| e.to_string())?;
     Ok((node, conn))
 }
 
@@ -202,7 +205,7 @@ async fn client_node<R: GridRuntime>(
 fn node_pair<R, F, Fut, T>(topology: Topology, client: F) -> Result<T, String>
 where
     R: GridRuntime,
-    F: FnOnce(grid::Connection) -> Fut + Send + 'static,
+    F: FnOnce(grid::Peer) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
     T: Send + 'static,
 {
@@ -242,7 +245,7 @@ pub fn echo<R: GridRuntime>(
 /// Opens the bulk stream of `size`-byte messages and consumes it, counting
 /// messages on `meter`, until the meter stops.
 async fn consume_bulk(
-    conn: &grid::Connection,
+    conn: &grid::Peer,
     size: usize,
     capacity: u32,
     meter: &Meter,

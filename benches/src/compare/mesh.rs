@@ -47,7 +47,7 @@ pub fn mesh(
         let mut pairs = Vec::new();
         for manager in &managers {
             for peer in manager.peers() {
-                let conn = manager.connection(&peer).map_err(|e| e.to_string())?;
+                let conn = manager.peer(&peer).map_err(|e| e.to_string())?;
                 let payload = payload.clone();
                 pairs.push(tokio::spawn(closed_loop(
                     in_flight,

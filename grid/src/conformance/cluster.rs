@@ -10,7 +10,8 @@ use crate::conformance::probe::Probe;
 use crate::conformance::proxy::FaultProxy;
 use crate::handler::{Ctx, HandlerError};
 use crate::manager::{Manager, ManagerBuilder};
-use crate::peer::Connection;
+use crate::peer::Peer;
+use crate::router::Router;
 use crate::runtime::{sleep_until, Runtime};
 use crate::stream::{StreamReceiver, StreamSender};
 
@@ -108,7 +109,7 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         probe.clone(),
         probe.clone(),
     );
-    let builder = builder
+    let router = Router::new()
         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
         .single(FAIL, |_ctx: Ctx, request: Bytes| async move {
             Err(HandlerError::from(format!(
@@ -143,10 +144,10 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
             }
             Ok(Bytes::new())
         })
-        .single_at(DISK, "disk-1", |ctx: Ctx, request: Bytes| async move {
+        .single((DISK, "disk-1"), |ctx: Ctx, request: Bytes| async move {
             Ok(subroute_reply(&ctx, &request))
         })
-        .single_at(DISK, "disk-2", |ctx: Ctx, request: Bytes| async move {
+        .single((DISK, "disk-2"), |ctx: Ctx, request: Bytes| async move {
             Ok(subroute_reply(&ctx, &request))
         })
         .stream(
@@ -226,7 +227,7 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
                     .map_err(to_handler_error)
             },
         );
-    crate::conformance::typed_suite::register(builder, probe)
+    crate::conformance::typed_suite::register(builder.router(router), probe)
 }
 
 fn subroute_reply(ctx: &Ctx, request: &[u8]) -> Bytes {
@@ -338,8 +339,8 @@ impl<R: Runtime> Cluster<R> {
     }
 
     /// The handle node `from` uses to call node `to`.
-    pub fn conn(&self, from: usize, to: usize) -> Connection {
-        self.node(from).connection(&self.names[to]).expect("peer")
+    pub fn conn(&self, from: usize, to: usize) -> Peer {
+        self.node(from).peer(&self.names[to]).expect("peer")
     }
 
     /// Waits until every running node is connected to every other running node.

@@ -10,6 +10,7 @@ use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
 use crate::conformance::TestRuntime;
 use crate::driver::{Driver, Exit, Host};
 use crate::manager::{ManagerBuilder, StartError};
+use crate::router::Router;
 use crate::runtime::sleep_until;
 use crate::shared::Shared;
 
@@ -129,8 +130,11 @@ pub async fn duplicate_registration_is_an_error<R: TestRuntime>(rt: R) {
     let builder = ManagerBuilder::new(rt, "127.0.0.1:1")
         .secret("s")
         .no_listener()
-        .single(1, |_, request: Bytes| async move { Ok(request) })
-        .single(1, |_, request: Bytes| async move { Ok(request) });
+        .router(
+            Router::new()
+                .single(1, |_, request: Bytes| async move { Ok(request) })
+                .single(1, |_, request: Bytes| async move { Ok(request) }),
+        );
     match builder.start().await {
         Err(StartError::DuplicateHandler(duplicate)) => assert_eq!(duplicate.handler, 1),
         other => panic!("expected a duplicate error, got {:?}", other.map(|_| ())),
@@ -309,7 +313,7 @@ pub async fn lone_and_concurrent_calls_share_the_socket<R: TestRuntime>(rt: R) {
 
 /// `calls` echo calls one after another, every tenth of 1 MiB, the others
 /// of up to 300 bytes; each payload names its worker and call.
-async fn echo_calls(conn: crate::peer::Connection, worker: usize, calls: usize) {
+async fn echo_calls(conn: crate::peer::Peer, worker: usize, calls: usize) {
     for call in 0..calls {
         let size = if call % 10 == 7 {
             1 << 20

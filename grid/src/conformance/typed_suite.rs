@@ -12,6 +12,7 @@ use crate::conformance::probe::Probe;
 use crate::conformance::TestRuntime;
 use crate::handler::Ctx;
 use crate::manager::ManagerBuilder;
+use crate::router::Router;
 use crate::runtime::Runtime;
 use crate::typed::{Single, Streaming, TypedError, TypedReceiver, TypedSender};
 
@@ -94,7 +95,7 @@ pub const ADDER: Streaming<u32, u64, u64> = Streaming::new(103);
 /// Registers the typed handlers.
 pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> ManagerBuilder<R> {
     let (p1, p2) = (probe.clone(), probe.clone());
-    builder
+    let router = Router::new()
         .handle(&INVENTORY, |_ctx: Ctx, inventory: Inventory| async move {
             Ok(inventory)
         })
@@ -112,9 +113,10 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         .handle_stream(&ADDER, 4, move |ctx: Ctx, step: u32, rx, tx| {
             adder(p1.clone(), ctx, step, rx, tx)
         })
-        .handle_stream_at(&ADDER, "disk-7", 4, move |ctx: Ctx, step: u32, rx, tx| {
+        .handle_stream((&ADDER, "disk-7"), 4, move |ctx: Ctx, step: u32, rx, tx| {
             adder(p2.clone(), ctx, step, rx, tx)
-        })
+        });
+    builder.router(router)
 }
 
 async fn adder(

@@ -1,0 +1,237 @@
+//! Configuring and starting a node: [`ManagerBuilder`], and why starting can
+//! fail.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use grid_proto::{dials, BackoffConfig, Limits, Timeouts};
+
+use super::accept::accept_loop;
+use super::dial::{dial_loop, Connector};
+use super::node::{Manager, ManagerInner};
+use super::random::random_u64;
+use super::signal::Signal;
+use crate::peer::PeerSlot;
+use crate::router::{DuplicateHandler, Router};
+use crate::runtime::{Listener, Runtime};
+
+/// Why a Manager could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A handler id and subroute were registered twice.
+    #[error(transparent)]
+    DuplicateHandler(#[from] DuplicateHandler),
+    /// No cluster secret was given.
+    #[error("no cluster secret configured")]
+    NoSecret,
+    /// The node's own name is in its peer list.
+    #[error("the peer list contains this node's own name {0:?}")]
+    SelfInPeers(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The failure.
+        source: io::Error,
+    },
+}
+
+/// Builds a [`Manager`].
+#[must_use = "a builder does nothing until started"]
+pub struct ManagerBuilder<R: Runtime> {
+    runtime: R,
+    name: String,
+    peers: Vec<String>,
+    addresses: HashMap<String, String>,
+    secret: Option<Arc<[u8]>>,
+    listen: Listen,
+    router: Router,
+    limits: Limits,
+    timeouts: Timeouts,
+    backoff: BackoffConfig,
+    connector: Option<Connector>,
+}
+
+enum Listen {
+    OwnName,
+    Address(String),
+    Listener(Box<dyn Listener>),
+    Nothing,
+}
+
+impl<R: Runtime> ManagerBuilder<R> {
+    /// A node named `name` (by default also the address it listens on).
+    pub fn new(runtime: R, name: impl Into<String>) -> ManagerBuilder<R> {
+        ManagerBuilder {
+            runtime,
+            name: name.into(),
+            peers: Vec::new(),
+            addresses: HashMap::new(),
+            secret: None,
+            listen: Listen::OwnName,
+            router: Router::new(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            backoff: BackoffConfig::default(),
+            connector: None,
+        }
+    }
+
+    /// The other nodes of the cluster, by name (by default their addresses).
+    /// The node's own name may be included; it is skipped.
+    pub fn peers<I, S>(mut self, peers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.peers.extend(peers.into_iter().map(Into::into));
+        self
+    }
+
+    /// Dials `peer` at `addr` instead of at its name.
+    pub fn peer_address(mut self, peer: impl Into<String>, addr: impl Into<String>) -> Self {
+        self.addresses.insert(peer.into(), addr.into());
+        self
+    }
+
+    /// The cluster secret every node must share.
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().into());
+        self
+    }
+
+    /// Listens on `addr` instead of the node's name.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Listen::Address(addr.into());
+        self
+    }
+
+    /// Accepts connections from an already bound listener.
+    pub fn listener(mut self, listener: Box<dyn Listener>) -> Self {
+        self.listen = Listen::Listener(listener);
+        self
+    }
+
+    /// Listens nowhere: connections arrive through [`Manager::accept`] only
+    /// (e.g. upgraded from the server's main HTTP port).
+    pub fn no_listener(mut self) -> Self {
+        self.listen = Listen::Nothing;
+        self
+    }
+
+    /// Opens connections with `connector` instead of plain TCP.
+    pub fn connector(mut self, connector: Connector) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    /// Protocol limits (see [`Limits`] for what each stops).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Protocol timeouts: handshake, keepalive, idle, default and maximum deadline.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The reconnect schedule.
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The handlers the node serves. Called more than once, the routers are
+    /// merged (see [`Router::merge`]), so each subsystem can bring its own; a
+    /// route registered twice fails [`start`](Self::start).
+    ///
+    /// ```no_run
+    /// use grid::{Bytes, Ctx, Manager, Router, Runtime};
+    ///
+    /// const ECHO: u16 = 1;
+    /// const DISK: u16 = 2;
+    ///
+    /// async fn node<R: Runtime + Default>() -> Result<Manager<R>, grid::StartError> {
+    ///     let router = Router::new()
+    ///         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+    ///         .single((DISK, "disk-1"), |_ctx: Ctx, _request: Bytes| async move { Ok(Bytes::new()) });
+    ///     Manager::<R>::builder("10.0.0.1:7000")
+    ///         .peers(["10.0.0.2:7000"])
+    ///         .secret(b"cluster secret")
+    ///         .router(router)
+    ///         .start()
+    ///         .await
+    /// }
+    /// ```
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = std::mem::take(&mut self.router).merge(router);
+        self
+    }
+
+    /// Starts listening, dialing and serving.
+    pub async fn start(self) -> Result<Manager<R>, StartError> {
+        if let Some(duplicate) = self.router.duplicate() {
+            return Err(duplicate.clone().into());
+        }
+        let secret = self.secret.ok_or(StartError::NoSecret)?;
+        let mut peers = HashMap::new();
+        for peer in &self.peers {
+            if *peer != self.name {
+                peers.insert(peer.clone(), PeerSlot::new(peer));
+            }
+        }
+        let listener = match self.listen {
+            Listen::OwnName => Some(bind(&self.runtime, &self.name).await?),
+            Listen::Address(addr) => Some(bind(&self.runtime, &addr).await?),
+            Listen::Listener(listener) => Some(listener),
+            Listen::Nothing => None,
+        };
+        let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let runtime = self.runtime.clone();
+        let connector = self.connector.unwrap_or_else(|| {
+            let runtime = runtime.clone();
+            Arc::new(move |addr: &str| runtime.connect(addr))
+        });
+        let inner = Arc::new(ManagerInner {
+            runtime: self.runtime,
+            name: self.name.as_str().into(),
+            instance_id: random_u64(),
+            secret,
+            limits: self.limits,
+            timeouts: self.timeouts,
+            backoff: self.backoff,
+            router: Arc::new(self.router),
+            addresses: self.addresses,
+            peers,
+            local_addr,
+            connector,
+            shutdown: Signal::default(),
+            listener_closed: Signal::default(),
+            connections: Mutex::new(Vec::new()),
+        });
+        match listener {
+            Some(listener) => inner.runtime.spawn(accept_loop(inner.clone(), listener)),
+            None => inner.listener_closed.raise(),
+        }
+        for name in inner.peers.keys() {
+            if dials(&inner.name, name) {
+                inner.runtime.spawn(dial_loop(inner.clone(), name.clone()));
+            }
+        }
+        Ok(Manager { inner })
+    }
+}
+
+async fn bind<R: Runtime>(runtime: &R, addr: &str) -> Result<Box<dyn Listener>, StartError> {
+    runtime
+        .bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}

@@ -1,0 +1,99 @@
+//! One connection's life, whichever side opened it: the handshake, admission
+//! (is the other side a peer, on the right side of the dial rule, and is this
+//! node still running?), install as the peer's current connection (closing
+//! the one it replaces), serving until it closes, and uninstall.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use grid_proto::{dials, Config, Connection as Proto, Role};
+
+use super::node::ManagerInner;
+use super::random::fill_random;
+use crate::driver::{Driver, Exit};
+use crate::peer::PeerSlot;
+use crate::runtime::{BoxIo, Runtime};
+use crate::serve::Serve;
+use crate::shared::Shared;
+
+/// Runs one connection to its end. Returns whether it was established.
+pub(super) async fn run_connection<R: Runtime>(
+    inner: &Arc<ManagerInner<R>>,
+    io: BoxIo,
+    role: Role,
+    expected_peer: Option<String>,
+) -> bool {
+    let now = Instant::now();
+    let mut seed = [0u8; 32];
+    fill_random(&mut seed);
+    let mut config = Config::new(
+        &*inner.name,
+        inner.instance_id,
+        inner.secret.clone(),
+        role,
+        seed,
+    );
+    config.expected_peer = expected_peer;
+    config.limits = inner.limits.clone();
+    config.timeouts = inner.timeouts.clone();
+    let shared = Shared::new(Proto::new(config, now), io);
+    {
+        let mut connections = inner.connections.lock().unwrap_or_else(|p| p.into_inner());
+        connections.retain(|weak| weak.strong_count() > 0);
+        connections.push(Arc::downgrade(&shared));
+    }
+    let mut driver = Driver::new(shared.clone(), inner.runtime.timer(now));
+    let host = Serve {
+        runtime: inner.runtime.clone(),
+        router: inner.router.clone(),
+    };
+    let peer = match std::future::poll_fn(|cx| driver.poll_drive(cx, &host)).await {
+        Exit::Closed(reason) => {
+            tracing::debug!(node = %inner.name, %reason, "connection closed during handshake");
+            return false;
+        }
+        Exit::Connected(peer) => peer,
+    };
+    let slot = inner.peers.get(&peer.node_name).cloned();
+    let installed = match (refusal(inner, role, &peer.node_name, &slot), slot) {
+        (None, Some(slot)) => {
+            if let Some(old) = slot.install(shared.clone()) {
+                old.command(|inner, _| inner.proto.close("replaced by a new connection"));
+            }
+            tracing::info!(node = %inner.name, peer = %peer.node_name, "connected");
+            Some(slot)
+        }
+        (refusal, _) => {
+            let reason = refusal.unwrap_or_else(|| "refused".to_string());
+            tracing::warn!(node = %inner.name, peer = %peer.node_name, %reason, "refusing connection");
+            shared.command(|inner, _| inner.proto.close(reason));
+            None
+        }
+    };
+    let exit = std::future::poll_fn(|cx| driver.poll_drive(cx, &host)).await;
+    if let Some(slot) = &installed {
+        slot.uninstall(&shared);
+        if let Exit::Closed(reason) = exit {
+            tracing::info!(node = %inner.name, peer = %peer.node_name, %reason, "disconnected");
+        }
+    }
+    installed.is_some()
+}
+
+/// Why an authenticated connection from `peer` is not admitted, if it is not.
+fn refusal<R: Runtime>(
+    inner: &ManagerInner<R>,
+    role: Role,
+    peer: &str,
+    slot: &Option<Arc<PeerSlot>>,
+) -> Option<String> {
+    match slot {
+        None => Some(format!("{:?} is not a peer of {:?}", peer, inner.name)),
+        Some(_) if role == Role::Acceptor && !dials(peer, &inner.name) => Some(format!(
+            "wrong side: {:?} dials {:?}, not the other way round (are the peer lists the same on both nodes?)",
+            inner.name, peer
+        )),
+        Some(_) if inner.shutdown.is_set() => Some("node is shutting down".to_string()),
+        Some(_) => None,
+    }
+}

@@ -1,0 +1,62 @@
+//! Dialing: for each peer this node dials (by the dial rule), one loop that
+//! connects, runs the connection to its end, and reconnects with backoff
+//! until the node shuts down.
+
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::{select, Either};
+use grid_proto::{Backoff, Role};
+use tracing::Instrument;
+
+use super::connection::run_connection;
+use super::node::ManagerInner;
+use super::random::random_u64;
+use crate::runtime::{sleep_until, BoxFuture, BoxIo, Runtime};
+
+/// Opens a byte stream to a peer address; replaces plain TCP (e.g. for TLS).
+pub type Connector = Arc<dyn Fn(&str) -> BoxFuture<'static, io::Result<BoxIo>> + Send + Sync>;
+
+/// Keeps a connection to `peer` up until the node shuts down.
+pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: String) {
+    let mut backoff = Backoff::new(inner.backoff, random_u64());
+    let addr = inner
+        .addresses
+        .get(&peer)
+        .cloned()
+        .unwrap_or_else(|| peer.clone());
+    while !inner.shutdown.is_set() {
+        let connect = (inner.connector)(&addr);
+        let timeout = sleep_until(&inner.runtime, Instant::now() + inner.timeouts.handshake);
+        let stop = inner.shutdown.wait();
+        let outcome = match select(select(connect, pin!(timeout)), pin!(stop)).await {
+            Either::Left((Either::Left((result, _)), _)) => result,
+            Either::Left((Either::Right(_), _)) => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+            }
+            Either::Right(_) => return,
+        };
+        match outcome {
+            Ok(io) => {
+                let span = tracing::debug_span!("grid.dial", node = %inner.name, %peer);
+                let established = run_connection(&inner, io, Role::Dialer, Some(peer.clone()))
+                    .instrument(span)
+                    .await;
+                if established {
+                    backoff.reset();
+                }
+            }
+            Err(error) => {
+                tracing::debug!(node = %inner.name, %peer, %error, "dial failed");
+            }
+        }
+        let delay = backoff.next_delay();
+        let sleep = sleep_until(&inner.runtime, Instant::now() + delay);
+        let stop = inner.shutdown.wait();
+        if let Either::Right(_) = select(pin!(sleep), pin!(stop)).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The Manager: a node's view of the cluster. It listens, dials the peers it
+//! should dial, accepts the others, reconnects forever, and runs handlers.
+//!
+//! Split by concern: [`builder`] configures and starts a node, [`node`] is the
+//! running node and what the application asks of it, [`dial`] and [`accept`]
+//! bring connections in, [`connection`] runs one connection from handshake to
+//! close (admission, install, replace, uninstall), [`signal`] is the one-shot
+//! flag that stops the loops, and [`random`] is where the node's randomness
+//! comes from.
+
+mod accept;
+mod builder;
+mod connection;
+mod dial;
+mod node;
+mod random;
+mod signal;
+
+pub use builder::{ManagerBuilder, StartError};
+pub use dial::Connector;
+pub use node::{Manager, UnknownPeer, WaitError};
