@@ -8,7 +8,7 @@ use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event, ReadOutcome};
 use crate::sim::{Pair, Which};
 
-use super::commands::take_message;
+use super::reading::take_message;
 use super::{
     check_terminal, EndContext, LimitCloses, Model, Violation, CLOSE_TEXT, HANDLER, SUBROUTE,
 };
@@ -287,7 +287,7 @@ impl Model {
                 }
                 let model = &self.sides[side.index()];
                 let peer = &self.sides[side.other().index()];
-                // Only unconsumed stream messages can exceed a limit: the peers are
+                // Only unread stream messages can exceed a limit: the peers are
                 // honest, so every other limit (message size, partial messages,
                 // control backlog, cheap frames) must hold.
                 let buffered_limit = |text: &str| match self.allow.limit_closes {

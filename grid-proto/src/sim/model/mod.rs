@@ -10,26 +10,27 @@
 //! Properties (numbers as in the test plan):
 //!
 //! 1. *Every call ends exactly once.* A call a side opened gets exactly one
-//!    terminal event (`Response` or `StreamFinished`) unless that side cancelled
-//!    it itself (then none); no event names a call after its terminal event (or,
-//!    for an incoming call, after the application ended it or after its
-//!    `Cancelled`); `Closed` comes after the terminal event of every call of the
-//!    side, after the `Cancelled` of every incoming call, and is the side's last
-//!    event. Results must be justified (the terminal checks): an answer is exactly
-//!    what the responder's application answered, `Cancelled` only after the
-//!    responder reset the call, `DeadlineExceeded` only once the deadline (or the
-//!    responder's clamped deadline) passed, `Disconnected` only on a closed
-//!    connection, `Draining` and `Overloaded` only from a responder that is so,
-//!    never a protocol error; likewise for `Cancelled` events and for every
-//!    command's result (each refusal needs its condition, and a command with no
-//!    applicable refusal succeeds). A connection closes only because the test
-//!    closed or drained it, or (small limits) for unconsumed input over
-//!    `max_buffered_bytes`, and its `Close` always reaches the peer.
-//! 2. *Credits.* A receiver is never delivered more messages on a stream than the
-//!    window it granted plus the messages it consumed (unconsumed delivered
-//!    messages ≤ window), and `send_message` never succeeds beyond window +
-//!    messages consumed by the peer. Liveness: once the pair has settled, a sender
-//!    whose peer consumed everything delivered (and granted a window ≥ 1) can send.
+//!    terminal event (`RequestEnded`, or `StreamEnded` after which the model
+//!    reads the stream to its outcome and releases it) unless that side
+//!    cancelled it itself (then none); no event names a call after its
+//!    terminal event (or, for an incoming call, after the application ended it
+//!    or after its `IncomingCancelled`); `Closed` comes after the terminal event
+//!    of every call of the side, after the `IncomingCancelled` of every
+//!    incoming call, and is the side's last event. Results must be justified
+//!    (the terminal checks): an answer is exactly what the responder's
+//!    application answered, `Cancelled` only after the responder reset the call,
+//!    `DeadlineExceeded` only once the deadline (or the responder's clamped
+//!    deadline) passed, `Disconnected` only on a closed connection, `Draining`
+//!    and `Overloaded` only from a responder that is so, never a protocol error;
+//!    likewise for `IncomingCancelled` events and for every command's result
+//!    (each refusal needs its condition, and a command with no applicable
+//!    refusal succeeds). A connection closes only because the test closed or
+//!    drained it, or (small limits) for unread input over `max_buffered_bytes`,
+//!    and its `Close` always reaches the peer.
+//! 2. *Credits.* `send_message` never succeeds beyond the window the receiver
+//!    granted plus the messages it read (reading is consuming). Liveness: once
+//!    the pair has settled, a sender whose peer read everything sent, or stopped
+//!    reading, (and granted a window ≥ 1) can send.
 //! 3. *No mux outlives its call.* `in_flight()` and the stream gauges of
 //!    `stats()` always equal the model's counts, within the incoming-call limits;
 //!    after the final wind-down they are all zero, as are `buffered_bytes` and
@@ -37,15 +38,16 @@
 //!    `Writable`.
 //! 4. *Buffered bytes stay within limits.* After every step
 //!    `stats().buffered_bytes <= max_buffered_bytes`; when settled it is the bytes
-//!    of delivered, unconsumed messages of calls the side still holds (plus at
-//!    most a partial message per call cancelled here). With small limits and big
-//!    messages the receiver closes with `CloseReason::LimitExceeded` instead of
-//!    exceeding the limit.
+//!    sent and not read on the streams both applications work on, plus at most
+//!    those of streams ended on one side and a partial message per call
+//!    cancelled here. With small limits and big messages the receiver closes
+//!    with `CloseReason::LimitExceeded` instead of exceeding the limit.
 //! 5. *Both sides agree on what is open* (see [`Model::check_agreement`]).
-//! 6. *Stream messages arrive complete and in order*; each payload carries its
-//!    sequence number and is compared byte for byte; the end of a direction
-//!    (`InputFinished`, `StreamFinished` after the responder's `finish` or
-//!    `fail`) comes only after every message sent before it was delivered.
+//! 6. *Stream messages are read complete and in order*; each payload carries
+//!    its sequence number and is compared byte for byte; the end of a direction
+//!    (read as `Finished`, or as the stream's outcome after `StreamEnded`) comes
+//!    only after every message sent before it was read, and a reader that
+//!    stopped reading is handed no message again.
 //!
 //! And for drains: a drain that completes before its deadline ends no call with
 //! `Disconnected` on either side, and every answer made before it is delivered.
@@ -101,6 +103,7 @@ mod checks;
 mod commands;
 mod events;
 mod payload;
+mod reading;
 mod terminal;
 mod wind_down;
 
@@ -142,8 +145,8 @@ impl std::error::Error for Violation {}
 pub enum LimitCloses {
     /// None: every limit holds between honest sides.
     Never,
-    /// Only for unconsumed input over `max_buffered_bytes` (small limits, big
-    /// messages, applications that consume late).
+    /// Only for unread input over `max_buffered_bytes` (small limits, big
+    /// messages, applications that read late).
     BufferedBytes,
     /// Any `LimitExceeded` (arbitrary limits, as a fuzzer picks them).
     Any,

@@ -3,7 +3,7 @@
 //! believes.
 //!
 //! Every step applies one operation to one side (open a request or stream,
-//! accept, send, consume, finish, respond, fail, cancel in either role, drain,
+//! accept, send, read, stop reading, finish, respond, fail, cancel in either role, drain,
 //! close), or to the pair (advance the virtual clock, change chunking and
 //! latency), or writes a few transmit buffers of one side by hand, as a driver
 //! with a slow socket does; then it usually drives the pipes. Every event is
