@@ -109,7 +109,7 @@ pub use config::{Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE};
 pub use connection::{CallTarget, Connection, ConnectionState, MAX_SUBROUTE};
 pub use decoder::FrameDecoder;
 pub use dial::dials;
-pub use error::{CloseReason, CommandError, Error, ErrorCode};
+pub use error::{CloseReason, CommandError, Error, ErrorCode, Refusal};
 pub use event::{CallId, Event, IncomingCall, ReadOutcome, Reservation};
 pub use frame::{FrameError, Header, Op, FLAG_MORE, HEADER_LEN};
 pub use handshake::{PeerInfo, PeerLimits, MAX_NODE_NAME, PROTOCOL_VERSION};
