@@ -179,6 +179,15 @@ impl Connection {
             )));
             return;
         }
+        // A rule of the frame itself, checked before the drop rules: it holds
+        // whether or not the call is still known here.
+        if header.more() && !header.op.may_fragment() {
+            self.close_with(CloseReason::Protocol(format!(
+                "fragmented {:?} frame (MORE set) on mux {mux:#x}",
+                header.op
+            )));
+            return;
+        }
         // Empty frames cost the sender nothing but a header; ones that carry
         // no information (zero credit, empty fragments) are budgeted.
         let cheap = (header.len == 0 && (header.more() || header.op == Op::Message))
