@@ -23,6 +23,9 @@
 //!    ([`Connection::open_request`], [`Connection::respond`], …).
 //! 2. **Drain**: write out every buffer [`Connection::poll_transmit`] returns, in
 //!    order, and handle every [`Event`] [`Connection::poll_event`] returns.
+//!    Take a buffer only once the transport has accepted the earlier ones (or
+//!    keep a small bounded queue of your own): handing output out is how the
+//!    connection sees that its peer reads (`Timeouts::write_stall`).
 //! 3. **Sleep** until the next input or [`Connection::poll_timeout`], whichever
 //!    comes first.
 //!
