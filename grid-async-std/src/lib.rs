@@ -24,7 +24,7 @@
 //! for (name, listener) in names.iter().zip([a, b]) {
 //!     let node = Manager::builder(name)
 //!         .peers(names.clone())
-//!         .secret(b"cluster secret")
+//!         .secret(b"a shared cluster secret")
 //!         .listener(AsyncStd::listener(listener))
 //!         .router(Router::new().single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) }))
 //!         .start()

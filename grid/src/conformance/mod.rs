@@ -80,6 +80,7 @@ macro_rules! conformance_tests {
                 unknown_handler_and_subroute,
                 subroutes_reach_their_handlers,
                 duplicate_registration_is_an_error,
+                short_secrets_are_refused_at_start,
                 lock_step_stream_echo,
                 stream_handler_error_arrives_after_its_messages,
                 client_cancel_reaches_the_handler,

@@ -128,7 +128,7 @@ pub async fn subroutes_reach_their_handlers<R: TestRuntime>(rt: R) {
 /// Registering one handler id and subroute twice fails at start.
 pub async fn duplicate_registration_is_an_error<R: TestRuntime>(rt: R) {
     let builder = ManagerBuilder::new(rt, "127.0.0.1:1")
-        .secret("s")
+        .secret("conformance secret")
         .no_listener()
         .router(
             Router::new()
@@ -139,6 +139,29 @@ pub async fn duplicate_registration_is_an_error<R: TestRuntime>(rt: R) {
         Err(StartError::DuplicateHandler(duplicate)) => assert_eq!(duplicate.handler, 1),
         other => panic!("expected a duplicate error, got {:?}", other.map(|_| ())),
     }
+}
+
+/// A cluster secret under 16 bytes is refused at start, with an error that
+/// says how to make a good one; 16 bytes is enough.
+pub async fn short_secrets_are_refused_at_start<R: TestRuntime>(rt: R) {
+    let start = |secret: &'static str| {
+        ManagerBuilder::new(rt.clone(), "127.0.0.1:1")
+            .secret(secret)
+            .no_listener()
+            .start()
+    };
+    match start("fifteen bytes!!").await {
+        Err(error @ StartError::WeakSecret { len: 15 }) => {
+            let text = error.to_string();
+            assert!(text.contains("at least 16 bytes"), "{text}");
+            assert!(text.contains("openssl rand"), "{text}");
+        }
+        other => panic!("expected a weak secret error, got {:?}", other.map(|_| ())),
+    }
+    let node = start("sixteen bytes!!!")
+        .await
+        .expect("a 16-byte secret starts");
+    node.shutdown(Duration::ZERO).await;
 }
 
 /// A two-way stream echoes 0..10 in lock step and ends cleanly.
