@@ -67,6 +67,7 @@
 mod call;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod deadline;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod driver;

@@ -99,6 +99,8 @@ macro_rules! conformance_tests {
                 five_node_mesh,
                 strangers_and_wrong_side_dialers_are_refused,
                 full_send_buffer_wakes_stream_senders,
+                full_send_buffer_ends_a_request_at_its_deadline,
+                full_send_buffer_ends_a_stream_open_at_its_deadline,
                 sink_batches_arrive_whole_and_in_order,
                 vanished_peer_with_unsent_data_is_redialed,
             ]

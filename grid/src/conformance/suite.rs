@@ -11,7 +11,7 @@ use crate::conformance::TestRuntime;
 use crate::driver::{Driver, Exit, Host};
 use crate::manager::{ManagerBuilder, StartError};
 use crate::router::Router;
-use crate::runtime::sleep_until;
+use crate::runtime::{make_timer, sleep_until};
 use crate::shared::Shared;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -644,7 +644,7 @@ async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason
         [7; 32],
     );
     config.timeouts = super::cluster::test_timeouts();
-    let shared = Shared::new(Proto::new(config, now), io);
+    let shared = Shared::new(Proto::new(config, now), io, make_timer(rt));
     let mut driver = Driver::new(shared, rt.timer(now));
     loop {
         match std::future::poll_fn(|cx| driver.poll_drive(cx, &NoHandlers)).await {
@@ -710,6 +710,130 @@ pub async fn full_send_buffer_wakes_stream_senders<R: TestRuntime>(rt: R) {
     assert_eq!(rx.recv().await, None);
     drop((tx, rx));
     cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// Send buffer of the nodes in the deadline tests: small, so a few requests
+/// fill it.
+const SMALL_SEND_BUFFER: usize = 64 * 1024;
+
+/// Two nodes whose connection runs through a stalled proxy, with node 0's send
+/// buffer full of requests that are waiting for the peer to read: a new call
+/// from node 0 finds no room.
+async fn full_send_buffer<R: TestRuntime>(rt: &R) -> Cluster<R> {
+    let options = ClusterOptions {
+        proxy_between_0_and_1: true,
+        limits: Some(grid_proto::Limits {
+            send_buffer_size: SMALL_SEND_BUFFER,
+            ..grid_proto::Limits::default()
+        }),
+        // The stalled peer must not be declared dead during the test.
+        timeouts: Some(super::cluster::quiet_timeouts()),
+    };
+    let cluster = Cluster::start_with(rt, 2, options).await;
+    cluster.proxy.as_ref().unwrap().stall(true);
+    let conn = cluster.conn(0, 1);
+    let filler = Bytes::from(vec![7u8; 256 * 1024]);
+    let started = Instant::now();
+    // The kernel's socket buffers take the first few MiB.
+    loop {
+        let queued = cluster.node(0).stats()[0].protocol.send_buffered;
+        if queued >= SMALL_SEND_BUFFER {
+            return cluster;
+        }
+        assert!(started.elapsed() < WAIT, "send buffer never filled");
+        let request = conn
+            .request(ECHO, filler.clone())
+            .timeout(Duration::from_secs(50));
+        rt.spawn(async move {
+            let _ = request.await;
+        });
+        sleep_until(rt, Instant::now() + Duration::from_millis(5)).await;
+    }
+}
+
+/// Asserts that a call given a 200 ms deadline ended within about it.
+fn ended_at_its_deadline(started: Instant) {
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_millis(700),
+        "took {took:?}"
+    );
+}
+
+/// A request's deadline bounds its wait for room in a full send buffer: it
+/// ends with `DeadlineExceeded` within about the deadline and is never sent.
+/// The deadline counts from the request's creation, and the handler is told
+/// the time left.
+pub async fn full_send_buffer_ends_a_request_at_its_deadline<R: TestRuntime>(rt: R) {
+    let cluster = full_send_buffer(&rt).await;
+    let conn = cluster.conn(0, 1);
+    let started = Instant::now();
+    let result = conn
+        .request(DEADLINE, "never sent")
+        .timeout(Duration::from_millis(200))
+        .await;
+    assert_eq!(result, Err(Error::DeadlineExceeded));
+    ended_at_its_deadline(started);
+
+    // A deadline that passed while the request sat unawaited ends it at once.
+    let late = conn
+        .request(DEADLINE, "never sent")
+        .timeout(Duration::from_millis(50));
+    sleep_until(&rt, Instant::now() + Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_eq!(late.await, Err(Error::DeadlineExceeded));
+    assert!(started.elapsed() < Duration::from_millis(50));
+
+    // Once the peer reads again the fillers are answered; the expired calls
+    // never reached it, and a new call is told the time it has left.
+    cluster.proxy.as_ref().unwrap().stall(false);
+    cluster.assert_no_calls_left(WAIT).await;
+    assert_eq!(cluster.probe.count("deadline:"), 0);
+    let mut call = Box::pin(
+        conn.request(DEADLINE, "")
+            .timeout(Duration::from_secs(2))
+            .into_future(),
+    );
+    sleep_until(&rt, Instant::now() + Duration::from_millis(500)).await;
+    until_started(&mut call, cluster.probe.wait_for(&rt, "deadline:", WAIT)).await;
+    let seen = cluster
+        .probe
+        .events()
+        .into_iter()
+        .find(|e| e.starts_with("deadline:"));
+    let left: u64 = seen
+        .unwrap()
+        .trim_start_matches("deadline:")
+        .parse()
+        .unwrap();
+    assert!(left <= 1500, "handler saw {left} ms left of 2000 after 500");
+    drop(call);
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// Opening a stream waits for room in a full send buffer at most until the
+/// stream's deadline, then fails with `DeadlineExceeded`; the stream never
+/// reaches the peer.
+pub async fn full_send_buffer_ends_a_stream_open_at_its_deadline<R: TestRuntime>(rt: R) {
+    let cluster = full_send_buffer(&rt).await;
+    let started = Instant::now();
+    let result = cluster
+        .conn(0, 1)
+        .stream(STREAM_IN0, "")
+        .timeout(Duration::from_millis(200))
+        .open()
+        .await;
+    assert!(
+        matches!(result, Err(Error::DeadlineExceeded)),
+        "{:?}",
+        result.map(|_| ())
+    );
+    ended_at_its_deadline(started);
+    cluster.proxy.as_ref().unwrap().stall(false);
+    cluster.assert_no_calls_left(WAIT).await;
+    assert_eq!(cluster.probe.count("in0:start"), 0);
     cluster.shutdown().await;
 }
 
