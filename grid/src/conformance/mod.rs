@@ -8,6 +8,7 @@
 mod cluster;
 #[cfg(test)]
 mod list_check;
+mod paused_reads;
 mod probe;
 mod proxy;
 pub mod suite;
@@ -101,6 +102,7 @@ macro_rules! conformance_tests {
                 full_send_buffer_wakes_stream_senders,
                 full_send_buffer_ends_a_request_at_its_deadline,
                 full_send_buffer_ends_a_stream_open_at_its_deadline,
+                close_reason_arrives_despite_unread_input,
                 sink_batches_arrive_whole_and_in_order,
                 vanished_peer_with_unsent_data_is_redialed,
             ]

@@ -7,11 +7,12 @@ use bytes::Bytes;
 use grid_proto::{dials, CloseReason, Config, Connection as Proto, Error, Role};
 
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
+use crate::conformance::paused_reads::{PausedReads, ReadSwitch};
 use crate::conformance::TestRuntime;
 use crate::driver::{Driver, Exit, Host};
 use crate::manager::{ManagerBuilder, StartError};
 use crate::router::Router;
-use crate::runtime::{make_timer, sleep_until};
+use crate::runtime::{make_timer, sleep_until, BoxIo};
 use crate::shared::Shared;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -622,19 +623,25 @@ pub async fn five_node_mesh<R: TestRuntime>(rt: R) {
     cluster.shutdown().await;
 }
 
-/// Dials `addr` with a bare protocol connection that calls itself `name`, and
-/// returns why the connection ended.
-async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason {
-    struct NoHandlers;
-    impl Host for NoHandlers {
-        fn on_dispatched(
-            &self,
-            _shared: &std::sync::Arc<Shared>,
-            _dispatched: &mut crate::shared::Dispatched,
-        ) {
-        }
+/// Incoming calls on a bare connection are never started.
+struct NoHandlers;
+
+impl Host for NoHandlers {
+    fn on_dispatched(
+        &self,
+        _shared: &std::sync::Arc<Shared>,
+        _dispatched: &mut crate::shared::Dispatched,
+    ) {
     }
-    let io = rt.connect(addr).await.expect("connect");
+}
+
+/// A bare protocol connection over `io`, dialed to a node and calling itself
+/// `name`, with the driver that runs it.
+fn raw_connection<R: TestRuntime>(
+    rt: &R,
+    io: BoxIo,
+    name: &str,
+) -> (std::sync::Arc<Shared>, Driver) {
     let now = Instant::now();
     let mut config = Config::new(
         name,
@@ -645,13 +652,26 @@ async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason
     );
     config.timeouts = super::cluster::test_timeouts();
     let shared = Shared::new(Proto::new(config, now), io, make_timer(rt));
-    let mut driver = Driver::new(shared, rt.timer(now));
+    let driver = Driver::new(shared.clone(), rt.timer(now));
+    (shared, driver)
+}
+
+/// Runs `driver` until its connection has closed; why it did.
+async fn drive_to_close(driver: &mut Driver) -> CloseReason {
     loop {
         match std::future::poll_fn(|cx| driver.poll_drive(cx, &NoHandlers)).await {
             Exit::Connected(_) => continue,
             Exit::Closed(reason) => return reason,
         }
     }
+}
+
+/// Dials `addr` with a bare protocol connection that calls itself `name`, and
+/// returns why the connection ended.
+async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason {
+    let io = rt.connect(addr).await.expect("connect");
+    let (_shared, mut driver) = raw_connection(rt, io, name);
+    drive_to_close(&mut driver).await
 }
 
 /// A node that is not in the peer list, or that dials from the wrong side, is
@@ -835,6 +855,75 @@ pub async fn full_send_buffer_ends_a_stream_open_at_its_deadline<R: TestRuntime>
     cluster.assert_no_calls_left(WAIT).await;
     assert_eq!(cluster.probe.count("in0:start"), 0);
     cluster.shutdown().await;
+}
+
+/// A node that closes while its peer is still sending to it (so it has input
+/// it never read, and the peer has paused its reading for a moment) still
+/// gets its reason across: the peer reads the `Close` it sent, not a reset,
+/// every time.
+pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut cluster = Cluster::start(&rt, 2).await;
+    // A bare connection takes the place of the node that dials the other.
+    let (closer, sender) = if dials(&cluster.names[1], &cluster.names[0]) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    cluster.stop(sender).await;
+    for round in 0..5 {
+        if round > 0 {
+            cluster.restart(closer).await;
+        }
+        let start = Instant::now();
+        while cluster.conn(closer, sender).is_connected() {
+            assert!(start.elapsed() < WAIT, "the old connection never closed");
+            sleep_until(&rt, Instant::now() + Duration::from_millis(5)).await;
+        }
+        let reads = ReadSwitch::default();
+        let io = rt.connect(&cluster.names[closer]).await.expect("connect");
+        let io = Box::new(PausedReads::new(io, reads.clone()));
+        let (shared, mut driver) = raw_connection(&rt, io, &cluster.names[sender]);
+        match std::future::poll_fn(|cx| driver.poll_drive(cx, &NoHandlers)).await {
+            Exit::Connected(_) => {}
+            Exit::Closed(reason) => panic!("round {round}: handshake failed: {reason}"),
+        }
+        let slot = crate::peer::PeerSlot::new(&cluster.names[closer]);
+        slot.install(shared);
+        let peer = crate::peer::Peer { slot };
+        let sent = AtomicUsize::new(0);
+        let send = async {
+            let (mut tx, _rx) = peer.stream(STREAM_SINK, "").open().await.unwrap().split();
+            let message = Bytes::from(vec![1u8; 16 * 1024]);
+            // The first message waits for the sink's credit; the rest are
+            // within it, so none of them waits for a read.
+            tx.send(message.clone()).await.unwrap();
+            reads.pause();
+            for _ in 1..300 {
+                if tx.send(message.clone()).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let close = async {
+            // Well into the stream, so the closing node has input in flight.
+            while sent.load(Ordering::Relaxed) < 100 {
+                sleep_until(&rt, Instant::now() + Duration::from_millis(1)).await;
+            }
+            cluster.stop(closer).await;
+            sleep_until(&rt, Instant::now() + Duration::from_millis(200)).await;
+            reads.resume();
+        };
+        let (reason, (), ()) =
+            futures_util::future::join3(drive_to_close(&mut driver), send, close).await;
+        assert!(
+            matches!(reason, CloseReason::Peer(_)),
+            "round {round}: the peer saw {reason:?} after {} messages",
+            sent.load(Ordering::Relaxed)
+        );
+    }
 }
 
 /// A stream's `Sink` gathers messages and hands them over in batches: whatever
