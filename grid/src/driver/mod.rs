@@ -21,6 +21,10 @@
 //! driver is parked with nothing queued: [`Writer`] holds that rule and why
 //! bytes still leave in protocol order. The driver is the only reader.
 //!
+//! The other tasks of the connection see the driver through its
+//! [`DriverLink`], under the connection's lock: running, or parked with the
+//! waker that brings it back and the deadline its timer is armed for.
+//!
 //! # Closing
 //!
 //! Once the protocol has closed, the driver stops reading and writes the
@@ -29,10 +33,6 @@
 //! and discards input until the peer closes its side, for a bounded time
 //! ([`linger`]): dropping a socket with unread input would reset the
 //! connection and could lose the `Close` before the peer reads it.
-//!
-//! The other tasks of the connection see the driver through its
-//! [`DriverLink`], under the connection's lock: running, or parked with the
-//! waker that brings it back and the deadline its timer is armed for.
 
 mod decide;
 mod linger;
