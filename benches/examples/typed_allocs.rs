@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (name, listener) in names.iter().zip([a, b]) {
             let node = Manager::builder(name)
                 .peers(names.clone())
-                .secret("s")
+                .secret("typed allocs secret")
                 .listener(Tokio::listener(listener))
                 .router(
                     Router::new()

@@ -24,7 +24,7 @@
 //! for (name, listener) in names.iter().zip([a, b]) {
 //!     let node = Manager::builder(name)
 //!         .peers(names.clone())
-//!         .secret(b"cluster secret")
+//!         .secret(b"a shared cluster secret")
 //!         .listener(AsyncStd::listener(listener))
 //!         .router(Router::new().single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) }))
 //!         .start()
@@ -41,6 +41,8 @@
 //! # }
 //! ```
 
+mod tcp;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -49,6 +51,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use grid::*;
+
+use self::tcp::AsyncStdTcp;
 
 /// The async-std runtime for grid: async-std tasks and TCP, async-io timers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -96,7 +100,7 @@ impl AsyncStd {
     /// Wraps a connected async-std TCP stream for [`grid::Manager::accept`].
     pub fn io(stream: async_std::net::TcpStream) -> BoxIo {
         let _ = stream.set_nodelay(true);
-        Box::new(stream)
+        Box::new(AsyncStdTcp(stream))
     }
 }
 

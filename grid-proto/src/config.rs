@@ -183,6 +183,15 @@ impl Default for Timeouts {
 /// 50 us, which bounds how long one bulk mux delays a small call.
 pub const DEFAULT_FRAGMENT_SIZE: u32 = 64 * 1024;
 
+/// Shortest cluster secret a node accepts, in bytes.
+///
+/// The handshake proofs are HMACs over transcripts that an eavesdropper (or a
+/// peer that completes the handshake) sees, so a short secret can be guessed
+/// offline. 16 bytes of randomness put that out of reach; 32 random bytes are
+/// better. grid-proto itself does not refuse a shorter secret (tests and test
+/// vectors use short ones); a node checks this when it starts.
+pub const MIN_SECRET_LEN: usize = 16;
+
 /// Everything a connection needs to know before its first byte.
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -108,7 +108,7 @@ pub mod sim;
 mod tests;
 
 pub use backoff::{delay_for_attempt, Backoff, BackoffConfig};
-pub use config::{Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE};
+pub use config::{Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE, MIN_SECRET_LEN};
 pub use connection::{CallTarget, Connection, ConnectionState, MAX_SUBROUTE};
 pub use decoder::FrameDecoder;
 pub use dial::dials;

@@ -22,7 +22,7 @@
 //! for (name, listener) in names.iter().zip([a, b]) {
 //!     let node = Manager::builder(name)
 //!         .peers(names.clone())
-//!         .secret(b"cluster secret")
+//!         .secret(b"a shared cluster secret")
 //!         .listener(Tokio::listener(listener))
 //!         .router(Router::new().single(ECHO, |ctx: Ctx, request: Bytes| async move {
 //!             Ok(Bytes::from(format!("{} from {}", String::from_utf8_lossy(&request), ctx.peer())))

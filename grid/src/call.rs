@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use grid_proto::{CallId, CallTarget, CommandError, Error};
 
+use crate::deadline::{poll_open, CallDeadline, OpenLock, RoomWait};
 use crate::handler::HandlerId;
 use crate::shared::{RequestSlot, Shared};
 
@@ -20,7 +21,7 @@ pub struct Request {
     pub(crate) handler: HandlerId,
     pub(crate) subroute: Bytes,
     pub(crate) payload: Bytes,
-    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: CallDeadline,
 }
 
 impl Request {
@@ -30,10 +31,14 @@ impl Request {
         self
     }
 
-    /// The call's deadline, relative to when it is sent (default one minute).
-    /// The remote handler sees it and is cancelled when it passes.
+    /// The call's deadline, relative to when the request was created with
+    /// [`Peer::request`](crate::Peer::request) (default one minute). It bounds
+    /// the whole `.await`, including any wait for room in a full send buffer:
+    /// when it passes first, the call ends with [`Error::DeadlineExceeded`]
+    /// without being sent. The remote handler is given the time left and is
+    /// cancelled when it passes.
     pub fn timeout(mut self, timeout: Duration) -> Request {
-        self.timeout = Some(timeout);
+        self.deadline.set_timeout(timeout);
         self
     }
 }
@@ -44,13 +49,16 @@ impl IntoFuture for Request {
 
     fn into_future(self) -> RequestFuture {
         RequestFuture {
-            state: State::Start(self),
+            state: State::Start {
+                request: self,
+                room: RoomWait::default(),
+            },
         }
     }
 }
 
 enum State {
-    Start(Request),
+    Start { request: Request, room: RoomWait },
     Waiting { shared: Arc<Shared>, id: CallId },
     Done,
 }
@@ -74,7 +82,7 @@ impl Future for RequestFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         match &mut this.state {
-            State::Start(request) => {
+            State::Start { request, room } => {
                 let shared = match &request.shared {
                     Ok(shared) => shared.clone(),
                     Err(error) => {
@@ -83,28 +91,26 @@ impl Future for RequestFuture {
                         return Poll::Ready(Err(error));
                     }
                 };
-                let opened = shared.command_opening_call(|inner, now| {
-                    let target = CallTarget::with_subroute(request.handler, &request.subroute);
-                    let result = inner.proto.open_request(
-                        now,
-                        target,
-                        request.payload.clone(),
-                        request.timeout,
-                    );
-                    match result {
-                        Ok(id) => {
-                            inner
-                                .requests
-                                .insert(id, RequestSlot::Waiting(Some(cx.waker().clone())));
-                            Poll::Ready(Ok(id))
-                        }
-                        Err(CommandError::SendBufferFull) => {
-                            inner.wait_writable(cx.waker());
-                            Poll::Pending
-                        }
-                        Err(refused) => Poll::Ready(Err(refused_call(refused))),
-                    }
-                });
+                let opened = poll_open(
+                    &shared,
+                    OpenLock::OpeningCall,
+                    &request.deadline,
+                    room,
+                    cx,
+                    |inner, now, left, waker| {
+                        let target = CallTarget::with_subroute(request.handler, &request.subroute);
+                        let id = inner.proto.open_request(
+                            now,
+                            target,
+                            request.payload.clone(),
+                            Some(left),
+                        )?;
+                        inner
+                            .requests
+                            .insert(id, RequestSlot::Waiting(Some(waker.clone())));
+                        Ok(id)
+                    },
+                );
                 match opened {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Err(error)) => {

@@ -47,7 +47,7 @@
 //!         });
 //!     let node = Manager::<R>::builder("10.0.0.1:7000")
 //!         .peers(["10.0.0.1:7000", "10.0.0.2:7000"])
-//!         .secret(b"cluster secret")
+//!         .secret(b"a shared cluster secret")
 //!         .router(router)
 //!         .start()
 //!         .await?;
@@ -67,6 +67,7 @@
 mod call;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod deadline;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod driver;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use grid_proto::{Error, Stats};
 
 use crate::call::Request;
+use crate::deadline::CallDeadline;
 use crate::handler::HandlerId;
 use crate::shared::Shared;
 use crate::stream::{StreamRequest, DEFAULT_STREAM_CAPACITY};
@@ -177,7 +178,7 @@ impl Peer {
             handler,
             subroute: Bytes::new(),
             payload: payload.into(),
-            timeout: None,
+            deadline: CallDeadline::starting_now(),
         }
     }
 
@@ -188,7 +189,7 @@ impl Peer {
             handler,
             subroute: Bytes::new(),
             payload: payload.into(),
-            timeout: None,
+            deadline: CallDeadline::starting_now(),
             in_capacity: DEFAULT_STREAM_CAPACITY,
         }
     }

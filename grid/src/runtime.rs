@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -63,4 +64,14 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 pub async fn sleep_until<R: Runtime>(runtime: &R, deadline: Instant) {
     let mut timer = runtime.timer(deadline);
     std::future::poll_fn(|cx| timer.poll_expired(cx)).await
+}
+
+/// Makes timers on a runtime that is not named: what a connection's shared
+/// state, which is not generic over the runtime, keeps to bound a wait.
+pub(crate) type MakeTimer = Arc<dyn Fn(Instant) -> Box<dyn Timer> + Send + Sync>;
+
+/// The [`MakeTimer`] of `runtime`.
+pub(crate) fn make_timer<R: Runtime>(runtime: &R) -> MakeTimer {
+    let runtime = runtime.clone();
+    Arc::new(move |deadline| runtime.timer(deadline))
 }

@@ -22,7 +22,7 @@ use grid_proto::{
 use rustc_hash::FxHashMap;
 
 use crate::driver::{DriverLink, Writer};
-use crate::runtime::BoxIo;
+use crate::runtime::{BoxIo, MakeTimer, Timer};
 
 /// A single request's caller: its waker while it waits, then the outcome the
 /// protocol handed over with [`Event::RequestEnded`].
@@ -211,12 +211,15 @@ pub(crate) struct Shared {
     /// The socket's write side; locked after `inner` when both are held,
     /// never before.
     pub(crate) writer: Writer,
+    /// The runtime's timers, for callers whose wait a deadline bounds.
+    make_timer: MakeTimer,
 }
 
 impl Shared {
-    pub(crate) fn new(proto: Proto, io: BoxIo) -> Arc<Shared> {
+    pub(crate) fn new(proto: Proto, io: BoxIo, make_timer: MakeTimer) -> Arc<Shared> {
         Arc::new(Shared {
             writer: Writer::new(io),
+            make_timer,
             inner: Mutex::new(Inner {
                 proto,
                 requests: FxHashMap::default(),
@@ -235,6 +238,11 @@ impl Shared {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A timer on the connection's runtime that first expires at `deadline`.
+    pub(crate) fn timer(&self, deadline: Instant) -> Box<dyn Timer> {
+        (self.make_timer)(deadline)
     }
 
     /// Resolves once the connection has closed.

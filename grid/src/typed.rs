@@ -262,7 +262,9 @@ impl<Resp, E> TypedRequest<Resp, E> {
         self
     }
 
-    /// The call's deadline (default one minute).
+    /// The call's deadline, counted from the call's creation and bounding the
+    /// whole `.await` (see [`Request::timeout`](crate::Request::timeout);
+    /// default one minute).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.request = self.request.map(|r| r.timeout(timeout));
         self
@@ -353,7 +355,9 @@ impl<In: Serialize, Out: DeserializeOwned> TypedStreamRequest<In, Out> {
         self
     }
 
-    /// Deadline of the whole stream (default one minute).
+    /// Deadline of the whole stream, counted from its creation; it also
+    /// bounds opening (see [`StreamRequest::timeout`](crate::StreamRequest::timeout);
+    /// default one minute).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.request = self.request.map(|r| r.timeout(timeout));
         self

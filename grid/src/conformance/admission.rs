@@ -6,46 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{join, join_all, select, Either};
-use grid_proto::{dials, CloseReason, Config, Connection as Proto, Refusal, Role};
+use grid_proto::{dials, CloseReason, Refusal};
 
+use crate::conformance::bare::raw_dial;
 use crate::conformance::cluster::{handlers::ECHO, Cluster};
 use crate::conformance::TestRuntime;
-use crate::driver::{Driver, Exit, Host};
 use crate::manager::DEFAULT_REPLACE_INTERVAL;
 use crate::runtime::sleep_until;
-use crate::shared::Shared;
-
-/// Dials `addr` with a bare protocol connection that calls itself `name`, and
-/// returns why the connection ended.
-async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason {
-    struct NoHandlers;
-    impl Host for NoHandlers {
-        fn on_dispatched(
-            &self,
-            _shared: &std::sync::Arc<Shared>,
-            _dispatched: &mut crate::shared::Dispatched,
-        ) {
-        }
-    }
-    let io = rt.connect(addr).await.expect("connect");
-    let now = Instant::now();
-    let mut config = Config::new(
-        name,
-        1,
-        b"conformance secret".to_vec(),
-        Role::Dialer,
-        [7; 32],
-    );
-    config.timeouts = super::cluster::test_timeouts();
-    let shared = Shared::new(Proto::new(config, now), io);
-    let mut driver = Driver::new(shared, rt.timer(now));
-    loop {
-        match std::future::poll_fn(|cx| driver.poll_drive(cx, &NoHandlers)).await {
-            Exit::Connected(_) => continue,
-            Exit::Closed(reason) => return reason,
-        }
-    }
-}
 
 /// A node that is not in the peer list, or that dials from the wrong side, is
 /// refused after the handshake with a reason, and the cluster is unaffected.

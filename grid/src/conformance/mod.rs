@@ -6,9 +6,11 @@
 //! [`conformance_tests!`](crate::conformance_tests) in a test file.
 
 mod admission;
+mod bare;
 mod cluster;
 #[cfg(test)]
 mod list_check;
+mod paused_reads;
 mod probe;
 mod proxy;
 pub mod suite;
@@ -81,6 +83,7 @@ macro_rules! conformance_tests {
                 unknown_handler_and_subroute,
                 subroutes_reach_their_handlers,
                 duplicate_registration_is_an_error,
+                short_secrets_are_refused_at_start,
                 lock_step_stream_echo,
                 stream_handler_error_arrives_after_its_messages,
                 client_cancel_reaches_the_handler,
@@ -100,6 +103,9 @@ macro_rules! conformance_tests {
                 strangers_and_wrong_side_dialers_are_refused,
                 replacement_churn_is_rate_limited,
                 full_send_buffer_wakes_stream_senders,
+                full_send_buffer_ends_a_request_at_its_deadline,
+                full_send_buffer_ends_a_stream_open_at_its_deadline,
+                close_reason_arrives_despite_unread_input,
                 sink_batches_arrive_whole_and_in_order,
                 vanished_peer_with_unsent_data_is_redialed,
             ]

@@ -4,10 +4,13 @@ use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use grid_proto::{dials, Error};
+use grid_proto::{dials, CloseReason, Error};
 
+use crate::conformance::bare::{drive_to_close, raw_connection, NoHandlers};
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
+use crate::conformance::paused_reads::{PausedReads, ReadSwitch};
 use crate::conformance::TestRuntime;
+use crate::driver::Exit;
 use crate::manager::{ManagerBuilder, StartError};
 use crate::router::Router;
 use crate::runtime::sleep_until;
@@ -130,7 +133,7 @@ pub async fn subroutes_reach_their_handlers<R: TestRuntime>(rt: R) {
 /// Registering one handler id and subroute twice fails at start.
 pub async fn duplicate_registration_is_an_error<R: TestRuntime>(rt: R) {
     let builder = ManagerBuilder::new(rt, "127.0.0.1:1")
-        .secret("s")
+        .secret("conformance secret")
         .no_listener()
         .router(
             Router::new()
@@ -141,6 +144,29 @@ pub async fn duplicate_registration_is_an_error<R: TestRuntime>(rt: R) {
         Err(StartError::DuplicateHandler(duplicate)) => assert_eq!(duplicate.handler, 1),
         other => panic!("expected a duplicate error, got {:?}", other.map(|_| ())),
     }
+}
+
+/// A cluster secret under 16 bytes is refused at start, with an error that
+/// says how to make a good one; 16 bytes is enough.
+pub async fn short_secrets_are_refused_at_start<R: TestRuntime>(rt: R) {
+    let start = |secret: &'static str| {
+        ManagerBuilder::new(rt.clone(), "127.0.0.1:1")
+            .secret(secret)
+            .no_listener()
+            .start()
+    };
+    match start("fifteen bytes!!").await {
+        Err(error @ StartError::WeakSecret { len: 15 }) => {
+            let text = error.to_string();
+            assert!(text.contains("at least 16 bytes"), "{text}");
+            assert!(text.contains("openssl rand"), "{text}");
+        }
+        other => panic!("expected a weak secret error, got {:?}", other.map(|_| ())),
+    }
+    let node = start("sixteen bytes!!!")
+        .await
+        .expect("a 16-byte secret starts");
+    node.shutdown(Duration::ZERO).await;
 }
 
 /// A two-way stream echoes 0..10 in lock step and ends cleanly.
@@ -632,6 +658,201 @@ pub async fn full_send_buffer_wakes_stream_senders<R: TestRuntime>(rt: R) {
     drop((tx, rx));
     cluster.assert_no_calls_left(WAIT).await;
     cluster.shutdown().await;
+}
+
+/// Send buffer of the nodes in the deadline tests: small, so a few requests
+/// fill it.
+const SMALL_SEND_BUFFER: usize = 64 * 1024;
+
+/// Two nodes whose connection runs through a stalled proxy, with node 0's send
+/// buffer full of requests that are waiting for the peer to read: a new call
+/// from node 0 finds no room.
+async fn full_send_buffer<R: TestRuntime>(rt: &R) -> Cluster<R> {
+    let options = ClusterOptions {
+        proxy_between_0_and_1: true,
+        limits: Some(grid_proto::Limits {
+            send_buffer_size: SMALL_SEND_BUFFER,
+            ..grid_proto::Limits::default()
+        }),
+        // The stalled peer must not be declared dead during the test.
+        timeouts: Some(super::cluster::quiet_timeouts()),
+    };
+    let cluster = Cluster::start_with(rt, 2, options).await;
+    cluster.proxy.as_ref().unwrap().stall(true);
+    let conn = cluster.conn(0, 1);
+    let filler = Bytes::from(vec![7u8; 256 * 1024]);
+    let started = Instant::now();
+    // The kernel's socket buffers take the first few MiB.
+    loop {
+        let queued = cluster.node(0).stats()[0].protocol.send_buffered;
+        if queued >= SMALL_SEND_BUFFER {
+            return cluster;
+        }
+        assert!(started.elapsed() < WAIT, "send buffer never filled");
+        let request = conn
+            .request(ECHO, filler.clone())
+            .timeout(Duration::from_secs(50));
+        rt.spawn(async move {
+            let _ = request.await;
+        });
+        sleep_until(rt, Instant::now() + Duration::from_millis(5)).await;
+    }
+}
+
+/// Asserts that a call given a 200 ms deadline ended within about it.
+fn ended_at_its_deadline(started: Instant) {
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_millis(700),
+        "took {took:?}"
+    );
+}
+
+/// A request's deadline bounds its wait for room in a full send buffer: it
+/// ends with `DeadlineExceeded` within about the deadline and is never sent.
+/// The deadline counts from the request's creation, and the handler is told
+/// the time left.
+pub async fn full_send_buffer_ends_a_request_at_its_deadline<R: TestRuntime>(rt: R) {
+    let cluster = full_send_buffer(&rt).await;
+    let conn = cluster.conn(0, 1);
+    let started = Instant::now();
+    let result = conn
+        .request(DEADLINE, "never sent")
+        .timeout(Duration::from_millis(200))
+        .await;
+    assert_eq!(result, Err(Error::DeadlineExceeded));
+    ended_at_its_deadline(started);
+
+    // Once the peer reads again the fillers are answered; the expired call
+    // never reached it.
+    cluster.proxy.as_ref().unwrap().stall(false);
+    cluster.assert_no_calls_left(WAIT).await;
+    assert_eq!(cluster.probe.count("deadline:"), 0);
+
+    // The deadline counts from the request's creation: one that passed while
+    // the request sat unawaited ends it, though there is room now.
+    let late = conn
+        .request(DEADLINE, "never sent")
+        .timeout(Duration::from_millis(50));
+    sleep_until(&rt, Instant::now() + Duration::from_millis(100)).await;
+    assert_eq!(late.await, Err(Error::DeadlineExceeded));
+    assert_eq!(cluster.probe.count("deadline:"), 0);
+
+    // A call created a while before it is awaited is told the time it has left.
+    let mut call = Box::pin(
+        conn.request(DEADLINE, "")
+            .timeout(Duration::from_secs(2))
+            .into_future(),
+    );
+    sleep_until(&rt, Instant::now() + Duration::from_millis(500)).await;
+    until_started(&mut call, cluster.probe.wait_for(&rt, "deadline:", WAIT)).await;
+    let seen = cluster
+        .probe
+        .events()
+        .into_iter()
+        .find(|e| e.starts_with("deadline:"));
+    let left: u64 = seen
+        .unwrap()
+        .trim_start_matches("deadline:")
+        .parse()
+        .unwrap();
+    assert!(left <= 1500, "handler saw {left} ms left of 2000 after 500");
+    drop(call);
+    cluster.assert_no_calls_left(WAIT).await;
+    cluster.shutdown().await;
+}
+
+/// Opening a stream waits for room in a full send buffer at most until the
+/// stream's deadline, then fails with `DeadlineExceeded`; the stream never
+/// reaches the peer.
+pub async fn full_send_buffer_ends_a_stream_open_at_its_deadline<R: TestRuntime>(rt: R) {
+    let cluster = full_send_buffer(&rt).await;
+    let started = Instant::now();
+    let result = cluster
+        .conn(0, 1)
+        .stream(STREAM_IN0, "")
+        .timeout(Duration::from_millis(200))
+        .open()
+        .await;
+    assert!(
+        matches!(result, Err(Error::DeadlineExceeded)),
+        "{:?}",
+        result.map(|_| ())
+    );
+    ended_at_its_deadline(started);
+    cluster.proxy.as_ref().unwrap().stall(false);
+    cluster.assert_no_calls_left(WAIT).await;
+    assert_eq!(cluster.probe.count("in0:start"), 0);
+    cluster.shutdown().await;
+}
+
+/// A node that closes while its peer is still sending to it (so it has input
+/// it never read, and the peer has paused its reading for a moment) still
+/// gets its reason across: the peer reads the `Close` it sent, not a reset,
+/// every time.
+pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut cluster = Cluster::start(&rt, 2).await;
+    // A bare connection takes the place of the node that dials the other.
+    let (closer, sender) = if dials(&cluster.names[1], &cluster.names[0]) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    cluster.stop(sender).await;
+    for round in 0..5 {
+        if round > 0 {
+            cluster.restart(closer).await;
+        }
+        let start = Instant::now();
+        while cluster.conn(closer, sender).is_connected() {
+            assert!(start.elapsed() < WAIT, "the old connection never closed");
+            sleep_until(&rt, Instant::now() + Duration::from_millis(5)).await;
+        }
+        let reads = ReadSwitch::default();
+        let io = rt.connect(&cluster.names[closer]).await.expect("connect");
+        let io = Box::new(PausedReads::new(io, reads.clone()));
+        let (shared, mut driver) = raw_connection(&rt, io, &cluster.names[sender]);
+        match std::future::poll_fn(|cx| driver.poll_drive(cx, &NoHandlers)).await {
+            Exit::Connected(_) => {}
+            Exit::Closed(reason) => panic!("round {round}: handshake failed: {reason}"),
+        }
+        let slot = crate::peer::PeerSlot::new(&cluster.names[closer]);
+        slot.install(shared, Instant::now(), Duration::ZERO);
+        let peer = crate::peer::Peer { slot };
+        let sent = AtomicUsize::new(0);
+        let send = async {
+            let (mut tx, _rx) = peer.stream(STREAM_SINK, "").open().await.unwrap().split();
+            let message = Bytes::from(vec![1u8; 16 * 1024]);
+            // The first message waits for the sink's credit; the rest are
+            // within it, so none of them waits for a read.
+            tx.send(message.clone()).await.unwrap();
+            reads.pause();
+            for _ in 1..300 {
+                if tx.send(message.clone()).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let close = async {
+            // Well into the stream, so the closing node has input in flight.
+            while sent.load(Ordering::Relaxed) < 100 {
+                sleep_until(&rt, Instant::now() + Duration::from_millis(1)).await;
+            }
+            cluster.stop(closer).await;
+            sleep_until(&rt, Instant::now() + Duration::from_millis(200)).await;
+            reads.resume();
+        };
+        let (reason, (), ()) =
+            futures_util::future::join3(drive_to_close(&mut driver), send, close).await;
+        assert!(
+            matches!(reason, CloseReason::Peer(_)),
+            "round {round}: the peer saw {reason:?} after {} messages",
+            sent.load(Ordering::Relaxed)
+        );
+    }
 }
 
 /// A stream's `Sink` gathers messages and hands them over in batches: whatever

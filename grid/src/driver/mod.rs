@@ -24,15 +24,25 @@
 //! The other tasks of the connection see the driver through its
 //! [`DriverLink`], under the connection's lock: running, or parked with the
 //! waker that brings it back and the deadline its timer is armed for.
+//!
+//! # Closing
+//!
+//! Once the protocol has closed, the driver stops reading and writes the
+//! final frames (`Close`, `Reject`) for at most [`CLOSE_FLUSH`]. If they left
+//! and the peer may still be reading, it then shuts the write side and reads
+//! and discards input until the peer closes its side, for a bounded time
+//! ([`linger`]): dropping a socket with unread input would reset the
+//! connection and could lose the `Close` before the peer reads it.
 
 mod decide;
+mod linger;
 mod link;
 mod read;
 mod timer;
 mod writer;
 
 use std::sync::{Arc, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use grid_proto::{CloseReason, PeerInfo};
@@ -41,6 +51,7 @@ pub(crate) use self::link::DriverLink;
 pub(crate) use self::writer::Writer;
 
 use self::decide::{decide, Next, Round};
+use self::linger::{Linger, LingerEnd};
 use self::read::{Read, Reader};
 use self::timer::DriverTimer;
 use self::writer::SocketFailed;
@@ -76,6 +87,9 @@ enum Phase {
         reason: CloseReason,
         flush_deadline: Instant,
     },
+    /// The final frames are out: the write side is shut and input is
+    /// discarded until the peer closes its side, within bounds.
+    Lingering { reason: CloseReason, linger: Linger },
 }
 
 /// What a round leaves behind besides the values [`decide()`] looks at.
@@ -111,6 +125,9 @@ impl Driver {
 
     /// Runs until the handshake completes or the connection has closed.
     pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>, host: &dyn Host) -> Poll<Exit> {
+        if matches!(self.phase, Phase::Lingering { .. }) {
+            return self.poll_linger(cx);
+        }
         let mut rounds = 0;
         let mut park_if_socket_idle = false;
         loop {
@@ -160,7 +177,7 @@ impl Driver {
     ) -> Option<RoundDone> {
         let (read, locked) = match self.phase {
             Phase::Open => self.reader.read(&self.shared, cx),
-            Phase::Closing { .. } => (Read::Skipped, None),
+            Phase::Closing { .. } | Phase::Lingering { .. } => (Read::Skipped, None),
         };
         let socket_waiting = matches!(read, Read::Waiting);
         if socket_waiting && park_if_socket_idle {
@@ -190,7 +207,7 @@ impl Driver {
             self.enter_closing(reason);
         }
         let flush_deadline = match &self.phase {
-            Phase::Open => None,
+            Phase::Open | Phase::Lingering { .. } => None,
             Phase::Closing { flush_deadline, .. } => Some(*flush_deadline),
         };
         let flush_deadline_passed = flush_deadline.is_some_and(|at| Instant::now() >= at);
@@ -228,7 +245,9 @@ impl Driver {
     /// `CLOSE_FLUSH` from now to leave.
     fn enter_closing(&mut self, reason: CloseReason) {
         match &mut self.phase {
-            Phase::Closing { reason: known, .. } => *known = reason,
+            Phase::Closing { reason: known, .. } | Phase::Lingering { reason: known, .. } => {
+                *known = reason
+            }
             Phase::Open => {
                 self.phase = Phase::Closing {
                     reason,
@@ -238,13 +257,46 @@ impl Driver {
         }
     }
 
-    /// Closes the socket of the closing connection.
+    /// Closes the socket of the closing connection, lingering first if that
+    /// can help the peer read the final frames.
     fn close(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
         // `decide` says so only while closing.
         let Phase::Closing { reason, .. } = &self.phase else {
             return Poll::Pending;
         };
-        self.shared.writer.lock().close(cx);
+        let reason = reason.clone();
+        let mut socket = self.shared.writer.lock();
+        // Lingering is no use when the socket has ended or failed, when the
+        // final frames never left (the peer stopped reading), or when the
+        // peer was found unresponsive.
+        let pointless = matches!(
+            reason,
+            CloseReason::Transport(_) | CloseReason::PeerTimeout(_)
+        ) || socket.has_failed()
+            || !socket.is_empty();
+        if pointless {
+            socket.close(cx);
+            return Poll::Ready(Exit::Closed(reason));
+        }
+        drop(socket);
+        self.phase = Phase::Lingering {
+            reason,
+            linger: Linger::new(Instant::now()),
+        };
+        self.poll_linger(cx)
+    }
+
+    /// Moves the linger on; the connection's exit once the socket can go.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
+        let Phase::Lingering { reason, linger } = &mut self.phase else {
+            return Poll::Pending;
+        };
+        let mut socket = self.shared.writer.lock();
+        let end = ready!(linger.poll(&mut socket, self.reader.scratch(), &mut self.timer, cx));
+        drop(socket);
+        if end != LingerEnd::PeerClosed {
+            tracing::debug!(?end, %reason, "dropping the socket before the peer closed its side");
+        }
         Poll::Ready(Exit::Closed(reason.clone()))
     }
 

@@ -105,6 +105,11 @@ impl Reader {
         true
     }
 
+    /// The read buffer, for input that is read only to be discarded.
+    pub(super) fn scratch(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
     /// Notes whether the protocol offers a payload's buffer to read into.
     pub(super) fn set_input_space(&mut self, offered: bool) {
         self.in_place = offered;

@@ -229,6 +229,11 @@ impl Socket {
         let _ = Pin::new(&mut self.io).poll_close(cx);
     }
 
+    /// Shuts the write side (for TCP, sends FIN); reading goes on.
+    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_close(cx)
+    }
+
     fn consume(&mut self, mut written: usize) {
         self.queued -= written;
         while written > 0 {

@@ -6,7 +6,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grid_proto::{dials, BackoffConfig, Limits, Timeouts};
+use grid_proto::{dials, BackoffConfig, Limits, Timeouts, MIN_SECRET_LEN};
 
 use super::accept::accept_loop;
 use super::dial::{dial_loop, Connector};
@@ -26,6 +26,16 @@ pub enum StartError {
     /// No cluster secret was given.
     #[error("no cluster secret configured")]
     NoSecret,
+    /// The cluster secret is shorter than [`MIN_SECRET_LEN`] bytes, short
+    /// enough to be guessed offline from a recorded handshake.
+    #[error(
+        "the cluster secret is {len} bytes; it must be at least {MIN_SECRET_LEN} bytes, \
+         best 32 random bytes (e.g. the output of `openssl rand -base64 32`)"
+    )]
+    WeakSecret {
+        /// The length of the secret given, in bytes.
+        len: usize,
+    },
     /// The node's own name is in its peer list.
     #[error("the peer list contains this node's own name {0:?}")]
     SelfInPeers(String),
@@ -102,7 +112,9 @@ impl<R: Runtime> ManagerBuilder<R> {
         self
     }
 
-    /// The cluster secret every node must share.
+    /// The cluster secret every node must share: at least
+    /// [`MIN_SECRET_LEN`] bytes, best 32 random bytes (e.g. from
+    /// `openssl rand -base64 32`); [`start`](Self::start) refuses a shorter one.
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.secret = Some(secret.as_ref().into());
         self
@@ -184,7 +196,7 @@ impl<R: Runtime> ManagerBuilder<R> {
     ///         .single((DISK, "disk-1"), |_ctx: Ctx, _request: Bytes| async move { Ok(Bytes::new()) });
     ///     Manager::<R>::builder("10.0.0.1:7000")
     ///         .peers(["10.0.0.2:7000"])
-    ///         .secret(b"cluster secret")
+    ///         .secret(b"a shared cluster secret")
     ///         .router(router)
     ///         .start()
     ///         .await
@@ -201,6 +213,9 @@ impl<R: Runtime> ManagerBuilder<R> {
             return Err(duplicate.clone().into());
         }
         let secret = self.secret.ok_or(StartError::NoSecret)?;
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(StartError::WeakSecret { len: secret.len() });
+        }
         let mut peers = HashMap::new();
         for peer in &self.peers {
             if *peer != self.name {

@@ -13,7 +13,7 @@ use super::node::ManagerInner;
 use super::random::fill_random;
 use crate::driver::{Driver, Exit};
 use crate::peer::{Install, PeerSlot};
-use crate::runtime::{BoxIo, Runtime};
+use crate::runtime::{make_timer, BoxIo, Runtime};
 use crate::serve::Serve;
 use crate::shared::Shared;
 
@@ -37,7 +37,7 @@ pub(super) async fn run_connection<R: Runtime>(
     config.expected_peer = expected_peer;
     config.limits = inner.limits.clone();
     config.timeouts = inner.timeouts.clone();
-    let shared = Shared::new(Proto::new(config, now), io);
+    let shared = Shared::new(Proto::new(config, now), io, make_timer(&inner.runtime));
     {
         let mut connections = inner.connections.lock().unwrap_or_else(|p| p.into_inner());
         connections.retain(|weak| weak.strong_count() > 0);

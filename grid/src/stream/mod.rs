@@ -12,16 +12,15 @@ mod send_error;
 mod sender;
 
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use grid_proto::{CallId, CallTarget, CommandError, Error};
+use grid_proto::{CallId, CallTarget, Error};
 
 pub use self::receiver::StreamReceiver;
 pub use self::send_error::SendError;
 pub use self::sender::StreamSender;
-use crate::call::refused_call;
+use crate::deadline::{poll_open, CallDeadline, OpenLock, RoomWait};
 use crate::handler::HandlerId;
 use crate::shared::{Shared, StreamSlot};
 
@@ -36,7 +35,7 @@ pub struct StreamRequest {
     pub(crate) handler: HandlerId,
     pub(crate) subroute: Bytes,
     pub(crate) payload: Bytes,
-    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: CallDeadline,
     pub(crate) in_capacity: u32,
 }
 
@@ -47,9 +46,13 @@ impl StreamRequest {
         self
     }
 
-    /// Deadline of the whole stream, relative to its opening (default one minute).
+    /// Deadline of the whole stream, relative to when the request was created
+    /// with [`Peer::stream`](crate::Peer::stream) (default one minute). It
+    /// also bounds [`open`](Self::open)'s wait for room in a full send
+    /// buffer: when it passes first, opening fails with
+    /// [`Error::DeadlineExceeded`] and nothing is sent.
     pub fn timeout(mut self, timeout: Duration) -> StreamRequest {
-        self.timeout = Some(timeout);
+        self.deadline.set_timeout(timeout);
         self
     }
 
@@ -64,33 +67,33 @@ impl StreamRequest {
     /// peer arrives as the stream's end.
     pub async fn open(self) -> Result<Stream, Error> {
         let shared = self.shared?;
+        let mut room = RoomWait::default();
         let id = std::future::poll_fn(|cx| {
-            shared.command(|inner, now| {
-                let target = CallTarget::with_subroute(self.handler, &self.subroute);
-                match inner.proto.open_stream(
-                    now,
-                    target,
-                    self.payload.clone(),
-                    self.timeout,
-                    self.in_capacity,
-                ) {
-                    Ok(id) => {
-                        inner.streams.insert(
-                            id,
-                            StreamSlot {
-                                halves: 2,
-                                ..StreamSlot::default()
-                            },
-                        );
-                        Poll::Ready(Ok(id))
-                    }
-                    Err(CommandError::SendBufferFull) => {
-                        inner.wait_writable(cx.waker());
-                        Poll::Pending
-                    }
-                    Err(refused) => Poll::Ready(Err(refused_call(refused))),
-                }
-            })
+            poll_open(
+                &shared,
+                OpenLock::Command,
+                &self.deadline,
+                &mut room,
+                cx,
+                |inner, now, left, _| {
+                    let target = CallTarget::with_subroute(self.handler, &self.subroute);
+                    let id = inner.proto.open_stream(
+                        now,
+                        target,
+                        self.payload.clone(),
+                        Some(left),
+                        self.in_capacity,
+                    )?;
+                    inner.streams.insert(
+                        id,
+                        StreamSlot {
+                            halves: 2,
+                            ..StreamSlot::default()
+                        },
+                    );
+                    Ok(id)
+                },
+            )
         })
         .await?;
         Ok(Stream::new(shared, id, self.in_capacity))
