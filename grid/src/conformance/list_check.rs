@@ -31,14 +31,26 @@ fn check(file: &str, source: &str, listed: &[&str]) {
 
 #[test]
 fn every_suite_test_is_in_the_conformance_list() {
-    let (suite, _) = crate::conformance_tests!(@list (@names));
+    let (suite, _, _) = crate::conformance_tests!(@list (@names));
     check("suite.rs", include_str!("suite.rs"), suite);
 }
 
 #[test]
 fn every_typed_suite_test_is_in_the_conformance_list() {
-    let (_, typed) = crate::conformance_tests!(@list (@names));
+    let (_, typed, _) = crate::conformance_tests!(@list (@names));
     check("typed_suite.rs", include_str!("typed_suite.rs"), typed);
+}
+
+/// The hostile suite's tests live in several files, one per kind of attack;
+/// its list must hold the tests of all of them together.
+#[test]
+fn every_hostile_test_is_in_the_conformance_list() {
+    let (_, _, hostile) = crate::conformance_tests!(@list (@names));
+    let sources = [
+        include_str!("hostile/attacks.rs"),
+        include_str!("hostile/scanner.rs"),
+    ];
+    check("hostile/", &sources.concat(), hostile);
 }
 
 #[test]
