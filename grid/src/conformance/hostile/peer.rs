@@ -83,8 +83,6 @@ pub(super) struct RawPeer<R: Runtime> {
     inbox: Option<Mailbox<Seen>>,
     /// Bytes per second the reader takes from the socket; 0 for no limit.
     pace: Arc<AtomicU64>,
-    /// The victim's `Hello`.
-    pub(super) victim: Hello,
 }
 
 /// A handshake that did not establish: how the victim ended it, and whether
@@ -152,7 +150,7 @@ impl<R: Runtime> RawPeer<R> {
                 })
             }
         }
-        let victim = Hello::decode(&victim_hello).map_err(|text| NotEstablished {
+        Hello::decode(&victim_hello).map_err(|text| NotEstablished {
             ending: Ending::Failed(text),
             victim_sent_auth: true,
         })?;
@@ -166,7 +164,6 @@ impl<R: Runtime> RawPeer<R> {
             unread: Some(unread),
             inbox: None,
             pace: Arc::new(AtomicU64::new(0)),
-            victim,
         })
     }
 

@@ -8,7 +8,6 @@ pub(super) mod op {
     pub(in crate::conformance::hostile) const AUTH: u8 = 0x02;
     pub(in crate::conformance::hostile) const REJECT: u8 = 0x03;
     pub(in crate::conformance::hostile) const REQUEST: u8 = 0x10;
-    pub(in crate::conformance::hostile) const RESPONSE: u8 = 0x11;
     pub(in crate::conformance::hostile) const ERROR: u8 = 0x12;
     pub(in crate::conformance::hostile) const STREAM_OPEN: u8 = 0x13;
     pub(in crate::conformance::hostile) const CREDIT: u8 = 0x15;
@@ -26,6 +25,8 @@ pub(super) mod close_code {
     pub(in crate::conformance::hostile) const PEER_NOT_READING: u32 = 7;
     /// The outbound backlog drained too slowly.
     pub(in crate::conformance::hostile) const PEER_TOO_SLOW: u32 = 8;
+    /// A newer connection under the same name replaced this one.
+    pub(in crate::conformance::hostile) const REPLACED: u32 = 12;
     /// A newcomer claimed a name whose connection was replaced too recently.
     pub(in crate::conformance::hostile) const REPLACING_TOO_OFTEN: u32 = 13;
 }
@@ -206,7 +207,8 @@ mod tests {
             request.encode(),
             [7, 0, 0, 0, 0x10, 0, 1, 0, 0, 0, 0x60, 0xea, 0, 0, 7, 0, 2, b'd', b'1', b'h', b'i']
         );
-        let response = Frame::new(op::RESPONSE, 1, 0, &b"ok"[..]);
+        // 0x11: Response.
+        let response = Frame::new(0x11, 1, 0, &b"ok"[..]);
         assert_eq!(
             response.encode(),
             [2, 0, 0, 0, 0x11, 0, 1, 0, 0, 0, 0, 0, 0, 0, b'o', b'k']
