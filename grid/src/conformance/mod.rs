@@ -70,7 +70,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@list (@tests $runtime, $block_on));
     };
     // Hands the list to the arm named by `$mode`: `@tests` (the user's
-    // expansion) or `@names` (the list check).
+    // expansion), `@names` or `@hostile_names` (the list check).
     (@list ($($mode:tt)*)) => {
         $crate::conformance_tests! {$($mode)*;
             suite [
@@ -159,7 +159,13 @@ macro_rules! conformance_tests {
         (
             &[$(stringify!($name)),*] as &[&str],
             &[$(stringify!($typed)),*] as &[&str],
-            &[$(stringify!($hostile)),*] as &[&str],
         )
+    };
+    (@hostile_names;
+        suite [$($name:ident),* $(,)?]
+        typed [$($typed:ident),* $(,)?]
+        hostile [$($hostile:ident),* $(,)?]
+    ) => {
+        &[$(stringify!($hostile)),*] as &[&str]
     };
 }
