@@ -3,58 +3,24 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::io::AsyncReadExt;
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::arena::{Arena, ArenaOptions, WAIT};
 use super::attacks::settle;
+use super::handshake::{proof, Hello, DIALER};
 use super::observe::LegitCalls;
-use super::peer::{within, Ending, RawPeer};
+use super::peer::{within, Ending};
 use super::wire::{op, Decoder, Frame};
 use crate::conformance::TestRuntime;
-use crate::runtime::Runtime;
+use crate::runtime::{BoxIo, Runtime};
 
-/// A dialer that does not know the secret sends a guessed proof: the
-/// acceptor checks it before proving anything itself, so the scanner gets a
-/// `Reject` and never the acceptor's `Auth` (an HMAC over a transcript the
-/// scanner knows, which it could test secrets against offline).
-pub async fn scanner_without_the_secret_gets_no_proof<R: TestRuntime>(rt: R) {
-    let arena = Arena::start(&rt, ArenaOptions::default()).await;
-    let legit = LegitCalls::start(&rt, arena.legit_to_victim());
-    for seed in 0..3 {
-        let attempt = RawPeer::connect(
-            &rt,
-            &arena.victim_name,
-            &arena.attacker_name,
-            b"a guess at the cluster secret",
-            1000 + seed,
-        )
-        .await;
-        let refused = match attempt {
-            Ok(_) => panic!("established without the cluster secret"),
-            Err(refused) => refused,
-        };
-        assert!(
-            !refused.victim_sent_auth,
-            "the acceptor sent its proof to a dialer that failed to prove: {refused:?}"
-        );
-        match &refused.ending {
-            Ending::Rejected(reason) => assert!(reason.contains("authentication"), "{reason}"),
-            other => panic!("the scanner should get a Reject: {other:?}"),
-        }
-    }
-    assert!(!arena.attacker_at_victim().is_connected());
-    settle(&rt).await;
-    legit.finish().await.assert_all_succeeded(3);
-    arena.shutdown().await;
-}
-
-/// Reads every frame from a raw connection until it ends, at most `timeout`.
-async fn frames_until_end<R: Runtime>(
+/// Reads frames from a raw connection for `duration`, or until it ends.
+async fn read_for<R: Runtime>(
     rt: &R,
-    io: &mut crate::runtime::BoxIo,
-    timeout: Duration,
+    io: &mut BoxIo,
+    decoder: &mut Decoder,
+    duration: Duration,
 ) -> (Vec<Frame>, Ending) {
-    let mut decoder = Decoder::new();
     let mut frames = Vec::new();
     let mut chunk = [0u8; 4096];
     let read_all = async {
@@ -73,10 +39,69 @@ async fn frames_until_end<R: Runtime>(
             }
         }
     };
-    let ending = within(rt, timeout, read_all)
+    let ending = within(rt, duration, read_all)
         .await
         .unwrap_or(Ending::StillOpen);
     (frames, ending)
+}
+
+/// A dialer that does not know the secret says `Hello`, waits to see what
+/// the acceptor volunteers, then sends a guessed proof: the acceptor checks
+/// it before proving anything itself, so the scanner gets a `Reject` and
+/// never the acceptor's `Auth` (an HMAC over a transcript the scanner knows,
+/// which it could test secrets against offline).
+pub async fn scanner_without_the_secret_gets_no_proof<R: TestRuntime>(rt: R) {
+    let arena = Arena::start(&rt, ArenaOptions::default()).await;
+    let legit = LegitCalls::start(&rt, arena.legit_to_victim());
+    let mut io = rt.connect(&arena.victim_name).await.expect("connect");
+    let mut decoder = Decoder::new();
+    let hello = Hello::dialer(&arena.attacker_name, 7).encode();
+    io.write_all(&Frame::new(op::HELLO, 0, 0, hello.clone()).encode())
+        .await
+        .expect("send Hello");
+    // Long enough for an acceptor that proves first to have proven.
+    let (mut frames, ending) =
+        read_for(&rt, &mut io, &mut decoder, Duration::from_millis(300)).await;
+    assert_eq!(
+        ending,
+        Ending::StillOpen,
+        "the acceptor hung up on a Hello: {frames:?}"
+    );
+    let victim_hello = match frames.first() {
+        Some(frame) if frame.op == op::HELLO => frame.payload.clone(),
+        other => panic!("the acceptor's first frame is its Hello: {other:?}"),
+    };
+    let guess = proof(
+        b"a guess at the cluster secret",
+        DIALER,
+        &hello,
+        &victim_hello,
+    );
+    io.write_all(&Frame::new(op::AUTH, 0, 0, guess.to_vec()).encode())
+        .await
+        .expect("send a guessed Auth");
+    let (after, ending) = read_for(&rt, &mut io, &mut decoder, WAIT).await;
+    frames.extend(after);
+
+    let ops: Vec<u8> = frames.iter().map(|f| f.op).collect();
+    assert!(
+        !ops.contains(&op::AUTH),
+        "the acceptor sent its proof to a dialer that had not proven anything: ops {ops:02x?}"
+    );
+    assert_eq!(ops, [op::HELLO, op::REJECT], "ops {ops:02x?}");
+    assert!(
+        frames[1].text().contains("authentication"),
+        "{:?}",
+        frames[1].text()
+    );
+    assert!(
+        matches!(ending, Ending::Eof | Ending::Failed(_)),
+        "the acceptor hangs up after the Reject: {ending:?}"
+    );
+    assert!(!arena.attacker_at_victim().is_connected());
+    settle(&rt).await;
+    legit.finish().await.assert_all_succeeded(3);
+    arena.shutdown().await;
 }
 
 /// A scanner that connects and sends nothing gets the victim's `Hello`, then
@@ -88,7 +113,7 @@ pub async fn silent_scanner_is_dropped_at_the_handshake_timeout<R: TestRuntime>(
     let legit = LegitCalls::start(&rt, arena.legit_to_victim());
     let started = Instant::now();
     let mut io = rt.connect(&arena.victim_name).await.expect("connect");
-    let (frames, ending) = frames_until_end(&rt, &mut io, handshake + WAIT).await;
+    let (frames, ending) = read_for(&rt, &mut io, &mut Decoder::new(), handshake + WAIT).await;
     let elapsed = started.elapsed();
 
     let ops: Vec<u8> = frames.iter().map(|f| f.op).collect();
