@@ -233,6 +233,9 @@ pub(crate) struct InCall {
     /// The deadline was shortened to the local maximum: when it passes, the
     /// opener is told, since its own deadline is later.
     pub(crate) clamped: bool,
+    /// Bytes of the payload handed to the application with the call, counted
+    /// against `max_held_request_bytes` until the call ends.
+    pub(crate) held: usize,
 }
 
 impl InCall {

@@ -45,12 +45,45 @@ pub struct Limits {
     /// Streams hold buffers for longer than requests do. Excess streams are
     /// answered at once with `Overloaded`.
     pub max_incoming_streams: u32,
-    /// Most bytes of received stream messages (and partly reassembled messages)
-    /// that the application has not consumed yet, in bytes. Default 256 MiB.
+    /// Most bytes of input received and not yet consumed: stream messages the
+    /// application has not read, and partly reassembled messages of any call.
+    /// Default 256 MiB.
     ///
-    /// Credits bound messages per stream; this bounds their bytes over all
-    /// streams. Exceeding it closes the connection.
+    /// Stops a peer that sends faster than the application reads from growing
+    /// this side's memory: credits bound messages per stream, this bounds
+    /// their bytes over all streams, and it bounds half-received messages too.
+    /// Exceeding it closes the connection with `LimitExceeded`. Payloads of
+    /// incoming calls handed to the application are counted by
+    /// `max_held_request_bytes` instead.
     pub max_buffered_bytes: usize,
+    /// Most bytes of payloads of incoming calls (request bodies and stream-open
+    /// payloads) delivered to the application whose call has not ended yet:
+    /// its handler may still hold them. Default 256 MiB.
+    ///
+    /// Stops a peer from sending large requests to a handler that waits,
+    /// which `max_incoming_calls` alone bounds only at calls times
+    /// `max_message_size` (64 GiB by default). A call is admitted only if its
+    /// payload keeps the total within this bound; otherwise it is refused at
+    /// once with the retryable `Overloaded`, and the connection goes on. The
+    /// bytes are released when the call ends (answered, failed, cancelled by
+    /// the application, or the connection closed).
+    pub max_held_request_bytes: usize,
+    /// Most bytes queued for sending and not yet handed out by
+    /// [`crate::Connection::poll_transmit`]: answers, protocol replies,
+    /// control frames and stream data together. Default 64 MiB.
+    ///
+    /// Stops a peer that sends requests and never reads the answers from
+    /// making this side queue every answer. While the backlog is over this
+    /// bound, new incoming calls are refused at once with the retryable
+    /// `Overloaded` (input is still read, so pings, credits, cancels and the
+    /// answers to this side's own calls still flow), and this side's own
+    /// calls and stream messages are refused with
+    /// [`crate::CommandError::SendBufferFull`]. Answers of calls already
+    /// admitted are still queued, since dropping them would lose data: the
+    /// overshoot is bounded by the answers of the calls running at the time,
+    /// and a backlog that stays over the bound for `Timeouts::write_stall`
+    /// closes the connection with `PeerTooSlow`.
+    pub max_outbound_backlog: usize,
     /// Most bytes this side queues for sending before commands that add data
     /// are refused with [`crate::CommandError::SendBufferFull`]. Default 32 MiB.
     ///
@@ -83,6 +116,8 @@ impl Default for Limits {
             max_incoming_calls: 4096,
             max_incoming_streams: 1024,
             max_buffered_bytes: 256 * 1024 * 1024,
+            max_held_request_bytes: 256 * 1024 * 1024,
+            max_outbound_backlog: 64 * 1024 * 1024,
             send_buffer_size: 32 * 1024 * 1024,
             max_control_backlog: 4 * 1024 * 1024,
             cheap_frame_burst: 20_000,
@@ -108,6 +143,21 @@ pub struct Timeouts {
     /// Longest deadline accepted, for outgoing and incoming calls. Default 1 h.
     /// Stops a peer from holding a call slot here forever.
     pub max_deadline: Duration,
+    /// How long queued output may go without progress. Default 30 s.
+    ///
+    /// Stops a stuck reader (a peer that answers pings, or keeps sending, but
+    /// never reads) from holding this side's queued output: when output is
+    /// queued and [`crate::Connection::poll_transmit`] has handed out nothing
+    /// for this long, the connection closes with
+    /// [`crate::CloseReason::PeerNotReading`]. It also bounds a too-slow
+    /// reader: when the outbound backlog stays above
+    /// `Limits::max_outbound_backlog` for this long (the peer reads, but
+    /// slower than `max_outbound_backlog / write_stall`), the connection
+    /// closes with [`crate::CloseReason::PeerTooSlow`]. Received pings and
+    /// pongs do not reset either clock. The driver must take output only when
+    /// its transport accepted earlier output, so that handing out means
+    /// progress.
+    pub write_stall: Duration,
 }
 
 impl Default for Timeouts {
@@ -118,6 +168,7 @@ impl Default for Timeouts {
             idle: Duration::from_secs(20),
             default_deadline: Duration::from_secs(60),
             max_deadline: Duration::from_secs(3600),
+            write_stall: Duration::from_secs(30),
         }
     }
 }

@@ -237,6 +237,66 @@ pub enum CloseReason {
     /// The transport (socket) failed or reached end of file; reported by the driver.
     #[error("transport closed: {0}")]
     Transport(String),
+    /// Output was queued and none of it could be handed to the transport for
+    /// this long (`Timeouts::write_stall`): the peer stopped reading.
+    #[error("peer not reading: queued output made no progress for {0:?}")]
+    PeerNotReading(std::time::Duration),
+    /// The outbound backlog stayed over `Limits::max_outbound_backlog` for
+    /// `Timeouts::write_stall`: the peer reads, but too slowly. The text gives
+    /// the rate.
+    #[error("peer too slow: {0}")]
+    PeerTooSlow(String),
+    /// An authenticated connection was refused after the handshake, by this
+    /// side or by the peer (decoded from the `Close` code).
+    #[error("refused ({0}): {1}")]
+    Refused(Refusal, String),
+}
+
+/// Why an authenticated connection is refused after its handshake. Each has
+/// its own `Close` code, so the refused side can tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The peer's name is not among this node's peers. Code 9.
+    #[error("not a peer")]
+    NotAPeer,
+    /// The peer dialed, but the dial rule says this node dials it. Code 10.
+    #[error("wrong side")]
+    WrongSide,
+    /// This node is shutting down. Code 11.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// A newer connection from the same peer replaced this one. Code 12.
+    #[error("replaced")]
+    Replaced,
+    /// A connection from this peer replaced another too recently: this one is
+    /// refused and the current one stays. Retry later. Code 13.
+    #[error("replacing too often")]
+    ReplacingTooOften,
+}
+
+impl Refusal {
+    /// The `Close` code that carries this refusal.
+    pub fn wire_code(self) -> u32 {
+        match self {
+            Refusal::NotAPeer => 9,
+            Refusal::WrongSide => 10,
+            Refusal::ShuttingDown => 11,
+            Refusal::Replaced => 12,
+            Refusal::ReplacingTooOften => 13,
+        }
+    }
+
+    /// The refusal a `Close` code carries, if it carries one.
+    pub fn from_wire_code(code: u32) -> Option<Refusal> {
+        Some(match code {
+            9 => Refusal::NotAPeer,
+            10 => Refusal::WrongSide,
+            11 => Refusal::ShuttingDown,
+            12 => Refusal::Replaced,
+            13 => Refusal::ReplacingTooOften,
+            _ => return None,
+        })
+    }
 }
 
 impl CloseReason {
@@ -251,6 +311,9 @@ impl CloseReason {
             CloseReason::LimitExceeded(_) => 5,
             CloseReason::Drained => 6,
             CloseReason::Transport(_) => 0,
+            CloseReason::PeerNotReading(_) => 7,
+            CloseReason::PeerTooSlow(_) => 8,
+            CloseReason::Refused(refusal, _) => refusal.wire_code(),
         }
     }
 }

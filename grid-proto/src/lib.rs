@@ -23,6 +23,9 @@
 //!    ([`Connection::open_request`], [`Connection::respond`], …).
 //! 2. **Drain**: write out every buffer [`Connection::poll_transmit`] returns, in
 //!    order, and handle every [`Event`] [`Connection::poll_event`] returns.
+//!    Take a buffer only once the transport has accepted the earlier ones (or
+//!    keep a small bounded queue of your own): handing output out is how the
+//!    connection sees that its peer reads (`Timeouts::write_stall`).
 //! 3. **Sleep** until the next input or [`Connection::poll_timeout`], whichever
 //!    comes first.
 //!
@@ -109,7 +112,7 @@ pub use config::{Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE};
 pub use connection::{CallTarget, Connection, ConnectionState, MAX_SUBROUTE};
 pub use decoder::FrameDecoder;
 pub use dial::dials;
-pub use error::{CloseReason, CommandError, Error, ErrorCode};
+pub use error::{CloseReason, CommandError, Error, ErrorCode, Refusal};
 pub use event::{CallId, Event, IncomingCall, ReadOutcome, Reservation};
 pub use frame::{FrameError, Header, Op, FLAG_MORE, HEADER_LEN};
 pub use handshake::{PeerInfo, PeerLimits, MAX_NODE_NAME, PROTOCOL_VERSION};

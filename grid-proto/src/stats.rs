@@ -26,6 +26,17 @@ pub struct Stats {
     pub buffered_bytes: usize,
     /// Bytes queued for sending.
     pub send_buffered: usize,
+    /// Bytes queued for sending and not yet handed out by `poll_transmit`,
+    /// answers and control frames included: what
+    /// [`crate::Limits::max_outbound_backlog`] bounds.
+    pub outbound_backlog: usize,
+    /// Payload bytes of incoming calls the application holds: what
+    /// [`crate::Limits::max_held_request_bytes`] bounds.
+    pub held_request_bytes: usize,
+    /// Incoming calls refused with `Overloaded`: over `max_incoming_calls`,
+    /// `max_incoming_streams`, `max_held_request_bytes` or
+    /// `max_outbound_backlog`.
+    pub refused_overloaded: u64,
     /// Latest keepalive round-trip time.
     pub rtt: Option<Duration>,
 }

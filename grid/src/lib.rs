@@ -82,9 +82,12 @@ pub mod typed;
 
 pub use bytes::Bytes;
 pub use call::{Request, RequestFuture};
-pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Stats, Timeouts};
+pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Refusal, Stats, Timeouts};
 pub use handler::{Ctx, HandlerError, HandlerId};
-pub use manager::{Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError};
+pub use manager::{
+    Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError,
+    DEFAULT_REPLACE_INTERVAL,
+};
 #[allow(deprecated)]
 pub use peer::{Connection, ConnectionState, ConnectionStats};
 pub use peer::{Peer, PeerState, PeerStats, DEFAULT_CONNECT_WAIT};

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use grid_proto::{Error, Stats};
@@ -31,6 +31,19 @@ pub(crate) struct PeerSlot {
 struct Current {
     shared: Option<Arc<Shared>>,
     waiters: Vec<Waker>,
+    /// When a newcomer last replaced a live connection.
+    last_replaced: Option<Instant>,
+}
+
+/// What [`PeerSlot::install`] did with a new connection.
+pub(crate) enum Install {
+    /// Installed where no live connection was.
+    Fresh,
+    /// Installed in place of a live connection, returned to be closed.
+    Replaced(Arc<Shared>),
+    /// Not installed: a live connection was replaced too recently, and the
+    /// current one stays.
+    TooSoon,
 }
 
 impl PeerSlot {
@@ -53,16 +66,42 @@ impl PeerSlot {
     }
 
     /// Makes `shared` the current connection; returns the one it replaces.
-    pub(crate) fn install(&self, shared: Arc<Shared>) -> Option<Arc<Shared>> {
+    ///
+    /// A live connection is replaced at most once per `min_interval`: any
+    /// node with the cluster secret can claim any name, and each replacement
+    /// fails the calls in flight on the connection it replaces, so a newcomer
+    /// inside the interval is turned away instead.
+    pub(crate) fn install(
+        &self,
+        shared: Arc<Shared>,
+        now: Instant,
+        min_interval: Duration,
+    ) -> Install {
+        let mut current = self.lock();
+        let live = current
+            .shared
+            .as_ref()
+            .is_some_and(|existing| !existing.lock().proto.is_closed());
+        if live {
+            let too_soon = current
+                .last_replaced
+                .is_some_and(|at| now.saturating_duration_since(at) < min_interval);
+            if too_soon {
+                return Install::TooSoon;
+            }
+            current.last_replaced = Some(now);
+        }
         if self.connects.fetch_add(1, Ordering::Relaxed) > 0 {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
-        let mut current = self.lock();
         let old = current.shared.replace(shared);
         for waker in current.waiters.drain(..) {
             waker.wake();
         }
-        old
+        match old {
+            Some(old) if live => Install::Replaced(old),
+            _ => Install::Fresh,
+        }
     }
 
     /// Forgets `shared` if it is still the current connection.

@@ -3,7 +3,7 @@
 use super::drain::CloseAfterFlush;
 use super::phase::Phase;
 use super::Connection;
-use crate::error::CloseReason;
+use crate::error::{CloseReason, Refusal};
 use crate::event::Event;
 use crate::frame::Op;
 use crate::handshake;
@@ -26,6 +26,14 @@ impl Connection {
         self.close_with(CloseReason::Local(reason.into()));
     }
 
+    /// Refuses an authenticated connection: closes at once like
+    /// [`close`](Self::close), with the refusal's own `Close` code, so the
+    /// peer reports [`CloseReason::Refused`] with `text`. Before the handshake
+    /// completes, the peer gets a `Reject` with `text` instead.
+    pub fn refuse(&mut self, refusal: Refusal, text: impl Into<String>) {
+        self.close_with(CloseReason::Refused(refusal, text.into()));
+    }
+
     /// Closes after a peer's misbehaviour or a local decision, telling the peer why.
     pub(super) fn close_with(&mut self, reason: CloseReason) {
         if self.is_closed() {
@@ -34,6 +42,8 @@ impl Connection {
         let text = match &reason {
             // The peer wraps the text as its own `Rejected` or `Peer` reason.
             CloseReason::Rejected(text) | CloseReason::Local(text) => text.clone(),
+            // The code says which refusal; the text is the refuser's own.
+            CloseReason::Refused(_, text) => text.clone(),
             other => other.to_string(),
         };
         // Fits the smallest frame limit a peer may announce, even mid-handshake.

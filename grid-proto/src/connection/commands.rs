@@ -156,6 +156,7 @@ impl Connection {
             message.prefix.extend_from_slice(&window.to_le_bytes());
         }
         self.queue_message(message);
+        self.observe_output(now);
         Ok(CallId(mux))
     }
 
@@ -173,7 +174,7 @@ impl Connection {
     }
 
     fn check_send_buffer(&mut self) -> Result<(), CommandError> {
-        if self.send.buffered() >= self.config.limits.send_buffer_size {
+        if self.send.buffered() >= self.send_limit() {
             self.send_blocked = true;
             return Err(CommandError::SendBufferFull);
         }

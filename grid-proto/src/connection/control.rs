@@ -5,7 +5,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::Connection;
-use crate::error::CloseReason;
+use crate::error::{CloseReason, Refusal};
 use crate::frame::{Header, Op};
 
 impl Connection {
@@ -22,9 +22,13 @@ impl Connection {
             Op::Ping => self.on_ping(now, header.arg),
             Op::Pong => self.on_pong(now, header.arg),
             Op::GoAway => self.on_go_away(now),
-            Op::Close => self.peer_closed(CloseReason::Peer(
-                String::from_utf8_lossy(&payload).into_owned(),
-            )),
+            Op::Close => {
+                let text = String::from_utf8_lossy(&payload).into_owned();
+                self.peer_closed(match Refusal::from_wire_code(header.arg) {
+                    Some(refusal) => CloseReason::Refused(refusal, text),
+                    None => CloseReason::Peer(text),
+                });
+            }
             // The peer gave up on the handshake (e.g. its timeout fired) after
             // this side had completed it: keep its reason.
             Op::Reject => self.peer_closed(CloseReason::Rejected(

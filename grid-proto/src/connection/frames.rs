@@ -179,6 +179,15 @@ impl Connection {
             )));
             return;
         }
+        // A rule of the frame itself, checked before the drop rules: it holds
+        // whether or not the call is still known here.
+        if header.more() && !header.op.may_fragment() {
+            self.close_with(CloseReason::Protocol(format!(
+                "fragmented {:?} frame (MORE set) on mux {mux:#x}",
+                header.op
+            )));
+            return;
+        }
         // Empty frames cost the sender nothing but a header; ones that carry
         // no information (zero credit, empty fragments) are budgeted.
         let cheap = (header.len == 0 && (header.more() || header.op == Op::Message))
@@ -359,11 +368,29 @@ impl Connection {
         }
     }
 
+    /// Why a new incoming call must be refused, if it must: this side is
+    /// draining, or admitting it would break a bound on the calls or bytes
+    /// the peer makes this side hold. Only admission stops; input is still
+    /// read, so two nodes that call each other hard never wait on each other.
+    fn admission(&self, is_stream: bool, payload: usize) -> Option<Error> {
+        let limits = &self.config.limits;
+        if self.state() == ConnectionState::Draining {
+            return Some(Error::Draining);
+        }
+        let over_calls = self.incoming.len() >= limits.max_incoming_calls as usize
+            || (is_stream && self.incoming_streams >= limits.max_incoming_streams as usize);
+        let over_held =
+            self.held_request_bytes.saturating_add(payload) > limits.max_held_request_bytes;
+        let over_backlog = self.send.buffered() > limits.max_outbound_backlog;
+        (over_calls || over_held || over_backlog).then_some(Error::Overloaded)
+    }
+
     fn open_incoming(&mut self, now: Instant, op: Op, mux: u32, arg: u32, payload: Bytes) {
         match self.incoming.get(&mux) {
             // After 2^31 calls the peer's ids wrap; one it cancelled may still be
             // held here until its handler ends. The new call is refused, retryably.
             Some(call) if call.is_cancelled() => {
+                self.stats.refused_overloaded += 1;
                 if self.spend_cheap(now) {
                     let (code, message) = Error::Overloaded.to_wire();
                     self.send.control(Op::Error, mux, code as u32, &message);
@@ -385,17 +412,11 @@ impl Connection {
             return;
         };
         let is_stream = op == Op::StreamOpen;
-        let limits = &self.config.limits;
-        let refusal = if self.state() == ConnectionState::Draining {
-            Some(Error::Draining)
-        } else if self.incoming.len() >= limits.max_incoming_calls as usize
-            || (is_stream && self.incoming_streams >= limits.max_incoming_streams as usize)
-        {
-            Some(Error::Overloaded)
-        } else {
-            None
-        };
+        let refusal = self.admission(is_stream, open.body.len());
         if let Some(refusal) = refusal {
+            if refusal == Error::Overloaded {
+                self.stats.refused_overloaded += 1;
+            }
             // Refusals cost the peer nothing, so they are budgeted like other cheap frames.
             if self.spend_cheap(now) {
                 let (code, message) = refusal.to_wire();
@@ -421,8 +442,10 @@ impl Connection {
                 accepted: false,
                 cancelled: None,
                 clamped: relative < requested,
+                held: open.body.len(),
             },
         );
+        self.held_request_bytes += open.body.len();
         self.deadlines.insert(deadline, mux);
         self.compact_deadlines();
         self.stats.messages_received += 1;

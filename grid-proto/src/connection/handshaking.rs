@@ -1,5 +1,7 @@
-//! The handshake phase: `Hello` both ways, then `Auth` both ways, each side
-//! proving it knows the cluster secret.
+//! The handshake phase: `Hello` both ways, then the dialer's `Auth`, then,
+//! once the acceptor has verified it, the acceptor's `Auth`: each side proves
+//! it knows the cluster secret, and the acceptor proves nothing to a peer
+//! that has not.
 
 use std::time::Instant;
 
@@ -7,7 +9,8 @@ use bytes::Bytes;
 
 use super::phase::Phase;
 use super::Connection;
-use crate::error::CloseReason;
+use crate::config::Role;
+use crate::error::{CloseReason, Refusal};
 use crate::event::Event;
 use crate::frame::{Header, Op};
 use crate::handshake::{self, PROOF_LEN};
@@ -50,8 +53,15 @@ impl Connection {
             Op::Hello if handshake.peer_hello.is_none() => {
                 match handshake::decode_hello(&payload, &self.config) {
                     Ok(info) => {
-                        let proof = handshake::proof(&self.config, &handshake.own_hello, &payload);
-                        self.send.control(Op::Auth, 0, 0, &proof);
+                        // The dialer proves first. The acceptor proves only
+                        // once the dialer's proof checked out, so a peer
+                        // without the secret never gets a proof to guess
+                        // the secret against.
+                        if self.config.role == Role::Dialer {
+                            let proof =
+                                handshake::proof(&self.config, &handshake.own_hello, &payload);
+                            self.send.control(Op::Auth, 0, 0, &proof);
+                        }
                         self.peer = Some(info);
                         handshake.peer_hello = Some(payload);
                     }
@@ -63,6 +73,11 @@ impl Connection {
                 let verified = payload.len() == PROOF_LEN
                     && handshake::verify(&self.config, &payload, &handshake.own_hello, peer_hello);
                 if verified {
+                    if self.config.role == Role::Acceptor {
+                        let proof =
+                            handshake::proof(&self.config, &handshake.own_hello, peer_hello);
+                        self.send.control(Op::Auth, 0, 0, &proof);
+                    }
                     self.established(now);
                 } else {
                     self.close_with(CloseReason::Rejected(
@@ -70,12 +85,17 @@ impl Connection {
                     ));
                 }
             }
-            Op::Reject | Op::Close => {
+            Op::Reject => {
                 let text = String::from_utf8_lossy(&payload).into_owned();
-                self.peer_closed(if header.op == Op::Reject {
-                    CloseReason::Rejected(text)
-                } else {
-                    CloseReason::Peer(text)
+                self.peer_closed(CloseReason::Rejected(text));
+            }
+            // An acceptor that verified this side and then refused it may
+            // close before its own proof leaves: the refusal is still news.
+            Op::Close => {
+                let text = String::from_utf8_lossy(&payload).into_owned();
+                self.peer_closed(match Refusal::from_wire_code(header.arg) {
+                    Some(refusal) => CloseReason::Refused(refusal, text),
+                    None => CloseReason::Peer(text),
                 });
             }
             op => self.close_with(CloseReason::Protocol(format!(

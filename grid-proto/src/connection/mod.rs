@@ -12,6 +12,7 @@ mod keepalive;
 mod phase;
 pub use phase::ConnectionState;
 mod timer_table;
+mod write_stall;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ use drain::PeerDrain;
 use handshaking::Handshake;
 use keepalive::Keepalive;
 use phase::Phase;
+use write_stall::OutputProgress;
 
 /// A grid connection as a sans-IO state machine.
 ///
@@ -67,6 +69,10 @@ pub struct Connection {
     stream_buffered: usize,
     /// A command was refused for a full send buffer; `Writable` is owed.
     send_blocked: bool,
+    /// Payload bytes of incoming calls the application holds.
+    held_request_bytes: usize,
+    /// Progress of queued output, for the write-stall rules.
+    output: OutputProgress,
     stats: Stats,
 }
 
@@ -102,6 +108,8 @@ impl Connection {
             cheap_frames,
             stream_buffered: 0,
             send_blocked: false,
+            held_request_bytes: 0,
+            output: OutputProgress::default(),
             stats: Stats::default(),
         }
     }
@@ -192,6 +200,8 @@ impl Connection {
             incoming_streams: self.incoming_streams,
             buffered_bytes: self.buffered_bytes(),
             send_buffered: self.send.buffered(),
+            outbound_backlog: self.send.buffered(),
+            held_request_bytes: self.held_request_bytes,
             rtt: self.keepalive.rtt,
             ..self.stats.clone()
         }
@@ -256,6 +266,7 @@ impl Connection {
         }
         self.check_backlogs();
         self.after_call_removed();
+        self.observe_output(now);
     }
 
     /// Tells the connection that the transport reached end of file or failed.
@@ -317,20 +328,27 @@ impl Connection {
     /// Many small frames come coalesced in one buffer; a large payload may come
     /// as a separate buffer sliced from the application's own bytes. Write the
     /// buffers in the order they are returned.
-    pub fn poll_transmit(&mut self, _now: Instant) -> Option<Bytes> {
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         let fragment = self.fragment_size();
         self.release_held_pong();
         let out = match self.send.poll(fragment) {
             Some(out) => out,
             None => {
-                if !self.queue_close_after_flush() {
+                let close = if self.queue_close_after_flush() {
+                    self.send.poll(fragment)
+                } else {
+                    None
+                };
+                let Some(close) = close else {
+                    self.output_handed_out(now, false);
                     return None;
-                }
-                self.send.poll(fragment)?
+                };
+                close
             }
         };
         self.stats.bytes_sent += out.len() as u64;
-        if self.send_blocked && self.send.buffered() <= self.config.limits.send_buffer_size / 2 {
+        self.output_handed_out(now, true);
+        if self.send_blocked && self.send.buffered() <= self.send_limit() / 2 {
             self.send_blocked = false;
             if !self.is_closed() {
                 self.events.push_back(Event::Writable);
@@ -346,6 +364,13 @@ impl Connection {
     /// when a stream has some where it had none.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Queued bytes at which this side's own calls and stream messages are
+    /// refused: the send buffer, within the bound on the whole backlog.
+    fn send_limit(&self) -> usize {
+        let limits = &self.config.limits;
+        limits.send_buffer_size.min(limits.max_outbound_backlog)
     }
 
     fn fragment_size(&self) -> usize {
@@ -411,6 +436,7 @@ impl Connection {
             });
         }
         for (_, call) in self.incoming.drain() {
+            self.held_request_bytes -= call.held;
             if let Some(stream) = call.stream {
                 self.stream_buffered -= stream.inbox.bytes();
             }
@@ -489,6 +515,7 @@ impl Connection {
 
     fn remove_incoming(&mut self, mux: u32) -> Option<InCall> {
         let call = self.incoming.remove(&mux)?;
+        self.held_request_bytes -= call.held;
         if let Some(stream) = &call.stream {
             self.incoming_streams -= 1;
             self.stream_buffered -= stream.inbox.bytes();

@@ -18,6 +18,11 @@ enum Timer {
     Unanswered,
     /// Nothing arrived for `idle`: the peer is dead.
     Silence,
+    /// Queued output made no progress for `write_stall`: the peer is not reading.
+    WriteStall,
+    /// The outbound backlog stayed over its bound for `write_stall`: the peer
+    /// reads too slowly.
+    TooSlow,
     /// This side's drain deadline: calls still in flight are cut off.
     Drain,
     /// The next keepalive ping is due.
@@ -30,10 +35,12 @@ impl Timer {
     /// Every timer, in the order a timeout runs them: once one closes the
     /// connection the rest are moot, so a dead peer is reported as such
     /// rather than as the end of a drain.
-    const ALL: [Timer; 6] = [
+    const ALL: [Timer; 8] = [
         Timer::Handshake,
         Timer::Unanswered,
         Timer::Silence,
+        Timer::WriteStall,
+        Timer::TooSlow,
         Timer::Drain,
         Timer::Ping,
         Timer::Calls,
@@ -50,8 +57,11 @@ impl Connection {
     }
 
     /// Runs timers due at `now`: handshake timeout, keepalive, dead-peer
-    /// detection, call deadlines, drain deadline. Extra calls are harmless.
+    /// and stuck-reader detection, call deadlines, drain deadline. Extra
+    /// calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Output queued by commands that carry no time starts waiting now.
+        self.observe_output(now);
         for timer in Timer::ALL {
             if self.is_closed() {
                 return;
@@ -60,6 +70,7 @@ impl Connection {
                 self.fire(timer, now);
             }
         }
+        self.observe_output(now);
     }
 
     /// When `timer` fires; `None` while the phase does not arm it.
@@ -72,6 +83,8 @@ impl Connection {
                 self.keepalive.unanswered_deadline(idle)
             }
             (Timer::Silence, phase) if phase.is_open() => self.keepalive.silence_deadline(idle),
+            (Timer::WriteStall, phase) if phase.is_open() => self.write_stall_deadline(),
+            (Timer::TooSlow, phase) if phase.is_open() => self.too_slow_deadline(),
             (Timer::Ping, phase) if phase.is_open() => Some(self.keepalive.next_ping),
             (Timer::Calls, phase) if phase.is_open() => self.deadlines.next(),
             _ => None,
@@ -93,6 +106,8 @@ impl Connection {
             Timer::Unanswered | Timer::Silence => {
                 self.close_with(CloseReason::PeerTimeout(self.config.timeouts.idle));
             }
+            Timer::WriteStall => self.close_not_reading(),
+            Timer::TooSlow => self.close_too_slow(now),
             Timer::Drain => self.close_with(CloseReason::Drained),
             Timer::Ping => {
                 self.send_ping(now);

@@ -237,3 +237,17 @@ fn unconsumed_input_beyond_the_buffer_limit_closes_the_connection() {
         CloseReason::LimitExceeded(_)
     ));
 }
+
+#[test]
+fn more_on_an_unfragmentable_frame_is_a_protocol_error_even_on_an_unknown_mux() {
+    for op in [Op::Credit, Op::Fin, Op::Cancel, Op::Messages] {
+        let mut pair = Pair::connected(40);
+        // Mux 12345 was never opened: the frame would otherwise be dropped.
+        let frame = raw_frame(op, crate::FLAG_MORE, 12345, 1, &[]);
+        pair.server.conn.handle_input(pair.now, &frame);
+        match pair.server.conn.close_reason() {
+            Some(CloseReason::Protocol(text)) => assert!(text.contains("MORE"), "{text}"),
+            other => panic!("{op:?}: {other:?}"),
+        }
+    }
+}

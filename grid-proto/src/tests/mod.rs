@@ -1,6 +1,7 @@
 //! Protocol tests driven by the in-memory `Pair` simulator.
 
 mod batches;
+mod bounds;
 mod handshake;
 mod lifecycle;
 mod limits;
@@ -8,3 +9,4 @@ mod props;
 mod regressions;
 mod requests;
 mod streams;
+mod write_stall;

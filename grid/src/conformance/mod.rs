@@ -5,6 +5,7 @@
 //! A runtime crate implements [`TestRuntime`] and expands
 //! [`conformance_tests!`](crate::conformance_tests) in a test file.
 
+mod admission;
 mod cluster;
 pub mod hostile;
 #[cfg(test)]
@@ -98,6 +99,7 @@ macro_rules! conformance_tests {
                 graceful_shutdown_drains,
                 five_node_mesh,
                 strangers_and_wrong_side_dialers_are_refused,
+                replacement_churn_is_rate_limited,
                 full_send_buffer_wakes_stream_senders,
                 sink_batches_arrive_whole_and_in_order,
                 vanished_peer_with_unsent_data_is_redialed,

@@ -4,15 +4,17 @@ use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use grid_proto::{dials, CloseReason, Config, Connection as Proto, Error, Role};
+use grid_proto::{dials, Error};
 
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
 use crate::conformance::TestRuntime;
-use crate::driver::{Driver, Exit, Host};
 use crate::manager::{ManagerBuilder, StartError};
 use crate::router::Router;
 use crate::runtime::sleep_until;
-use crate::shared::Shared;
+
+pub use super::admission::{
+    replacement_churn_is_rate_limited, strangers_and_wrong_side_dialers_are_refused,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -596,64 +598,6 @@ pub async fn five_node_mesh<R: TestRuntime>(rt: R) {
         assert_eq!(result.unwrap(), payload.as_bytes());
     }
     cluster.assert_no_calls_left(WAIT).await;
-    cluster.shutdown().await;
-}
-
-/// Dials `addr` with a bare protocol connection that calls itself `name`, and
-/// returns why the connection ended.
-async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason {
-    struct NoHandlers;
-    impl Host for NoHandlers {
-        fn on_dispatched(
-            &self,
-            _shared: &std::sync::Arc<Shared>,
-            _dispatched: &mut crate::shared::Dispatched,
-        ) {
-        }
-    }
-    let io = rt.connect(addr).await.expect("connect");
-    let now = Instant::now();
-    let mut config = Config::new(
-        name,
-        1,
-        b"conformance secret".to_vec(),
-        Role::Dialer,
-        [7; 32],
-    );
-    config.timeouts = super::cluster::test_timeouts();
-    let shared = Shared::new(Proto::new(config, now), io);
-    let mut driver = Driver::new(shared, rt.timer(now));
-    loop {
-        match std::future::poll_fn(|cx| driver.poll_drive(cx, &NoHandlers)).await {
-            Exit::Connected(_) => continue,
-            Exit::Closed(reason) => return reason,
-        }
-    }
-}
-
-/// A node that is not in the peer list, or that dials from the wrong side, is
-/// refused after the handshake with a reason, and the cluster is unaffected.
-pub async fn strangers_and_wrong_side_dialers_are_refused<R: TestRuntime>(rt: R) {
-    let cluster = Cluster::start(&rt, 2).await;
-    match raw_dial(&rt, &cluster.names[0], "127.0.0.1:9").await {
-        CloseReason::Peer(text) => assert!(text.contains("is not a peer"), "{text}"),
-        other => panic!("stranger: {other:?}"),
-    }
-    let (target, claimed) = if dials(&cluster.names[0], &cluster.names[1]) {
-        (0, 1)
-    } else {
-        (1, 0)
-    };
-    match raw_dial(&rt, &cluster.names[target], &cluster.names[claimed]).await {
-        CloseReason::Peer(text) => assert!(text.contains("wrong side"), "{text}"),
-        other => panic!("wrong side: {other:?}"),
-    }
-    // The real connection between the two was not disturbed.
-    assert_eq!(
-        cluster.conn(0, 1).request(ECHO, "fine").await.unwrap(),
-        "fine"
-    );
-    assert_eq!(cluster.conn(0, 1).stats().reconnects, 0);
     cluster.shutdown().await;
 }
 

@@ -311,7 +311,11 @@ fn write<'s>(
     // The writer's lock is kept from taking output until it is written: a
     // caller that comes in between leaves the writing to this driver.
     let mut socket = shared.writer.lock();
-    let output_taken = socket.take_output(&mut inner.proto, now);
+    // A handshake that completed this round is reported to the owner before
+    // anything more leaves: an acceptor's proof then goes out only once the
+    // node admitted the peer, so a refused dialer never counts itself
+    // connected.
+    let output_taken = dispatched.connected.is_none() && socket.take_output(&mut inner.proto, now);
     // Taking output can free send-buffer room (`Writable`): those waiting for
     // it hear now, not a round later.
     inner.dispatch(dispatched);

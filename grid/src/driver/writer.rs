@@ -16,7 +16,9 @@ use crate::runtime::BoxIo;
 use crate::shared::{Inner, Shared};
 
 /// No more output is taken from the protocol while this many bytes wait for
-/// the socket, so the protocol's own send-buffer limit applies.
+/// the socket, so the protocol's own send-buffer limit applies, and a socket
+/// that stops accepting bytes stops `poll_transmit` too: the protocol's
+/// write-stall rules (`Timeouts::write_stall`) see the peer stop reading.
 const WRITE_QUEUE_LIMIT: usize = 256 * 1024;
 
 /// Buffers written in one vectored write.

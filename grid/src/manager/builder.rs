@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use grid_proto::{dials, BackoffConfig, Limits, Timeouts};
 
@@ -51,8 +52,12 @@ pub struct ManagerBuilder<R: Runtime> {
     limits: Limits,
     timeouts: Timeouts,
     backoff: BackoffConfig,
+    replace_interval: Duration,
     connector: Option<Connector>,
 }
+
+/// Default of [`ManagerBuilder::replace_interval`].
+pub const DEFAULT_REPLACE_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Listen {
     OwnName,
@@ -75,6 +80,7 @@ impl<R: Runtime> ManagerBuilder<R> {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             backoff: BackoffConfig::default(),
+            replace_interval: DEFAULT_REPLACE_INTERVAL,
             connector: None,
         }
     }
@@ -145,6 +151,23 @@ impl<R: Runtime> ManagerBuilder<R> {
         self
     }
 
+    /// Shortest time between two replacements of a peer's live connection.
+    /// Default [`DEFAULT_REPLACE_INTERVAL`] (1 s).
+    ///
+    /// An authenticated connection that claims the name of a connected peer
+    /// replaces that peer's connection, failing its calls in flight with
+    /// `Disconnected`; a node that churns such connections (anyone with the
+    /// cluster secret can claim any name) could fail a legitimate peer's
+    /// calls continuously. A newcomer within this interval of the last
+    /// replacement is refused with `Refusal::ReplacingTooOften` and the
+    /// current connection stays; an honest dialer retries after its backoff.
+    /// A peer that restarted replaces its stale connection at once unless
+    /// it was replaced less than this long ago.
+    pub fn replace_interval(mut self, interval: Duration) -> Self {
+        self.replace_interval = interval;
+        self
+    }
+
     /// The handlers the node serves. Called more than once, the routers are
     /// merged (see [`Router::merge`]), so each subsystem can bring its own; a
     /// route registered twice fails [`start`](Self::start).
@@ -204,6 +227,7 @@ impl<R: Runtime> ManagerBuilder<R> {
             limits: self.limits,
             timeouts: self.timeouts,
             backoff: self.backoff,
+            replace_interval: self.replace_interval,
             router: Arc::new(self.router),
             addresses: self.addresses,
             peers,

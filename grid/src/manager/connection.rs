@@ -1,17 +1,18 @@
 //! One connection's life, whichever side opened it: the handshake, admission
 //! (is the other side a peer, on the right side of the dial rule, and is this
 //! node still running?), install as the peer's current connection (closing
-//! the one it replaces), serving until it closes, and uninstall.
+//! the one it replaces, at most once per replace interval), serving until it
+//! closes, and uninstall.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use grid_proto::{dials, Config, Connection as Proto, Role};
+use grid_proto::{dials, Config, Connection as Proto, Refusal, Role};
 
 use super::node::ManagerInner;
 use super::random::fill_random;
 use crate::driver::{Driver, Exit};
-use crate::peer::PeerSlot;
+use crate::peer::{Install, PeerSlot};
 use crate::runtime::{BoxIo, Runtime};
 use crate::serve::Serve;
 use crate::shared::Shared;
@@ -57,16 +58,48 @@ pub(super) async fn run_connection<R: Runtime>(
     let slot = inner.peers.get(&peer.node_name).cloned();
     let installed = match (refusal(inner, role, &peer.node_name, &slot), slot) {
         (None, Some(slot)) => {
-            if let Some(old) = slot.install(shared.clone()) {
-                old.command(|inner, _| inner.proto.close("replaced by a new connection"));
+            match slot.install(shared.clone(), Instant::now(), inner.replace_interval) {
+                Install::Fresh => {
+                    tracing::info!(node = %inner.name, peer = %peer.node_name, "connected");
+                    Some(slot)
+                }
+                Install::Replaced(old) => {
+                    let old_instance = old.lock().proto.peer().map(|info| info.instance_id);
+                    tracing::warn!(
+                        node = %inner.name,
+                        peer = %peer.node_name,
+                        old_instance = ?old_instance,
+                        new_instance = peer.instance_id,
+                        "a new connection replaced the peer's live connection"
+                    );
+                    old.command(|inner, _| {
+                        inner
+                            .proto
+                            .refuse(Refusal::Replaced, "replaced by a new connection")
+                    });
+                    Some(slot)
+                }
+                Install::TooSoon => {
+                    tracing::warn!(
+                        node = %inner.name,
+                        peer = %peer.node_name,
+                        instance = peer.instance_id,
+                        "refusing a connection: the peer's connection was replaced too recently"
+                    );
+                    shared.command(|inner, _| {
+                        inner.proto.refuse(
+                            Refusal::ReplacingTooOften,
+                            "replaced too recently, retry later",
+                        )
+                    });
+                    None
+                }
             }
-            tracing::info!(node = %inner.name, peer = %peer.node_name, "connected");
-            Some(slot)
         }
         (refusal, _) => {
-            let reason = refusal.unwrap_or_else(|| "refused".to_string());
+            let (refusal, reason) = refusal.unwrap_or((Refusal::NotAPeer, "refused".to_string()));
             tracing::warn!(node = %inner.name, peer = %peer.node_name, %reason, "refusing connection");
-            shared.command(|inner, _| inner.proto.close(reason));
+            shared.command(|inner, _| inner.proto.refuse(refusal, reason));
             None
         }
     };
@@ -86,14 +119,22 @@ fn refusal<R: Runtime>(
     role: Role,
     peer: &str,
     slot: &Option<Arc<PeerSlot>>,
-) -> Option<String> {
+) -> Option<(Refusal, String)> {
     match slot {
-        None => Some(format!("{:?} is not a peer of {:?}", peer, inner.name)),
-        Some(_) if role == Role::Acceptor && !dials(peer, &inner.name) => Some(format!(
-            "wrong side: {:?} dials {:?}, not the other way round (are the peer lists the same on both nodes?)",
-            inner.name, peer
+        None => Some((
+            Refusal::NotAPeer,
+            format!("{:?} is not a peer of {:?}", peer, inner.name),
         )),
-        Some(_) if inner.shutdown.is_set() => Some("node is shutting down".to_string()),
+        Some(_) if role == Role::Acceptor && !dials(peer, &inner.name) => Some((
+            Refusal::WrongSide,
+            format!(
+                "wrong side: {:?} dials {:?}, not the other way round (are the peer lists the same on both nodes?)",
+                inner.name, peer
+            ),
+        )),
+        Some(_) if inner.shutdown.is_set() => {
+            Some((Refusal::ShuttingDown, "node is shutting down".to_string()))
+        }
         Some(_) => None,
     }
 }

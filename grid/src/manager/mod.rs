@@ -16,6 +16,6 @@ mod node;
 mod random;
 mod signal;
 
-pub use builder::{ManagerBuilder, StartError};
+pub use builder::{ManagerBuilder, StartError, DEFAULT_REPLACE_INTERVAL};
 pub use dial::Connector;
 pub use node::{Manager, UnknownPeer, WaitError};

@@ -50,6 +50,8 @@ pub(super) struct ManagerInner<R: Runtime> {
     pub(super) limits: Limits,
     pub(super) timeouts: Timeouts,
     pub(super) backoff: BackoffConfig,
+    /// Shortest time between two replacements of a peer's live connection.
+    pub(super) replace_interval: Duration,
     pub(super) router: Arc<Router>,
     pub(super) addresses: HashMap<String, String>,
     pub(super) peers: HashMap<String, Arc<PeerSlot>>,

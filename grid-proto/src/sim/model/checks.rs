@@ -79,6 +79,16 @@ impl Model {
                 stats.buffered_bytes,
                 self.limits[side.index()].max_buffered_bytes
             );
+            // Payloads of incoming calls are held only while their call is,
+            // and within their bound.
+            ensure!(
+                stats.held_request_bytes <= limits.max_held_request_bytes
+                    && (!incoming.is_empty() || stats.held_request_bytes == 0),
+                "step {step}: {side:?} holds {} request bytes with {} incoming calls, limit {}",
+                stats.held_request_bytes,
+                incoming.len(),
+                limits.max_held_request_bytes
+            );
             let model = &self.sides[side.index()];
             let expected_state = if model.closed.is_some() {
                 ConnectionState::Closed

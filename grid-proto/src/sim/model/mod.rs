@@ -41,7 +41,9 @@
 //!    sent and not read on the streams both applications work on, plus at most
 //!    those of streams ended on one side and a partial message per call
 //!    cancelled here. With small limits and big messages the receiver closes
-//!    with `CloseReason::LimitExceeded` instead of exceeding the limit.
+//!    with `CloseReason::LimitExceeded` instead of exceeding the limit. The
+//!    payloads of incoming calls stay within `max_held_request_bytes`, and none
+//!    are counted once no incoming call is held.
 //! 5. *Both sides agree on what is open* (see [`Model::check_agreement`]).
 //! 6. *Stream messages are read complete and in order*; each payload carries
 //!    its sequence number and is compared byte for byte; the end of a direction
