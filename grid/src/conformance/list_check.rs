@@ -51,6 +51,8 @@ fn every_hostile_test_is_in_the_conformance_list() {
     let sources = [
         include_str!("hostile/attacks.rs"),
         include_str!("hostile/scanner.rs"),
+        include_str!("hostile/bounds.rs"),
+        include_str!("hostile/churn.rs"),
     ];
     check("hostile/", &sources.concat(), hostile);
 }

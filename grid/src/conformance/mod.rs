@@ -120,6 +120,10 @@ macro_rules! conformance_tests {
                 rapid_open_cancel_leaves_nothing_behind,
                 scanner_without_the_secret_gets_no_proof,
                 silent_scanner_is_dropped_at_the_handshake_timeout,
+                never_reading_peer_is_closed_as_not_reading,
+                slow_reader_is_closed_as_too_slow,
+                held_requests_are_bounded,
+                replacement_churn_is_rate_limited,
             ]
         }
     };

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use grid_proto::{BackoffConfig, Limits, Timeouts};
 
 use super::handshake::dialing_name;
-use super::peer::{NotEstablished, RawPeer};
+use super::peer::{Ending, RawPeer};
 use crate::conformance::cluster::{test_backoff, test_timeouts};
 use crate::handler::Ctx;
 use crate::manager::{Manager, ManagerBuilder};
@@ -173,7 +173,7 @@ impl<R: Runtime> Arena<R> {
     }
 
     /// Connects as node `name`, with the cluster secret.
-    pub(super) async fn connect_as(&self, name: &str) -> Result<RawPeer<R>, NotEstablished> {
+    pub(super) async fn connect_as(&self, name: &str) -> Result<RawPeer<R>, Ending> {
         let seed = self.seed.fetch_add(1, Ordering::SeqCst) as u64;
         RawPeer::connect(&self.rt, &self.victim_name, name, SECRET, seed).await
     }

@@ -11,6 +11,8 @@
 
 mod arena;
 mod attacks;
+mod bounds;
+mod churn;
 mod handshake;
 mod mailbox;
 mod observe;
@@ -23,6 +25,11 @@ pub use attacks::{
     partial_messages_on_many_muxes_are_bounded, ping_flood_is_closed,
     rapid_open_cancel_leaves_nothing_behind,
 };
+pub use bounds::{
+    held_requests_are_bounded, never_reading_peer_is_closed_as_not_reading,
+    slow_reader_is_closed_as_too_slow,
+};
+pub use churn::replacement_churn_is_rate_limited;
 pub use scanner::{
     scanner_without_the_secret_gets_no_proof, silent_scanner_is_dropped_at_the_handshake_timeout,
 };

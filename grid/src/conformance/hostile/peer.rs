@@ -85,27 +85,17 @@ pub(super) struct RawPeer<R: Runtime> {
     pace: Arc<AtomicU64>,
 }
 
-/// A handshake that did not establish: how the victim ended it, and whether
-/// it sent its own `Auth` proof before doing so.
-#[derive(Debug)]
-pub(super) struct NotEstablished {
-    pub(super) ending: Ending,
-    pub(super) victim_sent_auth: bool,
-}
-
 impl<R: Runtime> RawPeer<R> {
-    /// Dials `addr` as node `name` and completes the handshake with `secret`.
+    /// Dials `addr` as node `name` and completes the handshake with `secret`;
+    /// if the victim ends it first, how it did.
     pub(super) async fn connect(
         rt: &R,
         addr: &str,
         name: &str,
         secret: &[u8],
         seed: u64,
-    ) -> Result<RawPeer<R>, NotEstablished> {
-        let failed = |error: io::Error| NotEstablished {
-            ending: Ending::Failed(error.to_string()),
-            victim_sent_auth: false,
-        };
+    ) -> Result<RawPeer<R>, Ending> {
+        let failed = |error: io::Error| Ending::Failed(error.to_string());
         let io = rt.connect(addr).await.map_err(failed)?;
         let (half, mut write) = io.split();
         let mut unread = Unread {
@@ -117,43 +107,24 @@ impl<R: Runtime> RawPeer<R> {
             .write_all(&Frame::new(op::HELLO, 0, 0, own.clone()).encode())
             .await
             .map_err(failed)?;
-        let victim_hello = match unread.frame().await {
-            Ok(frame) if frame.op == op::HELLO => frame.payload,
-            Ok(frame) => return Err(not_established(&frame, false)),
-            Err(ending) => {
-                return Err(NotEstablished {
-                    ending,
-                    victim_sent_auth: false,
-                })
-            }
+        let victim_hello = match unread.frame().await? {
+            frame if frame.op == op::HELLO => frame.payload,
+            frame => return Err(handshake_ending(&frame)),
         };
+        Hello::decode(&victim_hello).map_err(Ending::Failed)?;
         let auth = proof(secret, DIALER, &own, &victim_hello);
         write
             .write_all(&Frame::new(op::AUTH, 0, 0, auth.to_vec()).encode())
             .await
             .map_err(failed)?;
-        match unread.frame().await {
-            Ok(frame) if frame.op == op::AUTH => {
-                let expected = proof(secret, ACCEPTOR, &victim_hello, &own);
-                if frame.payload != expected {
-                    return Err(NotEstablished {
-                        ending: Ending::Failed("the victim's proof does not verify".into()),
-                        victim_sent_auth: true,
-                    });
+        match unread.frame().await? {
+            frame if frame.op == op::AUTH => {
+                if frame.payload != proof(secret, ACCEPTOR, &victim_hello, &own) {
+                    return Err(Ending::Failed("the victim's proof does not verify".into()));
                 }
             }
-            Ok(frame) => return Err(not_established(&frame, false)),
-            Err(ending) => {
-                return Err(NotEstablished {
-                    ending,
-                    victim_sent_auth: false,
-                })
-            }
+            frame => return Err(handshake_ending(&frame)),
         }
-        Hello::decode(&victim_hello).map_err(|text| NotEstablished {
-            ending: Ending::Failed(text),
-            victim_sent_auth: true,
-        })?;
         // Own limit: the largest frame announced in our Hello.
         unread
             .decoder
@@ -255,18 +226,15 @@ impl<R: Runtime> RawPeer<R> {
     }
 }
 
-fn not_established(frame: &Frame, victim_sent_auth: bool) -> NotEstablished {
-    let ending = match frame.op {
+/// How a frame other than the expected one ends the handshake.
+fn handshake_ending(frame: &Frame) -> Ending {
+    match frame.op {
         op::REJECT => Ending::Rejected(frame.text()),
         op::CLOSE => Ending::Closed {
             code: frame.arg,
             reason: frame.text(),
         },
         other => Ending::Failed(format!("unexpected op {other:#04x} in the handshake")),
-    };
-    NotEstablished {
-        ending,
-        victim_sent_auth,
     }
 }
 
