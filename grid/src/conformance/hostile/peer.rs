@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::{select, Either};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use futures_util::lock::Mutex;
 
@@ -83,6 +84,10 @@ pub(super) struct RawPeer<R: Runtime> {
     inbox: Option<Mailbox<Seen>>,
     /// Bytes per second the reader takes from the socket; 0 for no limit.
     pace: Arc<AtomicU64>,
+    /// Dropped with the peer: the reader task then lets go of the socket, so
+    /// a peer the test is done with does not stay alive answering pings.
+    _hang_up: Sender<()>,
+    hung_up: Option<Mailbox<()>>,
 }
 
 impl<R: Runtime> RawPeer<R> {
@@ -97,6 +102,7 @@ impl<R: Runtime> RawPeer<R> {
     ) -> Result<RawPeer<R>, Ending> {
         let failed = |error: io::Error| Ending::Failed(error.to_string());
         let io = rt.connect(addr).await.map_err(failed)?;
+        let (hang_up, hung_up) = mailbox();
         let (half, mut write) = io.split();
         let mut unread = Unread {
             half,
@@ -135,6 +141,8 @@ impl<R: Runtime> RawPeer<R> {
             unread: Some(unread),
             inbox: None,
             pace: Arc::new(AtomicU64::new(0)),
+            _hang_up: hang_up,
+            hung_up: Some(hung_up),
         })
     }
 
@@ -150,8 +158,8 @@ impl<R: Runtime> RawPeer<R> {
         writer.flush().await
     }
 
-    /// Shuts the write side: the victim reads an end of stream, as from a
-    /// peer that went away.
+    /// Shuts the write side and stops reading: the victim reads an end of
+    /// stream, as from a peer that went away.
     pub(super) async fn hang_up(self) {
         let mut writer = self.writer.lock().await;
         let _ = writer.close().await;
@@ -160,7 +168,7 @@ impl<R: Runtime> RawPeer<R> {
     /// Starts reading in the background: every `Ping` is answered at once
     /// (the peer looks alive), the rest is kept for [`Self::next`].
     pub(super) fn start_reading(&mut self) {
-        let Some(unread) = self.unread.take() else {
+        let (Some(unread), Some(hung_up)) = (self.unread.take(), self.hung_up.take()) else {
             return;
         };
         let (sender, receiver) = mailbox();
@@ -171,6 +179,7 @@ impl<R: Runtime> RawPeer<R> {
             self.writer.clone(),
             self.pace.clone(),
             sender,
+            hung_up,
         ));
     }
 
@@ -246,6 +255,7 @@ async fn read_loop<R: Runtime>(
     writer: Arc<Mutex<WriteHalf<BoxIo>>>,
     pace: Arc<AtomicU64>,
     inbox: Sender<Seen>,
+    mut hung_up: Mailbox<()>,
 ) {
     // A paced reader takes a tenth of its per-second budget every 100 ms, so
     // the victim sees a steady trickle rather than bursts.
@@ -288,7 +298,13 @@ async fn read_loop<R: Runtime>(
                 .unwrap_or(usize::MAX)
                 .clamp(1, chunk.len())
         };
-        match unread.half.read(&mut chunk[..limit]).await {
+        let read = unread.half.read(&mut chunk[..limit]);
+        let read = match select(std::pin::pin!(read), std::pin::pin!(hung_up.recv())).await {
+            Either::Left((read, _)) => read,
+            // The peer was dropped: nobody reads what follows.
+            Either::Right(_) => return,
+        };
+        match read {
             Ok(0) => break Ending::Eof,
             Ok(n) => unread.decoder.push(&chunk[..n]),
             Err(error) => break Ending::Failed(error.to_string()),
