@@ -43,6 +43,20 @@ fn every_typed_suite_test_is_in_the_conformance_list() {
     check("typed_suite.rs", include_str!("typed_suite.rs"), typed);
 }
 
+/// The hostile suite's tests live in several files, one per kind of attack;
+/// its list must hold the tests of all of them together.
+#[test]
+fn every_hostile_test_is_in_the_conformance_list() {
+    let hostile = crate::conformance_tests!(@list (@hostile_names));
+    let sources = [
+        include_str!("hostile/attacks.rs"),
+        include_str!("hostile/scanner.rs"),
+        include_str!("hostile/bounds.rs"),
+        include_str!("hostile/churn.rs"),
+    ];
+    check("hostile/", &sources.concat(), hostile);
+}
+
 #[test]
 fn the_scan_finds_tests_and_only_tests() {
     let source = "pub async fn alpha<R: TestRuntime>(rt: R) {}\n\

@@ -8,6 +8,7 @@
 mod admission;
 mod bare;
 mod cluster;
+pub mod hostile;
 #[cfg(test)]
 mod list_check;
 mod paused_reads;
@@ -63,16 +64,16 @@ where
 /// function: `grid::conformance_tests!(grid_tokio::Tokio, block_on);`
 ///
 /// The list of tests is written once, in the `@list` arm; `list_check.rs`
-/// compares it with the `pub async fn`s of `suite.rs` and `typed_suite.rs`, so
-/// a test added there but not here fails the build's tests instead of never
-/// running.
+/// compares it with the `pub async fn`s of `suite.rs`, `typed_suite.rs` and
+/// the hostile suite's test files, so a test added there but not here fails
+/// the build's tests instead of never running.
 #[macro_export]
 macro_rules! conformance_tests {
     ($runtime:ty, $block_on:path) => {
         $crate::conformance_tests!(@list (@tests $runtime, $block_on));
     };
     // Hands the list to the arm named by `$mode`: `@tests` (the user's
-    // expansion) or `@names` (the list check).
+    // expansion), `@names` or `@hostile_names` (the list check).
     (@list ($($mode:tt)*)) => {
         $crate::conformance_tests! {$($mode)*;
             suite [
@@ -117,11 +118,25 @@ macro_rules! conformance_tests {
                 version_skew_still_decodes,
                 undecodable_payloads_are_clear_errors,
             ]
+            hostile [
+                ping_flood_is_closed,
+                empty_fragment_flood_is_closed,
+                credit_overflow_fails_only_its_call,
+                partial_messages_on_many_muxes_are_bounded,
+                rapid_open_cancel_leaves_nothing_behind,
+                scanner_without_the_secret_gets_no_proof,
+                silent_scanner_is_dropped_at_the_handshake_timeout,
+                never_reading_peer_is_closed_as_not_reading,
+                slow_reader_is_closed_as_too_slow,
+                held_requests_are_bounded,
+                replacement_churn_is_rate_limited,
+            ]
         }
     };
     (@tests $runtime:ty, $block_on:path;
         suite [$($name:ident),* $(,)?]
         typed [$($typed:ident),* $(,)?]
+        hostile [$($hostile:ident),* $(,)?]
     ) => {
         $(
             #[test]
@@ -135,14 +150,34 @@ macro_rules! conformance_tests {
                 $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::typed_suite::$typed::<$runtime>);
             }
         )*
+        /// The hostile-peer tests, in a module of their own so that
+        /// `cargo test hostile` runs them alone.
+        mod hostile {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $hostile() {
+                    $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::hostile::$hostile::<$runtime>);
+                }
+            )*
+        }
     };
     (@names;
         suite [$($name:ident),* $(,)?]
         typed [$($typed:ident),* $(,)?]
+        hostile [$($hostile:ident),* $(,)?]
     ) => {
         (
             &[$(stringify!($name)),*] as &[&str],
             &[$(stringify!($typed)),*] as &[&str],
         )
+    };
+    (@hostile_names;
+        suite [$($name:ident),* $(,)?]
+        typed [$($typed:ident),* $(,)?]
+        hostile [$($hostile:ident),* $(,)?]
+    ) => {
+        &[$(stringify!($hostile)),*] as &[&str]
     };
 }
