@@ -341,7 +341,8 @@ struct Written {
     output_taken: bool,
     /// Whether anything was written, or how the socket failed.
     result: Result<bool, SocketFailed>,
-    /// Nothing waits to be written (or nothing can be).
+    /// Nothing waits to be written, here or in the protocol (or nothing can
+    /// be).
     writes_done: bool,
     /// The protocol's next deadline, which the driver's link now names.
     next_timeout: Option<Instant>,
@@ -380,7 +381,9 @@ fn write<'s>(
     Written {
         output_taken,
         result,
-        writes_done: socket.is_empty() || socket.has_failed(),
+        // Output the queue had no room for is still the protocol's: a close
+        // must not take an empty queue for final frames that left.
+        writes_done: (output_taken && socket.is_empty()) || socket.has_failed(),
         next_timeout,
         others_in_flight,
         input_space,
