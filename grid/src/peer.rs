@@ -34,6 +34,14 @@ struct Current {
     waiters: Vec<Waker>,
     /// When a newcomer last replaced a live connection.
     last_replaced: Option<Instant>,
+    /// The instance whose live connection that newcomer replaced: if it comes
+    /// back within the interval, it takes the name back at once.
+    displaced: Option<u64>,
+    /// When a displaced instance last took its name back.
+    last_restored: Option<Instant>,
+    /// A newcomer was turned away since the last replacement and said so at
+    /// WARN; later ones in the same interval are logged at DEBUG.
+    refusal_logged: bool,
 }
 
 /// What [`PeerSlot::install`] did with a new connection.
@@ -43,8 +51,16 @@ pub(crate) enum Install {
     /// Installed in place of a live connection, returned to be closed.
     Replaced(Arc<Shared>),
     /// Not installed: a live connection was replaced too recently, and the
-    /// current one stays.
-    TooSoon,
+    /// current one stays. `first` if this is the first newcomer turned away
+    /// since that replacement.
+    TooSoon {
+        /// The first newcomer turned away since the last replacement.
+        first: bool,
+    },
+}
+
+fn within(at: Option<Instant>, now: Instant, interval: Duration) -> bool {
+    at.is_some_and(|at| now.saturating_duration_since(at) < interval)
 }
 
 impl PeerSlot {
@@ -66,31 +82,46 @@ impl PeerSlot {
         self.lock().shared.clone()
     }
 
-    /// Makes `shared` the current connection; returns the one it replaces.
+    /// Makes `shared`, a connection to instance `instance` of the peer, the
+    /// current connection; returns the one it replaces.
     ///
     /// A live connection is replaced at most once per `min_interval`: any
     /// node with the cluster secret can claim any name, and each replacement
     /// fails the calls in flight on the connection it replaces, so a newcomer
-    /// inside the interval is turned away instead.
+    /// inside the interval is turned away instead. The instance a replacement
+    /// displaced may take its name back once within that interval: without
+    /// that, a stream of impostors that each hang up soon after would keep the
+    /// real node out, taking the slot whenever it is empty and then holding it
+    /// as the most recent replacement.
     pub(crate) fn install(
         &self,
         shared: Arc<Shared>,
+        instance: u64,
         now: Instant,
         min_interval: Duration,
     ) -> Install {
         let mut current = self.lock();
-        let live = current
-            .shared
-            .as_ref()
-            .is_some_and(|existing| !existing.lock().proto.is_closed());
-        if live {
-            let too_soon = current
-                .last_replaced
-                .is_some_and(|at| now.saturating_duration_since(at) < min_interval);
-            if too_soon {
-                return Install::TooSoon;
+        let holder = current.shared.as_ref().and_then(|existing| {
+            let existing = existing.lock();
+            let live = !existing.proto.is_closed();
+            live.then(|| existing.proto.peer().map(|peer| peer.instance_id))
+        });
+        if let Some(holder) = holder {
+            if within(current.last_replaced, now, min_interval) {
+                let restores = current.displaced == Some(instance)
+                    && holder != Some(instance)
+                    && !within(current.last_restored, now, min_interval);
+                if !restores {
+                    let first = !std::mem::replace(&mut current.refusal_logged, true);
+                    return Install::TooSoon { first };
+                }
+                current.displaced = None;
+                current.last_restored = Some(now);
+            } else {
+                current.displaced = holder;
+                current.last_replaced = Some(now);
+                current.refusal_logged = false;
             }
-            current.last_replaced = Some(now);
         }
         if self.connects.fetch_add(1, Ordering::Relaxed) > 0 {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -100,7 +131,7 @@ impl PeerSlot {
             waker.wake();
         }
         match old {
-            Some(old) if live => Install::Replaced(old),
+            Some(old) if holder.is_some() => Install::Replaced(old),
             _ => Install::Fresh,
         }
     }

@@ -819,7 +819,7 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
             Exit::Closed(reason) => panic!("round {round}: handshake failed: {reason}"),
         }
         let slot = crate::peer::PeerSlot::new(&cluster.names[closer]);
-        slot.install(shared, Instant::now(), Duration::ZERO);
+        slot.install(shared, 0, Instant::now(), Duration::ZERO);
         let peer = crate::peer::Peer { slot };
         let sent = AtomicUsize::new(0);
         let send = async {

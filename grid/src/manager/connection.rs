@@ -58,7 +58,12 @@ pub(super) async fn run_connection<R: Runtime>(
     let slot = inner.peers.get(&peer.node_name).cloned();
     let installed = match (refusal(inner, role, &peer.node_name, &slot), slot) {
         (None, Some(slot)) => {
-            match slot.install(shared.clone(), Instant::now(), inner.replace_interval) {
+            match slot.install(
+                shared.clone(),
+                peer.instance_id,
+                Instant::now(),
+                inner.replace_interval,
+            ) {
                 Install::Fresh => {
                     tracing::info!(node = %inner.name, peer = %peer.node_name, "connected");
                     Some(slot)
@@ -79,13 +84,24 @@ pub(super) async fn run_connection<R: Runtime>(
                     });
                     Some(slot)
                 }
-                Install::TooSoon => {
-                    tracing::warn!(
-                        node = %inner.name,
-                        peer = %peer.node_name,
-                        instance = peer.instance_id,
-                        "refusing a connection: the peer's connection was replaced too recently"
-                    );
+                Install::TooSoon { first } => {
+                    // A churning impostor would flood the log: one WARN per
+                    // replacement interval says it is happening.
+                    if first {
+                        tracing::warn!(
+                            node = %inner.name,
+                            peer = %peer.node_name,
+                            instance = peer.instance_id,
+                            "refusing a connection: the peer's connection was replaced too recently"
+                        );
+                    } else {
+                        tracing::debug!(
+                            node = %inner.name,
+                            peer = %peer.node_name,
+                            instance = peer.instance_id,
+                            "refusing a connection: the peer's connection was replaced too recently"
+                        );
+                    }
                     shared.command(|inner, _| {
                         inner.proto.refuse(
                             Refusal::ReplacingTooOften,
