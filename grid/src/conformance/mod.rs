@@ -5,7 +5,6 @@
 //! A runtime crate implements [`TestRuntime`] and expands
 //! [`conformance_tests!`](crate::conformance_tests) in a test file.
 
-mod admission;
 mod bare;
 mod cluster;
 pub mod hostile;
@@ -64,7 +63,7 @@ where
 /// function: `grid::conformance_tests!(grid_tokio::Tokio, block_on);`
 ///
 /// The list of tests is written once, in the `@list` arm; `list_check.rs`
-/// compares it with the `pub async fn`s of `suite.rs`, `typed_suite.rs` and
+/// compares it with the `pub async fn`s of `suite/`, `typed_suite.rs` and
 /// the hostile suite's test files, so a test added there but not here fails
 /// the build's tests instead of never running.
 #[macro_export]
@@ -102,7 +101,6 @@ macro_rules! conformance_tests {
                 graceful_shutdown_drains,
                 five_node_mesh,
                 strangers_and_wrong_side_dialers_are_refused,
-                replacement_churn_is_rate_limited,
                 full_send_buffer_wakes_stream_senders,
                 full_send_buffer_ends_a_request_at_its_deadline,
                 full_send_buffer_ends_a_stream_open_at_its_deadline,
