@@ -246,7 +246,7 @@ impl Peer {
     /// Counters of the current connection and of the peer's history.
     pub fn stats(&self) -> PeerStats {
         let current = self.slot.current();
-        let (state, proto) = match &current {
+        let (state, proto, socket_writes) = match &current {
             Some(shared) => {
                 let inner = shared.lock();
                 let state = if inner.proto.is_closed() {
@@ -256,14 +256,17 @@ impl Peer {
                 } else {
                     PeerState::Connected
                 };
-                (state, inner.proto.stats())
+                // The writer's lock after the connection's, as everywhere.
+                let socket_writes = shared.writer.lock().write_calls();
+                (state, inner.proto.stats(), socket_writes)
             }
-            None => (PeerState::Disconnected, Stats::default()),
+            None => (PeerState::Disconnected, Stats::default(), 0),
         };
         PeerStats {
             peer: self.slot.name.to_string(),
             state,
             protocol: proto,
+            socket_writes,
             connects: self.slot.connects.load(Ordering::Relaxed),
             reconnects: self.slot.reconnects.load(Ordering::Relaxed),
         }
@@ -291,6 +294,10 @@ pub struct PeerStats {
     /// Counters of the current connection (zero when disconnected): bytes and
     /// messages each way, calls and streams in flight, last RTT.
     pub protocol: Stats,
+    /// Writes to the current connection's socket (zero when disconnected):
+    /// system calls, for TCP. Against `protocol.messages_sent`, how many
+    /// frames share one.
+    pub socket_writes: u64,
     /// Connections established in total.
     pub connects: u64,
     /// Connections established after the first.

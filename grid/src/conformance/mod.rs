@@ -91,6 +91,7 @@ macro_rules! conformance_tests {
                 deadline_reaches_the_handler,
                 lone_call_deadline_fires_without_an_answer,
                 lone_and_concurrent_calls_share_the_socket,
+                calls_from_many_tasks_share_socket_writes,
                 stalled_stream_does_not_block_requests,
                 blocked_consumer_and_cancel_clean_up_both_sides,
                 blocked_streams_survive_keepalives,

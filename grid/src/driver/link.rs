@@ -15,6 +15,13 @@ pub(crate) enum DriverLink {
     /// will see before it parks again.
     #[default]
     Running,
+    /// Another task gave the protocol work and woke the parked driver, which
+    /// has not run since. Its first poll lets the other ready tasks run
+    /// before it writes: tasks woken together (callers handed their answers,
+    /// handlers started together) then queue their frames first, and these
+    /// leave in one write instead of one system call each, whatever order
+    /// the runtime runs woken tasks in.
+    Woken,
     /// The driver has taken all the output it saw and waits to be woken: by
     /// the socket, by its timer armed for `armed`, or by whoever gives the
     /// protocol new work through `waker`. It may still be finishing its poll;
@@ -55,15 +62,28 @@ impl DriverLink {
     pub(crate) fn parked_waker(&self) -> Option<&Waker> {
         match self {
             DriverLink::Parked { waker, .. } => Some(waker),
-            DriverLink::Running => None,
+            DriverLink::Running | DriverLink::Woken => None,
         }
     }
 
-    /// Wakes the driver if it is parked.
+    /// Wakes the driver if it is parked. A driver already running or woken
+    /// sees what is new before it parks again.
     pub(crate) fn wake(&mut self) {
-        if let DriverLink::Parked { waker, .. } = std::mem::take(self) {
-            waker.wake();
+        if matches!(self, DriverLink::Parked { .. }) {
+            if let DriverLink::Parked { waker, .. } = std::mem::replace(self, DriverLink::Woken) {
+                waker.wake();
+            }
         }
+    }
+
+    /// Whether the driver was woken by another task's work and has not run
+    /// since; it counts as running from now on.
+    pub(crate) fn take_woken(&mut self) -> bool {
+        let woken = matches!(self, DriverLink::Woken);
+        if woken {
+            *self = DriverLink::Running;
+        }
+        woken
     }
 
     /// Whether the parked driver would miss something if not woken: events

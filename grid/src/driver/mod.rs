@@ -23,7 +23,10 @@
 //!
 //! The other tasks of the connection see the driver through its
 //! [`DriverLink`], under the connection's lock: running, or parked with the
-//! waker that brings it back and the deadline its timer is armed for.
+//! waker that brings it back and the deadline its timer is armed for, or
+//! woken by one of them and not yet run. A driver woken by a task lets the
+//! other ready tasks run once before it writes, so that frames queued by
+//! many tasks at once leave in one system call.
 //!
 //! # Closing
 //!
@@ -127,6 +130,13 @@ impl Driver {
     pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>, host: &dyn Host) -> Poll<Exit> {
         if matches!(self.phase, Phase::Lingering { .. }) {
             return self.poll_linger(cx);
+        }
+        if matches!(self.phase, Phase::Open) && self.shared.lock().driver.take_woken() {
+            // Woken by another task's work: the tasks woken with that one
+            // (see `DriverLink::Woken`) queue theirs first. Runtimes run a
+            // task that woke itself after the tasks already waiting.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         let mut rounds = 0;
         let mut park_if_socket_idle = false;

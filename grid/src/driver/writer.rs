@@ -69,6 +69,7 @@ impl Writer {
                 writes: VecDeque::new(),
                 queued: 0,
                 failed: false,
+                write_calls: 0,
             }),
         }
     }
@@ -139,6 +140,8 @@ pub(crate) struct Socket {
     writes: VecDeque<Bytes>,
     queued: usize,
     failed: bool,
+    /// Writes the socket accepted: system calls, for a TCP socket.
+    write_calls: u64,
 }
 
 impl Socket {
@@ -182,6 +185,11 @@ impl Socket {
         self.writes.is_empty()
     }
 
+    /// Writes the socket accepted so far.
+    pub(crate) fn write_calls(&self) -> u64 {
+        self.write_calls
+    }
+
     /// The socket failed: nothing more can be written.
     pub(crate) fn has_failed(&self) -> bool {
         self.failed
@@ -209,6 +217,7 @@ impl Socket {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(self.fail("write failed")),
                 Poll::Ready(Ok(written)) => {
                     wrote = true;
+                    self.write_calls += 1;
                     self.consume(written);
                 }
                 Poll::Pending => break,

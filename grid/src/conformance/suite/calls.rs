@@ -176,6 +176,45 @@ pub async fn lone_and_concurrent_calls_share_the_socket<R: TestRuntime>(rt: R) {
     cluster.shutdown().await;
 }
 
+/// Calls made at once by many tasks leave in shared socket writes, not one
+/// system call each, whatever order the runtime runs woken tasks in: 32
+/// tasks, each making echo calls one after another, and the callers' socket
+/// takes at most one write per four calls.
+pub async fn calls_from_many_tasks_share_socket_writes<R: TestRuntime>(rt: R) {
+    const TASKS: usize = 32;
+    const CALLS: usize = 50;
+    let options = ClusterOptions {
+        timeouts: Some(crate::conformance::cluster::quiet_timeouts()),
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(&rt, 2, options).await;
+    let conn = cluster.conn(0, 1);
+    let before = conn.stats();
+    let callers = (0..TASKS).map(|task| {
+        let conn = conn.clone();
+        let (work, done) = futures_util::FutureExt::remote_handle(async move {
+            for call in 0..CALLS {
+                let payload = format!("{task}:{call}");
+                let answer = conn.request(ECHO, payload.clone()).await.unwrap();
+                assert_eq!(answer, payload.as_bytes());
+            }
+        });
+        rt.spawn(work);
+        done
+    });
+    futures_util::future::join_all(callers.collect::<Vec<_>>()).await;
+    let after = conn.stats();
+    let calls = (TASKS * CALLS) as u64;
+    let frames = after.protocol.messages_sent - before.protocol.messages_sent;
+    let writes = after.socket_writes - before.socket_writes;
+    assert_eq!(frames, calls);
+    assert!(
+        writes * 4 <= calls,
+        "{calls} calls from {TASKS} tasks took {writes} socket writes"
+    );
+    cluster.shutdown().await;
+}
+
 /// `calls` echo calls one after another, every tenth of 1 MiB, the others
 /// of up to 300 bytes; each payload names its worker and call.
 async fn echo_calls(conn: crate::peer::Peer, worker: usize, calls: usize) {
