@@ -123,7 +123,7 @@ async fn row(run: &Run, length: Duration) -> Result<(), Box<dyn std::error::Erro
     let elapsed = start.elapsed().as_secs_f64();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "{:>5} {:>7} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+        "{:>5} {:>7} {:>5} {:>10.0} {:>9.3} {:>9.3} {:>7}",
         run.nodes,
         run.clients,
         run.names,
