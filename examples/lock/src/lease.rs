@@ -174,3 +174,40 @@ impl<R: Runtime> Refresher<R> {
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::FutureExt;
+
+    use super::*;
+    use crate::tally::Tally;
+
+    #[test]
+    fn validity_runs_out_on_the_clock_without_the_refresh_task() {
+        let t0 = Instant::now();
+        let state = LeaseState::new(t0 + Duration::from_secs(1));
+        assert_eq!(state.check(t0), Ok(t0 + Duration::from_secs(1)));
+        assert_eq!(state.check(t0 + Duration::from_secs(1)), Err(Lost::Expired));
+        state.extend(t0 + Duration::from_secs(2));
+        assert!(state.check(t0 + Duration::from_secs(1)).is_ok());
+        // An older round confirmed late never shortens the validity.
+        state.extend(t0 + Duration::from_millis(1500));
+        assert_eq!(state.check(t0), Ok(t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_loss_is_final_and_wakes_the_waiters() {
+        let t0 = Instant::now();
+        let state = LeaseState::new(t0 + Duration::from_secs(1));
+        let mut lost = Box::pin(state.lost());
+        assert!(lost.as_mut().now_or_never().is_none());
+        let reason = Lost::RefreshFailed(Tally::new(3, 2));
+        state.lose(reason.clone());
+        state.lose(Lost::Expired);
+        assert_eq!(lost.now_or_never(), Some(reason.clone()));
+        state.extend(t0 + Duration::from_secs(5));
+        assert_eq!(state.check(t0), Err(reason));
+    }
+}

@@ -189,3 +189,74 @@ impl LockServer {
         self.inner.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+
+    /// A clock the test moves by hand.
+    struct ManualClock {
+        start: Instant,
+        offset: Mutex<Duration>,
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> Instant {
+            self.start + *self.offset.lock().unwrap()
+        }
+    }
+
+    fn request(uid: u64, lease_ms: u64) -> LockRequest {
+        LockRequest {
+            name: "a".to_string(),
+            uid,
+            lease_ms,
+        }
+    }
+
+    #[test]
+    fn a_restarted_server_grants_nothing_for_a_lease() {
+        let clock = Arc::new(ManualClock {
+            start: Instant::now(),
+            offset: Mutex::new(Duration::ZERO),
+        });
+        let server = LockServer::new("n1", clock.clone(), Duration::from_secs(10));
+        let lock = server.lock("n2", &request(1, 10_000), Mode::Write);
+        assert_eq!(lock, Err(Refusal::Starting));
+        *clock.offset.lock().unwrap() = Duration::from_secs(10);
+        assert_eq!(server.lock("n2", &request(1, 10_000), Mode::Write), Ok(()));
+    }
+
+    #[test]
+    fn leases_outside_the_servers_bounds_are_refused() {
+        let server = LockServer::fresh("n1", crate::clock::system_clock(), Duration::from_secs(10));
+        let too_long = server.lock("n2", &request(1, 10_001), Mode::Write);
+        let expected = Refusal::BadLease {
+            requested_ms: 10_001,
+            max_ms: 10_000,
+        };
+        assert_eq!(too_long, Err(expected));
+        let zero = server.refresh("n2", &request(1, 0));
+        assert!(matches!(zero, Err(Refusal::BadLease { .. })));
+        assert!(server.holders("a").is_empty());
+    }
+
+    #[test]
+    fn only_the_granting_node_refreshes_or_releases() {
+        let server = LockServer::fresh("n1", crate::clock::system_clock(), Duration::from_secs(10));
+        server.lock("n2", &request(5, 1_000), Mode::Write).unwrap();
+        assert_eq!(
+            server.refresh("n3", &request(5, 1_000)),
+            Err(Refusal::NotHeld)
+        );
+        let unlock = UnlockRequest {
+            name: "a".to_string(),
+            uid: 5,
+        };
+        assert!(!server.unlock("n3", &unlock));
+        assert_eq!(server.refresh("n2", &request(5, 1_000)), Ok(()));
+        assert!(server.unlock("n2", &unlock));
+        assert!(server.holders("a").is_empty());
+    }
+}
