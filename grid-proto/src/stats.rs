@@ -30,6 +30,10 @@ pub struct Stats {
     /// answers and control frames included: what
     /// [`crate::Limits::max_outbound_backlog`] bounds.
     pub outbound_backlog: usize,
+    /// Of the outbound backlog, bytes of control frames (pongs, credits,
+    /// refusals) not yet handed out: what
+    /// [`crate::Limits::max_control_backlog`] bounds.
+    pub control_backlog: usize,
     /// Payload bytes of incoming calls the application holds: what
     /// [`crate::Limits::max_held_request_bytes`] bounds.
     pub held_request_bytes: usize,

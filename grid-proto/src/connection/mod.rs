@@ -201,6 +201,7 @@ impl Connection {
             buffered_bytes: self.buffered_bytes(),
             send_buffered: self.send.buffered(),
             outbound_backlog: self.send.buffered(),
+            control_backlog: self.send.control_backlog(),
             held_request_bytes: self.held_request_bytes,
             rtt: self.keepalive.rtt,
             ..self.stats.clone()

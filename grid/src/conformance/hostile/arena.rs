@@ -19,20 +19,20 @@ use crate::runtime::Runtime;
 use crate::stream::{StreamReceiver, StreamSender};
 
 /// Handler ids the victim serves.
-pub(super) mod handlers {
+pub mod handlers {
     /// Returns the request.
-    pub(in crate::conformance::hostile) const ECHO: u16 = 1;
+    pub const ECHO: u16 = 1;
     /// Returns as many bytes as the request's little-endian `u32` says: a
     /// small request with a large answer.
-    pub(in crate::conformance::hostile) const BLOAT: u16 = 2;
+    pub const BLOAT: u16 = 2;
     /// Keeps the request until the call is cancelled.
-    pub(in crate::conformance::hostile) const HOLD: u16 = 3;
+    pub const HOLD: u16 = 3;
     /// A stream (input window 4) that sends nothing and waits to be cancelled.
-    pub(in crate::conformance::hostile) const STREAM_HOLD: u16 = 4;
+    pub const STREAM_HOLD: u16 = 4;
 }
 
 /// The cluster secret every node of the arena, and an insider attacker, knows.
-pub(super) const SECRET: &[u8] = b"hostile suite secret, 32 bytes!!";
+pub const SECRET: &[u8] = b"hostile suite secret, 32 bytes!!";
 
 /// How long setting up and checking may take before the test fails.
 pub(super) const WAIT: Duration = Duration::from_secs(5);
@@ -79,7 +79,10 @@ impl Drop for Holding {
     }
 }
 
-fn victim_router(holding: &Arc<AtomicUsize>) -> Router {
+/// The handlers a victim serves (see [`handlers`]); `holding` counts the
+/// `HOLD` handlers running, each of which keeps its request's payload alive
+/// until its call is cancelled.
+pub fn victim_router(holding: &Arc<AtomicUsize>) -> Router {
     use handlers::*;
     let holding = holding.clone();
     Router::new()

@@ -68,6 +68,7 @@ pub async fn ping_flood_is_closed<R: TestRuntime>(rt: R) {
 
     settle(&rt).await;
     let samples = watch.finish().await;
+    samples.print_peaks("ping_flood_is_closed");
     let queued = samples.peak(|s| s.send_buffered);
     assert!(
         queued <= limits.max_control_backlog,
@@ -100,6 +101,7 @@ pub async fn empty_fragment_flood_is_closed<R: TestRuntime>(rt: R) {
 
     settle(&rt).await;
     let samples = watch.finish().await;
+    samples.print_peaks("empty_fragment_flood_is_closed");
     let buffered = samples.peak(|s| s.buffered_bytes);
     assert!(buffered <= 16, "empty fragments buffered {buffered} bytes");
     legit.finish().await.assert_all_succeeded(3);
@@ -175,6 +177,7 @@ pub async fn credit_overflow_fails_only_its_call<R: TestRuntime>(rt: R) {
     .await;
     settle(&rt).await;
     let samples = watch.finish().await;
+    samples.print_peaks("credit_overflow_fails_only_its_call");
     assert!(samples.peak(|s| s.incoming_calls) <= 3);
     legit.finish().await.assert_all_succeeded(3);
     arena.shutdown().await;
@@ -235,6 +238,7 @@ pub async fn partial_messages_on_many_muxes_are_bounded<R: TestRuntime>(rt: R) {
 
     settle(&rt).await;
     let samples = watch.finish().await;
+    samples.print_peaks("partial_messages_on_many_muxes_are_bounded");
     let buffered = samples.peak(|s| s.buffered_bytes);
     assert!(
         buffered <= limits.max_buffered_bytes,
@@ -300,6 +304,7 @@ pub async fn rapid_open_cancel_leaves_nothing_behind<R: TestRuntime>(rt: R) {
     .await;
     settle(&rt).await;
     let samples = watch.finish().await;
+    samples.print_peaks("rapid_open_cancel_leaves_nothing_behind");
     let calls = samples.peak(|s| s.incoming_calls);
     assert!(
         calls <= limits.max_incoming_calls as usize,

@@ -90,6 +90,7 @@ pub async fn never_reading_peer_is_closed_as_not_reading<R: TestRuntime>(rt: R) 
 
     settle(&rt).await;
     let samples = watch.finish().await;
+    samples.print_peaks("never_reading_peer_is_closed_as_not_reading");
     let backlog = samples.peak(|s| s.outbound_backlog);
     let allowed = limits.max_outbound_backlog + limits.max_held_request_bytes + 64 * KIB;
     assert!(
@@ -159,6 +160,7 @@ pub async fn slow_reader_is_closed_as_too_slow<R: TestRuntime>(rt: R) {
 
     settle(&rt).await;
     let samples = watch.finish().await;
+    samples.print_peaks("slow_reader_is_closed_as_too_slow");
     let refused = samples.peak_count(|s| s.refused_overloaded);
     assert!(
         refused * 2 >= u64::from(trickle),
@@ -266,6 +268,7 @@ pub async fn held_requests_are_bounded<R: TestRuntime>(rt: R) {
 
     settle(&rt).await;
     let samples = watch.finish().await;
+    samples.print_peaks("held_requests_are_bounded");
     let peak = samples.peak(|s| s.held_request_bytes);
     assert!(
         peak <= limits.max_held_request_bytes,

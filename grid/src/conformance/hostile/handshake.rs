@@ -147,7 +147,7 @@ pub(super) fn dials(from: &str, to: &str) -> bool {
 
 /// The first name `prefix-N` that dials `to`: a node name the victim accepts
 /// connections from rather than dialing.
-pub(super) fn dialing_name(prefix: &str, to: &str) -> String {
+pub fn dialing_name(prefix: &str, to: &str) -> String {
     (0u32..)
         .map(|n| format!("{prefix}-{n}"))
         .find(|name| dials(name, to))

@@ -20,6 +20,14 @@ mod peer;
 mod scanner;
 mod wire;
 
+// What a measurement outside the test suite needs to attack a node the same
+// way (the `memory_under_attack` example): the raw peer, its frames, and the
+// victim's handlers and secret.
+pub use arena::{handlers, victim_router, SECRET};
+pub use handshake::dialing_name;
+pub use peer::{Ending, RawPeer};
+pub use wire::{close_code, error_code, op, request_payload, Frame};
+
 pub use attacks::{
     credit_overflow_fails_only_its_call, empty_fragment_flood_is_closed,
     partial_messages_on_many_muxes_are_bounded, ping_flood_is_closed,

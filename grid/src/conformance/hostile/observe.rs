@@ -129,6 +129,23 @@ impl Samples {
         self.stats.iter().map(metric).max().unwrap_or(0)
     }
 
+    /// Prints, on one line, the peak of each byte count the victim accounted
+    /// to the attacker during `test` (shown by `cargo test -- --nocapture`),
+    /// so the figures of every attack can be quoted side by side.
+    pub(super) fn print_peaks(&self, test: &str) {
+        println!(
+            "hostile {test}: peak outbound backlog {} B, control backlog {} B, \
+             held request bytes {} B, buffered {} B; incoming calls {}, refused {} ({} samples)",
+            self.peak(|s| s.outbound_backlog),
+            self.peak(|s| s.control_backlog),
+            self.peak(|s| s.held_request_bytes),
+            self.peak(|s| s.buffered_bytes),
+            self.peak(|s| s.incoming_calls),
+            self.peak_count(|s| s.refused_overloaded),
+            self.stats.len(),
+        );
+    }
+
     /// The largest value of a `u64` counter seen.
     pub(super) fn peak_count(&self, metric: impl Fn(&Stats) -> u64) -> u64 {
         self.stats.iter().map(metric).max().unwrap_or(0)

@@ -18,9 +18,14 @@ use crate::runtime::{sleep_until, BoxIo, Runtime};
 
 /// How a connection ended, as the peer saw it on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Ending {
+pub enum Ending {
     /// The victim sent `Close` with this code and reason.
-    Closed { code: u32, reason: String },
+    Closed {
+        /// The `Close` code (PROTOCOL.md §12.2, [`super::close_code`]).
+        code: u32,
+        /// The readable reason.
+        reason: String,
+    },
     /// The victim sent `Reject` with this reason.
     Rejected(String),
     /// The transport ended without a `Close` or `Reject`.
@@ -77,7 +82,7 @@ impl Unread {
 }
 
 /// A raw, established connection to the victim.
-pub(super) struct RawPeer<R: Runtime> {
+pub struct RawPeer<R: Runtime> {
     rt: R,
     writer: Arc<Mutex<WriteHalf<BoxIo>>>,
     unread: Option<Unread>,
@@ -93,7 +98,7 @@ pub(super) struct RawPeer<R: Runtime> {
 impl<R: Runtime> RawPeer<R> {
     /// Dials `addr` as node `name` and completes the handshake with `secret`;
     /// if the victim ends it first, how it did.
-    pub(super) async fn connect(
+    pub async fn connect(
         rt: &R,
         addr: &str,
         name: &str,
@@ -147,7 +152,7 @@ impl<R: Runtime> RawPeer<R> {
     }
 
     /// Writes `frames` in one go.
-    pub(super) async fn send(&self, frames: &[Frame]) -> io::Result<()> {
+    pub async fn send(&self, frames: &[Frame]) -> io::Result<()> {
         self.send_bytes(&encode_all(frames)).await
     }
 
@@ -160,14 +165,14 @@ impl<R: Runtime> RawPeer<R> {
 
     /// Shuts the write side and stops reading: the victim reads an end of
     /// stream, as from a peer that went away.
-    pub(super) async fn hang_up(self) {
+    pub async fn hang_up(self) {
         let mut writer = self.writer.lock().await;
         let _ = writer.close().await;
     }
 
     /// Starts reading in the background: every `Ping` is answered at once
     /// (the peer looks alive), the rest is kept for [`Self::next`].
-    pub(super) fn start_reading(&mut self) {
+    pub fn start_reading(&mut self) {
         let (Some(unread), Some(hung_up)) = (self.unread.take(), self.hung_up.take()) else {
             return;
         };
@@ -184,13 +189,13 @@ impl<R: Runtime> RawPeer<R> {
     }
 
     /// Limits reading to `bytes_per_second` (0: as fast as the socket gives).
-    pub(super) fn set_pace(&self, bytes_per_second: u64) {
+    pub fn set_pace(&self, bytes_per_second: u64) {
         self.pace.store(bytes_per_second, Ordering::SeqCst);
     }
 
     /// The next frame other than a `Ping`, or how the connection ended;
     /// `None` if nothing came within `timeout`. Starts reading if needed.
-    pub(super) async fn next(&mut self, timeout: Duration) -> Option<Result<Frame, Ending>> {
+    pub async fn next(&mut self, timeout: Duration) -> Option<Result<Frame, Ending>> {
         self.start_reading();
         let inbox = self.inbox.as_mut()?;
         match within(&self.rt, timeout, inbox.recv()).await? {
@@ -202,7 +207,7 @@ impl<R: Runtime> RawPeer<R> {
 
     /// Reads and discards frames until the connection ends, at most
     /// `timeout`; the frames seen on the way are returned with the ending.
-    pub(super) async fn ending(&mut self, timeout: Duration) -> (Ending, Vec<Frame>) {
+    pub async fn ending(&mut self, timeout: Duration) -> (Ending, Vec<Frame>) {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
@@ -217,7 +222,7 @@ impl<R: Runtime> RawPeer<R> {
 
     /// Sends a `Ping` and waits for its `Pong`: proof that the victim still
     /// serves this connection. Other frames met on the way are returned.
-    pub(super) async fn ping(&mut self, id: u32, timeout: Duration) -> Result<Vec<Frame>, Ending> {
+    pub async fn ping(&mut self, id: u32, timeout: Duration) -> Result<Vec<Frame>, Ending> {
         self.send(&[Frame::new(op::PING, 0, id, Vec::new())])
             .await
             .map_err(|error| Ending::Failed(error.to_string()))?;

@@ -3,40 +3,51 @@
 //! framing with the node it attacks, or a bug in one would hide in the other.
 
 /// Operation codes (PROTOCOL.md §3.3).
-pub(super) mod op {
-    pub(in crate::conformance::hostile) const HELLO: u8 = 0x01;
-    pub(in crate::conformance::hostile) const AUTH: u8 = 0x02;
-    pub(in crate::conformance::hostile) const REJECT: u8 = 0x03;
-    pub(in crate::conformance::hostile) const REQUEST: u8 = 0x10;
-    pub(in crate::conformance::hostile) const ERROR: u8 = 0x12;
-    pub(in crate::conformance::hostile) const STREAM_OPEN: u8 = 0x13;
-    pub(in crate::conformance::hostile) const CREDIT: u8 = 0x15;
-    pub(in crate::conformance::hostile) const CANCEL: u8 = 0x17;
-    pub(in crate::conformance::hostile) const PING: u8 = 0x20;
-    pub(in crate::conformance::hostile) const PONG: u8 = 0x21;
-    pub(in crate::conformance::hostile) const CLOSE: u8 = 0x23;
+pub mod op {
+    /// The first frame of each side (§5.1).
+    pub const HELLO: u8 = 0x01;
+    /// A handshake proof (§5.2).
+    pub const AUTH: u8 = 0x02;
+    /// A handshake refusal with its reason (§5.4).
+    pub const REJECT: u8 = 0x03;
+    /// Opens a single request.
+    pub const REQUEST: u8 = 0x10;
+    /// Ends a call with an error code.
+    pub const ERROR: u8 = 0x12;
+    /// Opens a stream.
+    pub const STREAM_OPEN: u8 = 0x13;
+    /// Grants stream messages.
+    pub const CREDIT: u8 = 0x15;
+    /// Cancels a call.
+    pub const CANCEL: u8 = 0x17;
+    /// A keepalive ping.
+    pub const PING: u8 = 0x20;
+    /// Answers a ping.
+    pub const PONG: u8 = 0x21;
+    /// Ends the connection with a code and a reason (§12.2).
+    pub const CLOSE: u8 = 0x23;
 }
 
 /// Close codes (PROTOCOL.md §12.2 and the refusals and stall rules of issue 12).
-pub(super) mod close_code {
+pub mod close_code {
     /// A connection-level limit was exceeded.
-    pub(in crate::conformance::hostile) const LIMIT_EXCEEDED: u32 = 5;
+    pub const LIMIT_EXCEEDED: u32 = 5;
     /// Queued output made no progress for the write-stall timeout.
-    pub(in crate::conformance::hostile) const PEER_NOT_READING: u32 = 7;
+    pub const PEER_NOT_READING: u32 = 7;
     /// The outbound backlog drained too slowly.
-    pub(in crate::conformance::hostile) const PEER_TOO_SLOW: u32 = 8;
+    pub const PEER_TOO_SLOW: u32 = 8;
     /// A newer connection under the same name replaced this one.
-    pub(in crate::conformance::hostile) const REPLACED: u32 = 12;
+    pub const REPLACED: u32 = 12;
     /// A newcomer claimed a name whose connection was replaced too recently.
-    pub(in crate::conformance::hostile) const REPLACING_TOO_OFTEN: u32 = 13;
+    pub const REPLACING_TOO_OFTEN: u32 = 13;
 }
 
 /// `Error` frame codes (PROTOCOL.md §10.1).
-pub(super) mod error_code {
+pub mod error_code {
     /// Over a limit: retryable.
-    pub(in crate::conformance::hostile) const OVERLOADED: u32 = 2;
+    pub const OVERLOADED: u32 = 2;
     /// The opener broke the protocol on this call.
-    pub(in crate::conformance::hostile) const PROTOCOL: u32 = 6;
+    pub const PROTOCOL: u32 = 6;
 }
 
 /// The `MORE` flag: more fragments of the message follow.
@@ -50,17 +61,22 @@ pub(super) const HANDSHAKE_FRAME_LIMIT: u32 = 1024;
 
 /// One frame: a header's fields and the payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Frame {
-    pub(super) op: u8,
-    pub(super) flags: u8,
-    pub(super) mux: u32,
-    pub(super) arg: u32,
-    pub(super) payload: Vec<u8>,
+pub struct Frame {
+    /// Operation (an [`op`] code).
+    pub op: u8,
+    /// Flag bits: `MORE` (0x01) or nothing.
+    pub flags: u8,
+    /// The call's mux id, or 0 for connection-level frames.
+    pub mux: u32,
+    /// The op's argument: a deadline, a code, a count, a ping id.
+    pub arg: u32,
+    /// The payload.
+    pub payload: Vec<u8>,
 }
 
 impl Frame {
     /// A frame without flags.
-    pub(super) fn new(op: u8, mux: u32, arg: u32, payload: impl Into<Vec<u8>>) -> Frame {
+    pub fn new(op: u8, mux: u32, arg: u32, payload: impl Into<Vec<u8>>) -> Frame {
         Frame {
             op,
             flags: 0,
@@ -71,13 +87,13 @@ impl Frame {
     }
 
     /// The same frame with `MORE` set: a fragment that is not the last.
-    pub(super) fn more(mut self) -> Frame {
+    pub fn more(mut self) -> Frame {
         self.flags |= MORE;
         self
     }
 
     /// Appends the frame's bytes to `out`.
-    pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         let len = u32::try_from(self.payload.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_le_bytes());
         out.push(self.op);
@@ -88,14 +104,14 @@ impl Frame {
     }
 
     /// The frame's bytes.
-    pub(super) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.payload.len());
         self.encode_into(&mut out);
         out
     }
 
     /// The payload as text, for reasons in `Reject` and `Close`.
-    pub(super) fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.payload).into_owned()
     }
 }
@@ -110,7 +126,7 @@ pub(super) fn encode_all(frames: &[Frame]) -> Vec<u8> {
 }
 
 /// A `Request` payload (§7.1): handler, subroute, body.
-pub(super) fn request_payload(handler: u16, subroute: &[u8], body: &[u8]) -> Vec<u8> {
+pub fn request_payload(handler: u16, subroute: &[u8], body: &[u8]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(3 + subroute.len() + body.len());
     payload.extend_from_slice(&handler.to_le_bytes());
     payload.push(u8::try_from(subroute.len()).unwrap_or(u8::MAX));
