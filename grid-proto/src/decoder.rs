@@ -119,9 +119,13 @@ impl FrameDecoder {
     }
 
     /// Returns the recycled receive buffers to the system if no payload needed
-    /// one since the last call.
-    pub(crate) fn trim_buffers_if_unused(&self) {
+    /// one since the last call, and the input buffer's room if it holds no
+    /// partial frame: an idle connection keeps no receive buffers.
+    pub(crate) fn release_idle_buffers(&mut self) {
         self.pool.trim_if_unused();
+        if self.buf.is_empty() && self.pending.is_none() {
+            self.buf = BytesMut::new();
+        }
     }
 
     /// Bytes received but not yet returned as frames.

@@ -115,7 +115,9 @@ fn is_open(op: Op) -> bool {
 impl SendQueue {
     pub(crate) fn new() -> SendQueue {
         SendQueue {
-            out: BytesMut::with_capacity(COALESCE_TARGET),
+            // Grown when traffic needs it (see `poll`): a connection that
+            // only ever sends its handshake and pings never allocates more.
+            out: BytesMut::new(),
             direct_bytes: 0,
             joinable: None,
             deferred: None,
@@ -275,6 +277,17 @@ impl SendQueue {
         self.queued_bytes + self.out.len() + self.deferred.as_ref().map_or(0, Bytes::len)
     }
 
+    /// Gives the transmit buffer's spare room back to the system when nothing
+    /// waits to be sent: an idle connection then holds no coalescing buffer,
+    /// and the frames of a quiet one (pings, a call now and then) take only
+    /// what they need until traffic makes the buffer grow again.
+    pub(crate) fn release_if_idle(&mut self) {
+        if self.is_empty() {
+            self.out = BytesMut::new();
+            self.joinable = None;
+        }
+    }
+
     /// The next buffer to write, with fragments of at most `fragment` payload bytes.
     pub(crate) fn poll(&mut self, fragment: usize) -> Option<Bytes> {
         // Whatever `out` holds is handed out now or follows a frame added here.
@@ -346,7 +359,10 @@ impl SendQueue {
         }
         let buffer = self.out.split().freeze();
         self.direct_bytes = 0;
-        if self.out.capacity() < RESERVE_BELOW {
+        // Only while traffic flows: a lone frame (a ping on an idle
+        // connection) leaves a small buffer small, see `release_if_idle`.
+        let busy = buffer.len() >= RESERVE_BELOW || !self.ring.is_empty();
+        if busy && self.out.capacity() < RESERVE_BELOW {
             // By now the driver has usually written and dropped the buffers
             // handed out before, so this reclaims their allocation instead of
             // making a new one. Reserving while `buffer` is still held would not.

@@ -122,6 +122,13 @@ impl Runtime for Tokio {
         ))))
     }
 
+    /// tokio's clock, which its timers follow: with tokio's time paused
+    /// (`tokio::time::pause`, or a simulator built on it) grid's deadlines
+    /// and keepalives follow it too.
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
     fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxIo>> {
         let addr = addr.to_string();
         Box::pin(async move {

@@ -23,11 +23,11 @@ pub(crate) struct CallDeadline {
 }
 
 impl CallDeadline {
-    /// A call created now, with the connection's default deadline until
+    /// A call created at `now`, with the connection's default deadline until
     /// [`set_timeout`](Self::set_timeout) says otherwise.
-    pub(crate) fn starting_now() -> CallDeadline {
+    pub(crate) fn starting_at(now: Instant) -> CallDeadline {
         CallDeadline {
-            created: Instant::now(),
+            created: now,
             timeout: None,
         }
     }

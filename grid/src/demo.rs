@@ -5,7 +5,7 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{join_all, select, Either, FutureExt};
@@ -37,7 +37,7 @@ where
 }
 
 async fn sleep<R: Runtime>(runtime: &R, duration: Duration) {
-    sleep_until(runtime, Instant::now() + duration).await;
+    sleep_until(runtime, runtime.now() + duration).await;
 }
 
 /// A node: echo requests, a slow echo, and a stream that answers each number
@@ -102,7 +102,7 @@ async fn mesh_requests<R: Runtime>(
     names: &[String],
     count: usize,
 ) -> Result<(), DemoError> {
-    let started = Instant::now();
+    let started = runtime.now();
     let mut pairs = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let Some(node) = node else { continue };
@@ -111,19 +111,21 @@ async fn mesh_requests<R: Runtime>(
                 continue;
             }
             let conn = node.peer(peer)?;
+            let clock = runtime.clone();
             pairs.push(spawn(runtime, async move {
                 let mut latencies = Vec::with_capacity(count);
                 for batch in 0..count / 16 {
                     let calls = (0..16).map(|k| {
                         let conn = conn.clone();
+                        let clock = &clock;
                         async move {
-                            let sent = Instant::now();
+                            let sent = clock.now();
                             let payload = Bytes::from(format!("call {}", batch * 16 + k));
                             let reply = conn.request(ECHO, payload.clone()).await?;
                             if reply != payload {
                                 return Err(Error::Protocol("echo mismatch".into()));
                             }
-                            Ok::<_, Error>(sent.elapsed())
+                            Ok::<_, Error>(clock.now() - sent)
                         }
                     });
                     for latency in join_all(calls).await {
@@ -140,7 +142,7 @@ async fn mesh_requests<R: Runtime>(
         latencies.extend(pair?);
     }
     latencies.sort();
-    let elapsed = started.elapsed();
+    let elapsed = runtime.now() - started;
     println!(
         "  {} requests over {connections} connections in {:.0} ms ({:.0} req/s), p50 {:.0} us, p99 {:.0} us",
         latencies.len(),
@@ -185,7 +187,7 @@ fn print_stats<R: Runtime>(title: &str, nodes: &[Option<Manager<R>>]) {
 /// Runs the demo on `runtime`, giving up after a minute.
 pub async fn run<R: Runtime>(runtime: R) -> Result<(), DemoError> {
     let scenario = scenario(&runtime);
-    let limit = sleep_until(&runtime, Instant::now() + Duration::from_secs(60));
+    let limit = sleep_until(&runtime, runtime.now() + Duration::from_secs(60));
     match select(pin!(scenario), pin!(limit)).await {
         Either::Left((outcome, _)) => outcome,
         Either::Right(_) => Err("demo timed out".into()),
@@ -193,7 +195,7 @@ pub async fn run<R: Runtime>(runtime: R) -> Result<(), DemoError> {
 }
 
 async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
-    let started = Instant::now();
+    let started = runtime.now();
     // Bind first so the node names (their addresses) are known to everyone.
     let mut listeners = Vec::new();
     for _ in 0..3 {
@@ -215,7 +217,7 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
     }
     println!(
         "mesh connected in {:.0} ms",
-        started.elapsed().as_secs_f64() * 1e3
+        (runtime.now() - started).as_secs_f64() * 1e3
     );
 
     println!("\n1. single requests, every node to every other");
@@ -252,17 +254,17 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
         node.shutdown(Duration::ZERO).await;
     }
     let conn = nodes[0].as_ref().ok_or("node 0 down")?.peer(&names[2])?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while conn.is_connected() && Instant::now() < deadline {
+    let deadline = runtime.now() + Duration::from_secs(5);
+    while conn.is_connected() && runtime.now() < deadline {
         sleep(runtime, Duration::from_millis(1)).await;
     }
-    let attempt = Instant::now();
+    let attempt = runtime.now();
     match conn.request(ECHO, "anyone there?").await {
         Err(error) => println!(
             "  call from {} to {} failed in {} us: {error} (retryable: {})",
             short(&names[0]),
             short(&names[2]),
-            attempt.elapsed().as_micros(),
+            (runtime.now() - attempt).as_micros(),
             error.is_retryable()
         ),
         Ok(_) => return Err("a call to a dead node succeeded".into()),
@@ -271,14 +273,14 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
     mesh_requests(runtime, &nodes, &names, 320).await?;
 
     println!("\n4. node {} comes back", short(&names[2]));
-    let restarted = Instant::now();
+    let restarted = runtime.now();
     nodes[2] = Some(start_node(runtime, &names[2], &names, None).await?);
     for node in nodes.iter().flatten() {
         node.wait_all_connected(Duration::from_secs(10)).await?;
     }
     println!(
         "  mesh healed in {:.0} ms",
-        restarted.elapsed().as_secs_f64() * 1e3
+        (runtime.now() - restarted).as_secs_f64() * 1e3
     );
     mesh_requests(runtime, &nodes, &names, 320).await?;
 
@@ -299,11 +301,11 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
     let drain = spawn(runtime, async move {
         draining.shutdown(Duration::from_secs(2)).await
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = runtime.now() + Duration::from_secs(5);
     let refused = loop {
         match conn.request(ECHO, "new call").await {
             Err(error) => break error,
-            Ok(_) if Instant::now() < deadline => sleep(runtime, Duration::from_millis(1)).await,
+            Ok(_) if runtime.now() < deadline => sleep(runtime, Duration::from_millis(1)).await,
             Ok(_) => return Err("the drain never refused a call".into()),
         }
     };
@@ -325,6 +327,6 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
     for node in nodes.into_iter().flatten() {
         node.shutdown(Duration::from_millis(200)).await;
     }
-    println!("\ndone in {:.2} s", started.elapsed().as_secs_f64());
+    println!("\ndone in {:.2} s", (runtime.now() - started).as_secs_f64());
     Ok(())
 }

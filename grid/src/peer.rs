@@ -12,6 +12,7 @@ use grid_proto::{Error, Stats};
 use crate::call::Request;
 use crate::deadline::CallDeadline;
 use crate::handler::HandlerId;
+use crate::runtime::SharedClock;
 use crate::shared::Shared;
 use crate::stream::{StreamRequest, DEFAULT_STREAM_CAPACITY};
 use crate::typed::{Single, Streaming, TypedRequest, TypedStreamRequest};
@@ -26,6 +27,8 @@ pub(crate) struct PeerSlot {
     pub(crate) reconnects: AtomicU64,
     /// Connections established in total.
     pub(crate) connects: AtomicU64,
+    /// The node's runtime clock: a call's deadline counts from its creation.
+    clock: SharedClock,
 }
 
 #[derive(Default)]
@@ -64,9 +67,10 @@ fn within(at: Option<Instant>, now: Instant, interval: Duration) -> bool {
 }
 
 impl PeerSlot {
-    pub(crate) fn new(name: &str) -> Arc<PeerSlot> {
+    pub(crate) fn new(name: &str, clock: SharedClock) -> Arc<PeerSlot> {
         Arc::new(PeerSlot {
             name: name.into(),
+            clock,
             current: Mutex::new(Current::default()),
             reconnects: AtomicU64::new(0),
             connects: AtomicU64::new(0),
@@ -209,7 +213,7 @@ impl Peer {
             handler,
             subroute: Bytes::new(),
             payload: payload.into(),
-            deadline: CallDeadline::starting_now(),
+            deadline: CallDeadline::starting_at(self.slot.clock.now()),
         }
     }
 
@@ -220,7 +224,7 @@ impl Peer {
             handler,
             subroute: Bytes::new(),
             payload: payload.into(),
-            deadline: CallDeadline::starting_now(),
+            deadline: CallDeadline::starting_at(self.slot.clock.now()),
             in_capacity: DEFAULT_STREAM_CAPACITY,
         }
     }

@@ -58,6 +58,44 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 
     /// Listens for TCP connections on `addr` (`host:port`).
     fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
+
+    /// The time now, on the clock the runtime's timers follow. grid reads
+    /// time only here, so a simulated runtime with a virtual clock controls
+    /// every deadline, keepalive and backoff. The default is the system's
+    /// monotonic clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Fills `buf` with random bytes: instance ids, backoff jitter and
+    /// handshake nonces. The default is the operating system's randomness;
+    /// a simulated runtime may return seeded bytes to replay a run, which is
+    /// fine for a simulation and must never be done in production, since
+    /// predictable nonces weaken the handshake.
+    fn fill_random(&self, buf: &mut [u8]) {
+        os_random(buf);
+    }
+}
+
+/// A random `u64` from `runtime`: an instance id, a backoff seed.
+pub(crate) fn random_u64<R: Runtime>(runtime: &R) -> u64 {
+    let mut bytes = [0u8; 8];
+    runtime.fill_random(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+/// Fills `buf` with the operating system's randomness.
+fn os_random(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        // No OS randomness is a broken platform; std's hasher keys (seeded
+        // once per thread, then varied) still let the node start, with
+        // weaker nonces.
+        use std::hash::{BuildHasher, RandomState};
+        for (i, chunk) in buf.chunks_mut(8).enumerate() {
+            let value = RandomState::new().hash_one((i, chunk.as_ptr() as usize));
+            chunk.copy_from_slice(&value.to_le_bytes()[..chunk.len()]);
+        }
+    }
 }
 
 /// Waits until `deadline` on `runtime`'s timer.
@@ -66,12 +104,30 @@ pub async fn sleep_until<R: Runtime>(runtime: &R, deadline: Instant) {
     std::future::poll_fn(|cx| timer.poll_expired(cx)).await
 }
 
-/// Makes timers on a runtime that is not named: what a connection's shared
-/// state, which is not generic over the runtime, keeps to bound a wait.
-pub(crate) type MakeTimer = Arc<dyn Fn(Instant) -> Box<dyn Timer> + Send + Sync>;
+/// A runtime's clock and timers, for what is not generic over the runtime
+/// (a connection's shared state, a peer's handle): it reads the time and
+/// bounds its waits on the runtime it runs on.
+pub(crate) trait Clock: Send + Sync + 'static {
+    /// The runtime's time now.
+    fn now(&self) -> Instant;
+    /// A timer that first expires at `deadline`.
+    fn timer(&self, deadline: Instant) -> Box<dyn Timer>;
+}
 
-/// The [`MakeTimer`] of `runtime`.
-pub(crate) fn make_timer<R: Runtime>(runtime: &R) -> MakeTimer {
-    let runtime = runtime.clone();
-    Arc::new(move |deadline| runtime.timer(deadline))
+impl<R: Runtime> Clock for R {
+    fn now(&self) -> Instant {
+        Runtime::now(self)
+    }
+
+    fn timer(&self, deadline: Instant) -> Box<dyn Timer> {
+        Runtime::timer(self, deadline)
+    }
+}
+
+/// A shared [`Clock`].
+pub(crate) type SharedClock = Arc<dyn Clock>;
+
+/// The clock of `runtime`.
+pub(crate) fn clock<R: Runtime>(runtime: &R) -> SharedClock {
+    Arc::new(runtime.clone())
 }

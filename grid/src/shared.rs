@@ -22,7 +22,7 @@ use grid_proto::{
 use rustc_hash::FxHashMap;
 
 use crate::driver::{DriverLink, Writer};
-use crate::runtime::{BoxIo, MakeTimer, Timer};
+use crate::runtime::{BoxIo, SharedClock, Timer};
 
 /// A single request's caller: its waker while it waits, then the outcome the
 /// protocol handed over with [`Event::RequestEnded`].
@@ -211,15 +211,16 @@ pub(crate) struct Shared {
     /// The socket's write side; locked after `inner` when both are held,
     /// never before.
     pub(crate) writer: Writer,
-    /// The runtime's timers, for callers whose wait a deadline bounds.
-    make_timer: MakeTimer,
+    /// The runtime's clock and timers: the time the protocol is told, and
+    /// timers for callers whose wait a deadline bounds.
+    clock: SharedClock,
 }
 
 impl Shared {
-    pub(crate) fn new(proto: Proto, io: BoxIo, make_timer: MakeTimer) -> Arc<Shared> {
+    pub(crate) fn new(proto: Proto, io: BoxIo, clock: SharedClock) -> Arc<Shared> {
         Arc::new(Shared {
             writer: Writer::new(io),
-            make_timer,
+            clock,
             inner: Mutex::new(Inner {
                 proto,
                 requests: FxHashMap::default(),
@@ -240,9 +241,14 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The time now, on the connection's runtime.
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
     /// A timer on the connection's runtime that first expires at `deadline`.
     pub(crate) fn timer(&self, deadline: Instant) -> Box<dyn Timer> {
-        (self.make_timer)(deadline)
+        self.clock.timer(deadline)
     }
 
     /// Resolves once the connection has closed.
@@ -263,7 +269,7 @@ impl Shared {
     /// Runs `command` on the protocol and wakes the driver if it produced output.
     pub(crate) fn command<T>(&self, command: impl FnOnce(&mut Inner, Instant) -> T) -> T {
         let mut inner = self.lock();
-        let result = command(&mut inner, Instant::now());
+        let result = command(&mut inner, self.now());
         inner.wake_driver_if_output();
         result
     }

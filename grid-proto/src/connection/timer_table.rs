@@ -110,10 +110,13 @@ impl Connection {
             Timer::TooSlow => self.close_too_slow(now),
             Timer::Drain => self.close_with(CloseReason::Drained),
             Timer::Ping => {
+                // Once per interval, an idle connection gives its buffers
+                // back to the system: the transmit buffer if nothing waits to
+                // be sent, and the receive buffers no payload needed since
+                // the last ping and the input buffer's spare room.
+                self.send.release_if_idle();
+                self.decoder.release_idle_buffers();
                 self.send_ping(now);
-                // Once per interval: receive buffers no payload needed since the
-                // last ping go back to the system.
-                self.decoder.trim_buffers_if_unused();
             }
             Timer::Calls => self.expire_calls(now),
         }

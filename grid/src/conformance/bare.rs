@@ -8,7 +8,7 @@ use grid_proto::{CloseReason, Config, Connection as Proto, Role};
 
 use crate::conformance::TestRuntime;
 use crate::driver::{Driver, Exit, Host};
-use crate::runtime::{make_timer, BoxIo};
+use crate::runtime::{clock, BoxIo};
 use crate::shared::Shared;
 
 /// Incoming calls on a bare connection are never started.
@@ -39,7 +39,7 @@ pub(crate) fn raw_connection<R: TestRuntime>(
         [7; 32],
     );
     config.timeouts = crate::conformance::cluster::test_timeouts();
-    let shared = Shared::new(Proto::new(config, now), io, make_timer(rt));
+    let shared = Shared::new(Proto::new(config, now), io, clock(rt));
     let driver = Driver::new(shared.clone(), rt.timer(now));
     (shared, driver)
 }

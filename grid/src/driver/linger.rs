@@ -62,6 +62,7 @@ impl Linger {
         socket: &mut Socket,
         scratch: &mut [u8],
         timer: &mut DriverTimer,
+        now: Instant,
         cx: &mut Context<'_>,
     ) -> Poll<LingerEnd> {
         if !self.shut {
@@ -90,7 +91,6 @@ impl Linger {
                 Poll::Pending => break,
             }
         }
-        let now = Instant::now();
         if now >= self.deadline || timer.arm(cx, self.deadline, now) {
             return Poll::Ready(LingerEnd::TimedOut);
         }

@@ -194,7 +194,7 @@ impl Driver {
             return None;
         }
         let mut inner = locked.unwrap_or_else(|| self.shared.lock());
-        let now = Instant::now();
+        let now = self.shared.now();
 
         let mut progressed = self.reader.feed(&mut inner.proto, read, now);
         if inner.proto.poll_timeout().is_some_and(|at| at <= now) {
@@ -220,7 +220,7 @@ impl Driver {
             Phase::Open | Phase::Lingering { .. } => None,
             Phase::Closing { flush_deadline, .. } => Some(*flush_deadline),
         };
-        let flush_deadline_passed = flush_deadline.is_some_and(|at| Instant::now() >= at);
+        let flush_deadline_passed = flush_deadline.is_some_and(|at| self.shared.now() >= at);
 
         if let Some(at) = flush_deadline {
             progressed |= self.timer.arm(cx, at, now);
@@ -261,7 +261,7 @@ impl Driver {
             Phase::Open => {
                 self.phase = Phase::Closing {
                     reason,
-                    flush_deadline: Instant::now() + CLOSE_FLUSH,
+                    flush_deadline: self.shared.now() + CLOSE_FLUSH,
                 }
             }
         }
@@ -291,7 +291,7 @@ impl Driver {
         drop(socket);
         self.phase = Phase::Lingering {
             reason,
-            linger: Linger::new(Instant::now()),
+            linger: Linger::new(self.shared.now()),
         };
         self.poll_linger(cx)
     }
@@ -302,7 +302,13 @@ impl Driver {
             return Poll::Pending;
         };
         let mut socket = self.shared.writer.lock();
-        let end = ready!(linger.poll(&mut socket, self.reader.scratch(), &mut self.timer, cx));
+        let end = ready!(linger.poll(
+            &mut socket,
+            self.reader.scratch(),
+            &mut self.timer,
+            self.shared.now(),
+            cx,
+        ));
         drop(socket);
         if end != LingerEnd::PeerClosed {
             tracing::debug!(?end, %reason, "dropping the socket before the peer closed its side");

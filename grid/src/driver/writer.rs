@@ -122,7 +122,7 @@ impl Shared {
         command: impl FnOnce(&mut Inner, Instant) -> T,
     ) -> T {
         let mut inner = self.lock();
-        let now = Instant::now();
+        let now = self.now();
         let result = command(&mut inner, now);
         if inner.proto.wants_write() {
             self.writer.write_lone_call(&mut inner, now);

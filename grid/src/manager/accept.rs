@@ -3,7 +3,7 @@
 
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use grid_proto::Role;
@@ -50,7 +50,11 @@ async fn accept_until_shutdown<R: Runtime>(
             Err(error) => {
                 tracing::warn!(node = %inner.name, %error, "accept failed");
                 // Accept errors (e.g. out of file descriptors) persist for a while.
-                sleep_until(&inner.runtime, Instant::now() + Duration::from_millis(50)).await;
+                sleep_until(
+                    &inner.runtime,
+                    inner.runtime.now() + Duration::from_millis(50),
+                )
+                .await;
             }
         }
     }

@@ -11,11 +11,10 @@ use grid_proto::{dials, BackoffConfig, Limits, Timeouts, MIN_SECRET_LEN};
 use super::accept::accept_loop;
 use super::dial::{dial_loop, Connector};
 use super::node::{Manager, ManagerInner};
-use super::random::random_u64;
 use super::signal::Signal;
 use crate::peer::PeerSlot;
 use crate::router::{DuplicateHandler, Router};
-use crate::runtime::{Listener, Runtime};
+use crate::runtime::{clock, random_u64, Listener, Runtime};
 
 /// Why a Manager could not start.
 #[derive(Debug, thiserror::Error)]
@@ -219,7 +218,7 @@ impl<R: Runtime> ManagerBuilder<R> {
         let mut peers = HashMap::new();
         for peer in &self.peers {
             if *peer != self.name {
-                peers.insert(peer.clone(), PeerSlot::new(peer));
+                peers.insert(peer.clone(), PeerSlot::new(peer, clock(&self.runtime)));
             }
         }
         let listener = match self.listen {
@@ -237,7 +236,7 @@ impl<R: Runtime> ManagerBuilder<R> {
         let inner = Arc::new(ManagerInner {
             runtime: self.runtime,
             name: self.name.as_str().into(),
-            instance_id: random_u64(),
+            instance_id: random_u64(&runtime),
             secret,
             limits: self.limits,
             timeouts: self.timeouts,

@@ -5,15 +5,13 @@
 //! closes, and uninstall.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use grid_proto::{dials, Config, Connection as Proto, Refusal, Role};
 
 use super::node::ManagerInner;
-use super::random::fill_random;
 use crate::driver::{Driver, Exit};
 use crate::peer::{Install, PeerSlot};
-use crate::runtime::{make_timer, BoxIo, Runtime};
+use crate::runtime::{clock, BoxIo, Runtime};
 use crate::serve::Serve;
 use crate::shared::Shared;
 
@@ -24,9 +22,9 @@ pub(super) async fn run_connection<R: Runtime>(
     role: Role,
     expected_peer: Option<String>,
 ) -> bool {
-    let now = Instant::now();
+    let now = inner.runtime.now();
     let mut seed = [0u8; 32];
-    fill_random(&mut seed);
+    inner.runtime.fill_random(&mut seed);
     let mut config = Config::new(
         &*inner.name,
         inner.instance_id,
@@ -37,7 +35,7 @@ pub(super) async fn run_connection<R: Runtime>(
     config.expected_peer = expected_peer;
     config.limits = inner.limits.clone();
     config.timeouts = inner.timeouts.clone();
-    let shared = Shared::new(Proto::new(config, now), io, make_timer(&inner.runtime));
+    let shared = Shared::new(Proto::new(config, now), io, clock(&inner.runtime));
     {
         let mut connections = inner.connections.lock().unwrap_or_else(|p| p.into_inner());
         connections.retain(|weak| weak.strong_count() > 0);
@@ -61,7 +59,7 @@ pub(super) async fn run_connection<R: Runtime>(
             match slot.install(
                 shared.clone(),
                 peer.instance_id,
-                Instant::now(),
+                inner.runtime.now(),
                 inner.replace_interval,
             ) {
                 Install::Fresh => {

@@ -5,7 +5,6 @@
 use std::io;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::future::{select, Either};
 use grid_proto::{Backoff, Role};
@@ -13,15 +12,14 @@ use tracing::Instrument;
 
 use super::connection::run_connection;
 use super::node::ManagerInner;
-use super::random::random_u64;
-use crate::runtime::{sleep_until, BoxFuture, BoxIo, Runtime};
+use crate::runtime::{random_u64, sleep_until, BoxFuture, BoxIo, Runtime};
 
 /// Opens a byte stream to a peer address; replaces plain TCP (e.g. for TLS).
 pub type Connector = Arc<dyn Fn(&str) -> BoxFuture<'static, io::Result<BoxIo>> + Send + Sync>;
 
 /// Keeps a connection to `peer` up until the node shuts down.
 pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: String) {
-    let mut backoff = Backoff::new(inner.backoff, random_u64());
+    let mut backoff = Backoff::new(inner.backoff, random_u64(&inner.runtime));
     let addr = inner
         .addresses
         .get(&peer)
@@ -29,7 +27,10 @@ pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: Str
         .unwrap_or_else(|| peer.clone());
     while !inner.shutdown.is_set() {
         let connect = (inner.connector)(&addr);
-        let timeout = sleep_until(&inner.runtime, Instant::now() + inner.timeouts.handshake);
+        let timeout = sleep_until(
+            &inner.runtime,
+            inner.runtime.now() + inner.timeouts.handshake,
+        );
         let stop = inner.shutdown.wait();
         let outcome = match select(select(connect, pin!(timeout)), pin!(stop)).await {
             Either::Left((Either::Left((result, _)), _)) => result,
@@ -53,7 +54,7 @@ pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: Str
             }
         }
         let delay = backoff.next_delay();
-        let sleep = sleep_until(&inner.runtime, Instant::now() + delay);
+        let sleep = sleep_until(&inner.runtime, inner.runtime.now() + delay);
         let stop = inner.shutdown.wait();
         if let Either::Right(_) = select(pin!(sleep), pin!(stop)).await {
             return;

@@ -13,7 +13,6 @@ mod builder;
 mod connection;
 mod dial;
 mod node;
-mod random;
 mod signal;
 
 pub use builder::{ManagerBuilder, StartError, DEFAULT_REPLACE_INTERVAL};

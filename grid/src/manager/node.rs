@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::{join_all, select, Either};
 use grid_proto::{BackoffConfig, Limits, Role, Timeouts};
@@ -150,7 +150,7 @@ impl<R: Runtime> Manager<R> {
                 Poll::Pending
             }
         });
-        let deadline = sleep_until(&self.inner.runtime, Instant::now() + timeout);
+        let deadline = sleep_until(&self.inner.runtime, self.inner.runtime.now() + timeout);
         match select(pin!(connected), pin!(deadline)).await {
             Either::Left(_) => Ok(()),
             Either::Right(_) => Err(WaitError::Timeout {
@@ -162,9 +162,9 @@ impl<R: Runtime> Manager<R> {
 
     /// Waits until every peer is connected, at most `timeout` in total.
     pub async fn wait_all_connected(&self, timeout: Duration) -> Result<(), WaitError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = self.inner.runtime.now() + timeout;
         for peer in self.peers() {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(self.inner.runtime.now());
             self.wait_connected(&peer, left).await?;
         }
         Ok(())
@@ -198,7 +198,7 @@ impl<R: Runtime> Manager<R> {
     pub async fn shutdown(&self, drain_timeout: Duration) {
         self.inner.shutdown.raise();
         let live = self.live_connections();
-        let now = Instant::now();
+        let now = self.inner.runtime.now();
         for shared in &live {
             shared.command(|inner, now| inner.proto.begin_drain(now, drain_timeout));
         }

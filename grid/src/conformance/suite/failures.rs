@@ -205,7 +205,7 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
             Exit::Connected(_) => {}
             Exit::Closed(reason) => panic!("round {round}: handshake failed: {reason}"),
         }
-        let slot = crate::peer::PeerSlot::new(&cluster.names[closer]);
+        let slot = crate::peer::PeerSlot::new(&cluster.names[closer], crate::runtime::clock(&rt));
         slot.install(shared, 0, Instant::now(), Duration::ZERO);
         let peer = crate::peer::Peer { slot };
         let sent = AtomicUsize::new(0);
