@@ -6,6 +6,12 @@ use std::time::{Duration, Instant};
 use super::Connection;
 use crate::frame::Op;
 
+/// The first ping id of a connection with `seed`. The handshake sends only a
+/// hash of the seed, so the peer learns nothing of it.
+pub(super) fn first_ping_id(seed: &[u8; 32]) -> u32 {
+    u32::from_le_bytes([seed[28], seed[29], seed[30], seed[31]])
+}
+
 /// Keepalive bookkeeping; it runs while calls can flow.
 #[derive(Debug)]
 pub(super) struct Keepalive {
@@ -15,17 +21,24 @@ pub(super) struct Keepalive {
     latest: Option<(u32, Instant)>,
     /// When the oldest ping that no pong has answered was sent.
     unanswered_since: Option<Instant>,
+    /// Id of the oldest ping no pong has answered: only pongs from it to the
+    /// latest answer anything.
+    first_unanswered: Option<u32>,
     pub(super) last_received: Instant,
     pub(super) rtt: Option<Duration>,
 }
 
 impl Keepalive {
-    pub(super) fn new(now: Instant) -> Keepalive {
+    /// Pings are numbered from `first_id`, which the peer cannot predict: a
+    /// peer that never reads cannot answer pings it never saw to pass for
+    /// alive.
+    pub(super) fn new(now: Instant, first_id: u32) -> Keepalive {
         Keepalive {
             next_ping: now,
-            next_id: 1,
+            next_id: first_id,
             latest: None,
             unanswered_since: None,
+            first_unanswered: None,
             last_received: now,
             rtt: None,
         }
@@ -57,6 +70,7 @@ impl Connection {
         keepalive.next_id = id.wrapping_add(1);
         keepalive.latest = Some((id, now));
         keepalive.unanswered_since.get_or_insert(now);
+        keepalive.first_unanswered.get_or_insert(id);
         keepalive.next_ping = now + self.config.timeouts.keepalive_interval;
         self.send.control(Op::Ping, 0, id, &[]);
         id
@@ -75,12 +89,21 @@ impl Connection {
             Some((latest, sent)) if latest == id => {
                 self.keepalive.rtt = Some(now.saturating_duration_since(sent));
                 self.keepalive.unanswered_since = None;
+                self.keepalive.first_unanswered = None;
             }
-            // An older ping answered: the peer reads, but the newest ping is
-            // still out. Rare for an honest peer, so it is charged.
-            Some((latest, sent)) if latest.wrapping_sub(id) < u32::MAX / 2 => {
+            // An older ping still unanswered is answered now: the peer reads,
+            // but the newest ping is still out. Rare for an honest peer, so
+            // it is charged. Ids outside that range answer nothing: a peer
+            // that never read a ping cannot name one.
+            Some((latest, sent))
+                if self
+                    .keepalive
+                    .first_unanswered
+                    .is_some_and(|first| id.wrapping_sub(first) < latest.wrapping_sub(first)) =>
+            {
                 if self.spend_cheap(now) {
                     self.keepalive.unanswered_since = Some(sent);
+                    self.keepalive.first_unanswered = Some(latest);
                 }
             }
             _ => {

@@ -35,7 +35,7 @@ use crate::stats::Stats;
 use crate::timers::Deadlines;
 use drain::PeerDrain;
 use handshaking::Handshake;
-use keepalive::Keepalive;
+use keepalive::{first_ping_id, Keepalive};
 use phase::Phase;
 use write_stall::OutputProgress;
 
@@ -90,7 +90,7 @@ impl Connection {
         );
         Connection {
             phase: Phase::Handshaking(Handshake::new(own_hello, now + config.timeouts.handshake)),
-            keepalive: Keepalive::new(now),
+            keepalive: Keepalive::new(now, first_ping_id(&config.seed)),
             config,
             peer: None,
             peer_drain: PeerDrain::default(),

@@ -210,3 +210,38 @@ fn late_response_after_cancel_is_dropped_silently() {
     assert!(pair.client.take_events().is_empty());
     assert!(!pair.client.conn.is_closed());
 }
+
+/// A peer that never reads cannot pass for alive by answering pings it never
+/// saw: ping ids start where the peer cannot guess, so pongs sent blind (every
+/// id a numbering from 0 or 1 would have reached) answer nothing, and the
+/// dead-peer rule closes the connection within its bound.
+#[test]
+fn blind_pongs_do_not_keep_a_peer_that_never_reads_alive() {
+    let mut pair = Pair::connected(9);
+    let timeouts = pair.server.conn.config().timeouts.clone();
+    let server = &mut pair.server.conn;
+    let mut now = pair.now;
+    let end = now + timeouts.idle + timeouts.keepalive_interval * 2;
+    while now < end && server.state() != ConnectionState::Closed {
+        now += Duration::from_millis(100);
+        server.handle_timeout(now);
+        // Never read: whatever the server sends is dropped.
+        while server.poll_transmit(now).is_some() {}
+        // Every id a ping numbered from 0 or 1 could have by now.
+        let pings_so_far =
+            ((now - pair.now).as_millis() / timeouts.keepalive_interval.as_millis()) as u32;
+        for guess in 0..=pings_so_far + 1 {
+            let pong = crate::sim::frames::raw_frame(crate::frame::Op::Pong, 0, 0, guess, b"");
+            server.handle_input(now, &pong);
+        }
+    }
+    let closed: Vec<Event> = std::iter::from_fn(|| server.poll_event())
+        .filter(|event| matches!(event, Event::Closed(_)))
+        .collect();
+    assert_eq!(
+        closed,
+        vec![Event::Closed(CloseReason::PeerTimeout(timeouts.idle))],
+        "the blind peer was not declared dead by {:?}",
+        now - pair.now
+    );
+}

@@ -76,8 +76,8 @@ impl Attack {
         match self {
             Attack::Baseline => "connects, pings once, idles 3 s, hangs up",
             Attack::NeverReads => {
-                "sends 96 MiB of 256 KiB echo requests and never reads; keeps the \
-                 dead-peer rule quiet with blind Pongs (ping ids are sequential)"
+                "sends 96 MiB of 256 KiB echo requests and never reads; sends blind \
+                 Pongs numbered as a sequential ping count would be"
             }
             Attack::SlowReader => {
                 "asks for 96 answers of 1 MiB at once, then one more and a Ping every \
@@ -212,9 +212,9 @@ async fn never_reads(victim: &Victim) -> Result<Outcome, Box<dyn Error>> {
             .await?;
     }
     let sent = started.elapsed();
-    // The node pings every keepalive interval with ids 1, 2, 3..., so a peer
-    // that reads nothing can still answer each ping; only the write-stall
-    // rule can tell it from a healthy peer.
+    // A peer that reads nothing can only guess the ids of the node's pings;
+    // they start at a number it cannot predict, so these answer nothing and
+    // the dead-peer rule, or the write-stall rule, closes the connection.
     let interval = grid_proto::Timeouts::default().keepalive_interval;
     let closed_at = loop {
         if let Some(at) = victim.disconnected(Duration::from_millis(250)).await {
