@@ -213,7 +213,7 @@ impl RequestWorkload {
 }
 
 /// One-way stream messages: the client opened a stream, the server granted
-/// it a window of messages; the client sends whenever it has credit, the server
+/// it a window of a given number of messages (in bytes, what they cost); the client sends whenever it has credit, the server
 /// reads every message it gets, which sends the credit back.
 #[derive(Debug)]
 pub struct StreamWorkload {
@@ -246,9 +246,11 @@ impl StreamWorkload {
         let Some(Event::IncomingStream(call)) = wired.server.poll_event() else {
             panic!("the server did not see the stream open");
         };
+        let cost = payload_len as u64 + u64::from(grid_proto::STREAM_MESSAGE_OVERHEAD);
+        let window_bytes = u32::try_from(u64::from(window) * cost).unwrap_or(u32::MAX);
         wired
             .server
-            .accept_stream(call.id, window)
+            .accept_stream(call.id, window_bytes)
             .expect("accept_stream");
         pump(&mut wired.server, &mut wired.client, now);
         assert!(matches!(

@@ -85,7 +85,7 @@ enum Command {
         len: u16,
         timeout_ms: Option<u16>,
     },
-    /// A `window` of 255 stands for `u32::MAX`.
+    /// `window` as [`window`] reads it: 64 bytes a step, 255 for `u32::MAX`.
     OpenStream {
         side: S,
         len: u16,
@@ -180,12 +180,13 @@ fn timeout(ms: Option<u16>) -> Option<Duration> {
     ms.map(|ms| Duration::from_millis(u64::from(ms)))
 }
 
-/// A `window` of 255 stands for `u32::MAX`.
+/// A window in bytes: 255 stands for `u32::MAX`, others for that many times
+/// 64 bytes (each step about one small message; 0 is no credit at all).
 fn window(window: u8) -> u32 {
     if window == u8::MAX {
         u32::MAX
     } else {
-        u32::from(window)
+        u32::from(window) * 64
     }
 }
 

@@ -22,8 +22,9 @@ const STREAM_ECHO: u16 = 2;
 const SECRET: &[u8] = b"mixed runtime secret";
 /// Bound of every wait in this test.
 const LIMIT: Duration = Duration::from_secs(10);
-/// Receive window of every stream, both ways.
-const WINDOW: u32 = 4;
+/// Receive window of every stream, both ways, in bytes: four of these
+/// messages (each counts its length plus 32 bytes).
+const WINDOW: u32 = 4 * 48;
 /// Messages per stream: several windows, so both sides wait for credit.
 const MESSAGES: usize = 20;
 const TOKIO_NAME: &str = "tokio-node";
@@ -91,7 +92,7 @@ async fn echo_stream(
 /// Opens a stream to the peer's stream echo, sends `MESSAGES` messages while
 /// reading the echoes, and checks that every one came back, in order.
 async fn stream_roundtrip(conn: Peer, from: &'static str) {
-    let open = conn.stream(STREAM_ECHO, from).in_capacity(WINDOW);
+    let open = conn.stream(STREAM_ECHO, from).window(WINDOW);
     let stream = open.timeout(LIMIT).open().await;
     let (mut tx, mut rx) = stream.expect("the stream opens").split();
     let sent: Vec<Bytes> = (0..MESSAGES)

@@ -7,8 +7,26 @@ use bytes::Bytes;
 
 use crate::error::{CommandError, Error};
 
+/// Credit a stream message costs beyond its payload, in bytes.
+///
+/// Each message holds the receiver to a queue entry and a buffer handle
+/// besides its bytes; counting them keeps empty and tiny messages from being
+/// free, so a window bounds what a stream makes its receiver hold however
+/// small its messages are.
+pub const STREAM_MESSAGE_OVERHEAD: u32 = 32;
+
+/// Largest send credit a stream may be granted, in bytes: the most a `u32`
+/// window can give. A grant beyond it is a per-call violation.
+pub(crate) const MAX_STREAM_CREDIT: i64 = u32::MAX as i64;
+
+/// Credit a message of `len` payload bytes costs.
+pub(crate) fn message_cost(len: usize) -> u64 {
+    len as u64 + u64::from(STREAM_MESSAGE_OVERHEAD)
+}
+
 /// Messages received on a stream that the application has not read yet.
-/// Bounded by the receive window: the peer cannot send more than it was granted.
+/// Bounded by the receive window: the peer cannot send more than it was
+/// granted, plus the one message that took its credit below zero.
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     messages: VecDeque<Bytes>,
@@ -24,16 +42,31 @@ impl Inbox {
         was_empty
     }
 
-    /// Moves up to `max` messages into `out`; returns how many and their bytes.
-    pub(crate) fn take_into(&mut self, out: &mut VecDeque<Bytes>, max: usize) -> (u32, usize) {
-        let count = self.messages.len().min(max.max(1));
+    /// Moves messages into `out`, at least one if there is any, then more
+    /// while fewer than `max` were moved and their cost stays under
+    /// `max_cost`; returns how many and their payload bytes.
+    pub(crate) fn take_into(
+        &mut self,
+        out: &mut VecDeque<Bytes>,
+        max: usize,
+        max_cost: u64,
+    ) -> (u32, usize) {
+        let mut count = 0;
         let mut bytes = 0;
-        for message in self.messages.drain(..count) {
+        let mut cost = 0;
+        while let Some(message) = self.messages.front() {
+            let next = message_cost(message.len());
+            if count > 0 && (count >= max || cost + next > max_cost) {
+                break;
+            }
+            cost += next;
             bytes += message.len();
-            out.push_back(message);
+            count += 1;
+            out.extend(self.messages.pop_front());
         }
         self.bytes -= bytes;
-        // Lossless: an inbox holds at most a `u32` window of messages.
+        // Lossless: an inbox holds at most a `u32` window of messages, each
+        // costing at least `STREAM_MESSAGE_OVERHEAD`.
         (count as u32, bytes)
     }
 
@@ -53,24 +86,30 @@ impl Inbox {
     }
 }
 
-/// Flow control of one stream, both directions, counted in messages, and the
+/// Flow control of one stream, both directions, counted in bytes (each
+/// message costs its length plus [`STREAM_MESSAGE_OVERHEAD`]), and the
 /// messages received and not yet read.
 ///
-/// Send credit only ever comes from the peer (its open or its `Credit`
-/// frames); receive credit is what this side granted and not yet seen used.
+/// A side may send a message while its credit is above zero, whatever the
+/// message's size: credit may end below zero by less than one message, so a
+/// message up to `max_message_size` always makes progress and the receiver
+/// holds less than its window plus one message. Send credit only ever comes
+/// from the peer (its open or its `Credit` frames); receive credit is what
+/// this side granted and not yet seen used.
 #[derive(Debug, Default)]
 pub(crate) struct StreamState {
-    /// Messages this side may still send, apart from `reserved`.
-    pub(crate) send_credit: u32,
-    /// Credit set aside by [`crate::Connection::reserve`] for a batch the
-    /// application is gathering.
-    pub(crate) reserved: u32,
+    /// Bytes this side may still send, `reserved` included; below zero after
+    /// a message larger than what was left.
+    pub(crate) send_credit: i64,
+    /// Part of `send_credit` set aside by [`crate::Connection::reserve`] for
+    /// a batch the application is gathering.
+    pub(crate) reserved: u64,
     /// Sequence number of the next message this side sends.
     pub(crate) send_seq: u32,
     /// This side sent its `Fin`.
     pub(crate) sent_fin: bool,
-    /// Messages the peer may still send.
-    pub(crate) recv_allowed: u32,
+    /// The peer's send credit as this side counts it.
+    pub(crate) recv_allowed: i64,
     /// Sequence number expected on the next message received.
     pub(crate) recv_seq: u32,
     /// The peer sent its `Fin`.
@@ -80,19 +119,19 @@ pub(crate) struct StreamState {
     /// The application stopped reading: messages are dropped on arrival and
     /// their credit returned.
     pub(crate) discard_input: bool,
-    /// Read messages whose credit has not been returned yet.
-    pub(crate) pending_grant: u32,
-    /// Receive capacity granted in total, the basis of grant batching.
+    /// Cost of read messages whose credit has not been returned yet.
+    pub(crate) pending_grant: u64,
+    /// Receive window granted at the start, the basis of grant batching.
     pub(crate) window: u32,
 }
 
 impl StreamState {
-    /// Accounts for a message from the peer.
-    pub(crate) fn on_message(&mut self, seq: u32) -> Result<(), Error> {
+    /// Accounts for a message of `len` bytes from the peer.
+    pub(crate) fn on_message(&mut self, seq: u32, len: usize) -> Result<(), Error> {
         if self.recv_fin {
             return Err(Error::Protocol("message after fin".into()));
         }
-        if self.recv_allowed == 0 {
+        if self.recv_allowed <= 0 {
             return Err(Error::Protocol("message beyond granted credit".into()));
         }
         if seq != self.recv_seq {
@@ -101,7 +140,9 @@ impl StreamState {
                 self.recv_seq
             )));
         }
-        self.recv_allowed -= 1;
+        // Cannot underflow: at most one message (under 2^32 + 32 bytes) is
+        // taken from a positive credit.
+        self.recv_allowed -= message_cost(len) as i64;
         self.recv_seq = self.recv_seq.wrapping_add(1);
         Ok(())
     }
@@ -121,14 +162,18 @@ impl StreamState {
         Ok(())
     }
 
-    /// Adds credit granted by the peer; returns whether sending was blocked on credit.
+    /// Adds credit granted by the peer; returns whether sending was blocked on
+    /// credit and no longer is.
     pub(crate) fn on_credit(&mut self, credit: u32) -> Result<bool, Error> {
-        let was_blocked = self.send_credit == 0 && self.reserved == 0;
-        self.send_credit = self
-            .send_credit
-            .checked_add(credit)
-            .ok_or_else(|| Error::Protocol("credit overflow".into()))?;
-        Ok(was_blocked && credit > 0)
+        let was_blocked = self.send_credit <= 0;
+        let credit_now = self.send_credit + i64::from(credit);
+        if credit_now > MAX_STREAM_CREDIT {
+            return Err(Error::Protocol(format!(
+                "credit of {credit_now} bytes, over 2^32 - 1"
+            )));
+        }
+        self.send_credit = credit_now;
+        Ok(was_blocked && credit_now > 0)
     }
 
     /// Whether this side's output is over, and how: `Finished` after its own
@@ -140,63 +185,83 @@ impl StreamState {
         Ok(())
     }
 
-    /// Takes `count` messages of send credit, reserved credit first, all or
-    /// none; returns the first one's sequence number.
-    pub(crate) fn take_sends(&mut self, count: u32) -> Result<u32, CommandError> {
+    /// Spends credit for messages of the given lengths, sent in that order,
+    /// all or none: each needs credit above zero before it. Reserved credit
+    /// is spent first. Returns the first one's sequence number.
+    pub(crate) fn take_sends(
+        &mut self,
+        lengths: impl IntoIterator<Item = usize>,
+    ) -> Result<u32, CommandError> {
         self.check_output()?;
-        let available = self.reserved.saturating_add(self.send_credit);
-        if available < count.max(1) {
+        let mut credit = self.send_credit;
+        let mut count = 0u32;
+        let mut spent = 0u64;
+        for len in lengths {
+            if credit <= 0 {
+                return Err(CommandError::NoCredit);
+            }
+            let cost = message_cost(len);
+            credit -= cost as i64;
+            spent += cost;
+            count = count.wrapping_add(1);
+        }
+        if count == 0 && credit <= 0 {
             return Err(CommandError::NoCredit);
         }
-        let from_reserved = count.min(self.reserved);
-        self.reserved -= from_reserved;
-        self.send_credit -= count - from_reserved;
+        self.send_credit = credit;
+        self.reserved = self.reserved.saturating_sub(spent).min(self.sendable());
         let seq = self.send_seq;
         self.send_seq = self.send_seq.wrapping_add(count);
         Ok(seq)
     }
 
-    /// Sets aside up to `max` messages of credit, first returning what an
-    /// earlier reservation left; returns how many are reserved now.
-    pub(crate) fn reserve(&mut self, max: u32) -> Result<u32, CommandError> {
+    /// Sets aside up to `max` bytes of credit (at least one), replacing what
+    /// an earlier reservation left; returns how many are reserved now.
+    pub(crate) fn reserve(&mut self, max: u64) -> Result<u64, CommandError> {
         self.check_output()?;
-        self.unreserve();
-        let reserved = self.send_credit.min(max);
+        let reserved = self.sendable().min(max.max(1));
         if reserved == 0 {
             return Err(CommandError::NoCredit);
         }
-        self.send_credit -= reserved;
         self.reserved = reserved;
         Ok(reserved)
     }
 
     /// Returns reserved credit to the common pool.
     pub(crate) fn unreserve(&mut self) {
-        self.send_credit = self.send_credit.saturating_add(self.reserved);
         self.reserved = 0;
     }
 
-    /// Messages that may be sent now, reserved or not.
-    pub(crate) fn sendable(&self) -> u32 {
+    /// Bytes of credit left, reserved or not; a message of any size may be
+    /// sent while this is above zero.
+    pub(crate) fn sendable(&self) -> u64 {
         if self.sent_fin {
             return 0;
         }
-        self.send_credit.saturating_add(self.reserved)
+        u64::try_from(self.send_credit).unwrap_or(0)
     }
 
-    /// The application read `messages` messages. Returns the credit to grant
-    /// now, if the batch is due.
-    pub(crate) fn on_read(&mut self, messages: u32) -> Option<u32> {
+    /// Most cost one read takes: a quarter of the window, so that the peer's
+    /// credit (returned at half the window) goes back while the application
+    /// still works through what it read.
+    pub(crate) fn read_budget(&self) -> u64 {
+        (u64::from(self.window) / 4).max(1)
+    }
+
+    /// The application read `messages` messages of `bytes` payload bytes.
+    /// Returns the credit to grant now, if the batch is due.
+    pub(crate) fn on_read(&mut self, messages: u32, bytes: usize) -> Option<u64> {
         if messages == 0 || self.recv_fin {
             return None;
         }
-        self.pending_grant += messages;
+        self.pending_grant +=
+            bytes as u64 + u64::from(messages) * u64::from(STREAM_MESSAGE_OVERHEAD);
         // Granting in batches of half the window keeps frames few while never
         // leaving the peer without credit when everything has been read.
-        let batch = self.window.div_ceil(2).max(1);
+        let batch = u64::from(self.window.div_ceil(2)).max(1);
         if self.pending_grant >= batch {
             let grant = std::mem::take(&mut self.pending_grant);
-            self.recv_allowed = self.recv_allowed.saturating_add(grant);
+            self.recv_allowed += grant as i64;
             Some(grant)
         } else {
             None
@@ -206,7 +271,17 @@ impl StreamState {
     /// Grants the initial receive window.
     pub(crate) fn grant_window(&mut self, window: u32) {
         self.window = window;
-        self.recv_allowed = self.recv_allowed.saturating_add(window);
+        self.recv_allowed += i64::from(window);
+    }
+}
+
+/// Queues `Credit` frames returning `grant` bytes, split where one frame's
+/// `u32` cannot carry it all.
+pub(crate) fn queue_grant(send: &mut crate::send_queue::SendQueue, mux: u32, mut grant: u64) {
+    while grant > 0 {
+        let part = u32::try_from(grant).unwrap_or(u32::MAX);
+        send.control(crate::frame::Op::Credit, mux, part, &[]);
+        grant -= u64::from(part);
     }
 }
 
@@ -258,78 +333,111 @@ pub(crate) struct EndedStream {
 mod tests {
     use super::*;
 
+    /// Cost of a message of `len` bytes, as a window size.
+    fn cost(len: usize) -> u32 {
+        message_cost(len) as u32
+    }
+
     #[test]
-    fn credit_is_enforced_and_returned_in_batches() {
+    fn credit_is_enforced_in_bytes_and_returned_in_batches() {
         let mut stream = StreamState::default();
-        stream.grant_window(4);
+        stream.grant_window(4 * cost(8));
         for seq in 0..4 {
-            stream.on_message(seq).unwrap();
+            stream.on_message(seq, 8).unwrap();
         }
-        assert!(stream.on_message(4).is_err());
-        assert_eq!(stream.on_read(1), None);
-        assert_eq!(stream.on_read(1), Some(2));
-        assert_eq!(stream.recv_allowed, 2);
-        stream.on_message(4).unwrap();
-        assert!(stream.on_message(9).is_err());
+        assert!(stream.on_message(4, 0).is_err());
+        assert_eq!(stream.on_read(1, 8), None);
+        assert_eq!(stream.on_read(1, 8), Some(u64::from(2 * cost(8))));
+        assert_eq!(stream.recv_allowed, i64::from(2 * cost(8)));
+        stream.on_message(4, 8).unwrap();
+        assert!(stream.on_message(9, 8).is_err());
+    }
+
+    #[test]
+    fn a_message_larger_than_the_window_passes_alone() {
+        let mut stream = StreamState::default();
+        stream.grant_window(100);
+        // Credit above zero admits a message of any size...
+        stream.on_message(0, 1_000_000).unwrap();
+        // ...and nothing more until it is read and returned.
+        assert!(stream.on_message(1, 0).is_err());
+        assert_eq!(stream.on_read(1, 1_000_000), Some(message_cost(1_000_000)));
+        assert_eq!(stream.recv_allowed, 100);
+        stream.on_message(1, 0).unwrap();
     }
 
     #[test]
     fn reading_in_bulk_grants_like_one_at_a_time() {
         let mut stream = StreamState::default();
-        stream.grant_window(8);
+        stream.grant_window(8 * cost(0));
         for seq in 0..8 {
-            stream.on_message(seq).unwrap();
+            stream.on_message(seq, 0).unwrap();
         }
-        assert_eq!(stream.on_read(3), None);
-        assert_eq!(stream.on_read(2), Some(5));
-        assert_eq!(stream.on_read(0), None);
+        assert_eq!(stream.on_read(3, 0), None);
+        assert_eq!(stream.on_read(2, 0), Some(u64::from(5 * cost(0))));
+        assert_eq!(stream.on_read(0, 0), None);
     }
 
     #[test]
-    fn sending_needs_credit_and_stops_after_fin() {
+    fn sending_needs_credit_above_zero_and_stops_after_fin() {
         let mut stream = StreamState::default();
-        assert_eq!(stream.take_sends(1), Err(CommandError::NoCredit));
-        assert_eq!(stream.on_credit(2), Ok(true));
+        assert_eq!(stream.take_sends([1]), Err(CommandError::NoCredit));
+        assert_eq!(stream.on_credit(cost(1)), Ok(true));
         assert_eq!(stream.on_credit(1), Ok(false));
-        assert_eq!(stream.take_sends(1), Ok(0));
-        assert_eq!(stream.take_sends(1), Ok(1));
-        assert_eq!(stream.take_sends(2), Err(CommandError::NoCredit));
-        assert_eq!(stream.on_credit(2), Ok(false));
-        assert_eq!(stream.take_sends(2), Ok(2));
-        assert_eq!(stream.send_seq, 4);
+        assert_eq!(stream.take_sends([1]), Ok(0));
+        // One byte left: enough for a message of any size, all or none in a batch.
+        assert_eq!(stream.sendable(), 1);
+        assert_eq!(stream.take_sends([5, 5]), Err(CommandError::NoCredit));
+        assert_eq!(stream.take_sends([5000]), Ok(1));
+        assert_eq!(stream.send_credit, 1 - i64::from(cost(5000)));
+        assert_eq!(stream.on_credit(cost(5000)), Ok(true));
+        assert_eq!(stream.take_sends([2, 2]), Err(CommandError::NoCredit));
+        assert_eq!(stream.take_sends([2]), Ok(2));
+        assert_eq!(stream.send_seq, 3);
         stream.sent_fin = true;
-        assert_eq!(stream.take_sends(1), Err(CommandError::Finished));
-        assert!(stream.on_credit(u32::MAX).is_err());
+        assert_eq!(stream.take_sends([1]), Err(CommandError::Finished));
+    }
+
+    #[test]
+    fn credit_over_the_largest_window_is_refused() {
+        let mut stream = StreamState::default();
+        stream.on_credit(u32::MAX).unwrap();
+        assert!(stream.on_credit(1).is_err());
+        let mut stream = StreamState::default();
+        stream.on_credit(0x8000_0000).unwrap();
+        assert!(stream.on_credit(0x8000_0000).is_err());
+        // Credit below zero leaves room for a grant that brings it back.
+        let mut stream = StreamState::default();
+        stream.on_credit(1).unwrap();
+        stream.take_sends([1000]).unwrap();
+        assert_eq!(stream.on_credit(u32::MAX), Ok(true));
     }
 
     #[test]
     fn reserved_credit_is_spent_first_and_a_new_reservation_replaces_the_old() {
         let mut stream = StreamState::default();
-        stream.on_credit(10).unwrap();
-        assert_eq!(stream.reserve(4), Ok(4));
-        assert_eq!((stream.send_credit, stream.reserved), (6, 4));
-        assert_eq!(stream.take_sends(3), Ok(0));
-        assert_eq!((stream.send_credit, stream.reserved), (6, 1));
-        // The one left over goes back before the next reservation is taken.
-        assert_eq!(stream.reserve(64), Ok(7));
-        assert_eq!((stream.send_credit, stream.reserved), (0, 7));
-        assert_eq!(stream.sendable(), 7);
-        // Credit arriving while a reservation is held does not signal a block ending.
-        assert_eq!(stream.on_credit(1), Ok(false));
-        assert_eq!(stream.take_sends(8), Ok(3));
+        stream.on_credit(1000).unwrap();
+        assert_eq!(stream.reserve(400), Ok(400));
+        assert_eq!(stream.take_sends([100, 100]), Ok(0));
+        assert_eq!(stream.reserved, 400 - 2 * message_cost(100));
+        assert_eq!(stream.reserve(64_000), Ok(1000 - 2 * message_cost(100)));
+        assert_eq!(stream.sendable(), 1000 - 2 * message_cost(100));
+        // The last message of a reservation may take credit below zero.
+        assert_eq!(stream.take_sends([800]), Ok(2));
+        assert_eq!(stream.reserved, 0);
         assert_eq!(stream.reserve(1), Err(CommandError::NoCredit));
     }
 
     #[test]
     fn fin_must_count_every_message() {
         let mut stream = StreamState::default();
-        stream.grant_window(2);
-        stream.on_message(0).unwrap();
+        stream.grant_window(2 * cost(0));
+        stream.on_message(0, 0).unwrap();
         assert!(stream.on_fin(2).is_err());
         stream.on_fin(1).unwrap();
-        assert!(stream.on_message(1).is_err());
+        assert!(stream.on_message(1, 0).is_err());
         // Reading after the peer finished returns no credit.
-        assert_eq!(stream.on_read(1), None);
+        assert_eq!(stream.on_read(1, 0), None);
     }
 
     #[test]
@@ -337,11 +445,14 @@ mod tests {
         let mut inbox = Inbox::default();
         assert!(inbox.push(Bytes::from_static(b"ab")));
         assert!(!inbox.push(Bytes::from_static(b"cde")));
+        assert!(!inbox.push(Bytes::from_static(b"f")));
         let mut out = VecDeque::new();
-        assert_eq!(inbox.take_into(&mut out, 1), (1, 2));
-        assert_eq!(inbox.bytes(), 3);
-        assert_eq!(inbox.clear(), (1, 3));
+        assert_eq!(inbox.take_into(&mut out, 1, u64::MAX), (1, 2));
+        assert_eq!(inbox.bytes(), 4);
+        // A budget under one message still hands out one.
+        assert_eq!(inbox.take_into(&mut out, 10, 1), (1, 3));
+        assert_eq!(inbox.clear(), (1, 1));
         assert!(inbox.is_empty());
-        assert_eq!(out, [Bytes::from_static(b"ab")]);
+        assert_eq!(out, [Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]);
     }
 }

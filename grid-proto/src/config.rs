@@ -183,6 +183,19 @@ impl Default for Timeouts {
 /// 50 us, which bounds how long one bulk mux delays a small call.
 pub const DEFAULT_FRAGMENT_SIZE: u32 = 64 * 1024;
 
+/// Receive window a stream grants when its application sets none, in bytes:
+/// 1 MiB.
+///
+/// A stream carries at most about one window per round trip, and its
+/// receiver holds at most one window plus one message of it. On loopback a
+/// round trip of a loaded connection is around 100 us, so 1 MiB allows about
+/// 10 GB/s, above what TCP over loopback carries, while 32-byte messages (64
+/// bytes of credit each) fill it with 16 384 messages. A link with a larger
+/// bandwidth-delay product (10 Gbit/s over 1 ms is 1.25 MB) wants a larger
+/// window. Many streams that are not read are bounded together by
+/// `Limits::max_buffered_bytes`.
+pub const DEFAULT_STREAM_WINDOW: u32 = 1024 * 1024;
+
 /// Shortest cluster secret a node accepts, in bytes.
 ///
 /// The handshake proofs are HMACs over transcripts that an eavesdropper (or a

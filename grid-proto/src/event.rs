@@ -124,12 +124,16 @@ pub enum ReadOutcome {
     Failed(Error),
 }
 
-/// Room set aside on a stream by [`crate::Connection::reserve`]: messages that
-/// [`crate::Connection::send_messages`] will take without asking for credit.
+/// Room set aside on a stream by [`crate::Connection::reserve`]: credit that
+/// [`crate::Connection::send_messages`] spends first.
+///
+/// A batch may take messages while the reserved bytes it has not spent are
+/// above zero, each costing its length plus
+/// [`crate::STREAM_MESSAGE_OVERHEAD`]; `send_messages` then accepts it whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reservation {
-    /// Messages reserved.
-    pub messages: u32,
+    /// Bytes of credit reserved (at least one).
+    pub bytes: u64,
     /// Largest message the peer accepts, in bytes.
     pub max_message_size: usize,
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Limits, Role};
 
 /// Protocol version spoken by this implementation.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// First bytes of every `Hello` payload, so that a non-grid peer is told apart
 /// from a grid peer of another version.

@@ -108,7 +108,10 @@ pub mod sim;
 mod tests;
 
 pub use backoff::{delay_for_attempt, Backoff, BackoffConfig};
-pub use config::{Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE, MIN_SECRET_LEN};
+pub use calls::STREAM_MESSAGE_OVERHEAD;
+pub use config::{
+    Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE, DEFAULT_STREAM_WINDOW, MIN_SECRET_LEN,
+};
 pub use connection::{CallTarget, Connection, ConnectionState, MAX_SUBROUTE};
 pub use decoder::FrameDecoder;
 pub use dial::dials;

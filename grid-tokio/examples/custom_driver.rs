@@ -30,6 +30,10 @@ use grid_proto::{
     dials, CallId, CallTarget, CloseReason, CommandError, Config, Connection, Error, Event,
     ReadOutcome, Role,
 };
+/// Receive window of the example's stream, both ways: two of its messages
+/// ("message N", each counting its length plus the per-message overhead).
+const WINDOW: u32 = 2 * (9 + grid_proto::STREAM_MESSAGE_OVERHEAD);
+
 use grid_tokio::{Bytes, Ctx, HandlerError, Manager, Router, StreamReceiver, StreamSender, Tokio};
 
 const ECHO: u16 = 1;
@@ -59,7 +63,7 @@ fn tokio_node(listener: std::net::TcpListener, peer: String, stop: Receiver<()>)
             .router(
                 Router::new()
                     .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
-                    .stream(STREAM_ECHO, 2, echo_stream),
+                    .stream(STREAM_ECHO, WINDOW, echo_stream),
             )
             .start()
             .await
@@ -230,12 +234,15 @@ fn run(tokio_node: &str, me: &str) -> Res<()> {
         other => return Err(format!("echo: {other:?}; {:?}", driver.conn.close_reason())),
     }
 
-    // A stream with a receive window of 2: the handler may send 2 messages
-    // ahead of our `read`. Our send credit starts at 0; it comes with
-    // `StreamWritable` once the handler accepts (its window is 2 too).
+    // A stream with a receive window of two messages' worth of bytes: the
+    // handler may send 2 messages ahead of our `read`. Our send credit starts
+    // at 0; it comes with `StreamWritable` once the handler accepts (its
+    // window is the same).
     let sent: Vec<Bytes> = (1..=6).map(|i| format!("message {i}").into()).collect();
     let (target, now) = (CallTarget::new(STREAM_ECHO), Instant::now());
-    let stream = driver.conn.open_stream(now, target, Bytes::new(), None, 2);
+    let stream = driver
+        .conn
+        .open_stream(now, target, Bytes::new(), None, WINDOW);
     let stream = stream.map_err(err)?;
     let mut credit_waits = 0;
     for message in &sent {

@@ -62,7 +62,7 @@ async fn start_node<R: Runtime>(
                         Ok(request)
                     }
                 })
-                .stream(SQUARES, 8, squares),
+                .stream(SQUARES, crate::DEFAULT_STREAM_WINDOW, squares),
         );
     if let Some(listener) = listener {
         builder = builder.listener(listener);

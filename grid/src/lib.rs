@@ -38,7 +38,7 @@
 //! async fn node<R: Runtime + Default>() -> Result<(), Box<dyn std::error::Error>> {
 //!     let router = Router::new()
 //!         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
-//!         .stream(WALK, 16, |_ctx, root: Bytes, _input, mut output: grid::StreamSender| async move {
+//!         .stream(WALK, grid::DEFAULT_STREAM_WINDOW, |_ctx, root: Bytes, _input, mut output: grid::StreamSender| async move {
 //!             for entry in ["a", "b", "c"] {
 //!                 let path = format!("{}/{entry}", String::from_utf8_lossy(&root));
 //!                 output.send(Bytes::from(path)).await.map_err(|e| HandlerError::from(e.to_string()))?;
@@ -95,5 +95,5 @@ pub use peer::{Peer, PeerState, PeerStats, DEFAULT_CONNECT_WAIT};
 pub use router::{DuplicateHandler, Route, Router, TypedRoute};
 pub use runtime::{BoxFuture, BoxIo, Io, Listener, Runtime, Timer};
 pub use stream::{
-    SendError, Stream, StreamReceiver, StreamRequest, StreamSender, DEFAULT_STREAM_CAPACITY,
+    SendError, Stream, StreamReceiver, StreamRequest, StreamSender, DEFAULT_STREAM_WINDOW,
 };

@@ -14,7 +14,7 @@ use crate::deadline::CallDeadline;
 use crate::handler::HandlerId;
 use crate::runtime::SharedClock;
 use crate::shared::Shared;
-use crate::stream::{StreamRequest, DEFAULT_STREAM_CAPACITY};
+use crate::stream::{StreamRequest, DEFAULT_STREAM_WINDOW};
 use crate::typed::{Single, Streaming, TypedRequest, TypedStreamRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -225,7 +225,7 @@ impl Peer {
             subroute: Bytes::new(),
             payload: payload.into(),
             deadline: CallDeadline::starting_at(self.slot.clock.now()),
-            in_capacity: DEFAULT_STREAM_CAPACITY,
+            window: DEFAULT_STREAM_WINDOW,
         }
     }
 

@@ -106,11 +106,11 @@ pub(crate) type StreamFn = Arc<
         + Sync,
 >;
 
-/// A registered stream handler with its input capacity.
+/// A registered stream handler with its receive window, in bytes.
 #[derive(Clone)]
 pub(crate) struct StreamEntry {
     pub(crate) handler: StreamFn,
-    pub(crate) in_capacity: u32,
+    pub(crate) window: u32,
 }
 
 /// Registering the same handler id and subroute twice.
@@ -143,7 +143,7 @@ pub struct DuplicateHandler {
 ///     .single((DISK, "disk-9"), |_ctx: Ctx, _request: Bytes| async move {
 ///         Err(HandlerError::from("disk-9 is offline"))
 ///     })
-///     .stream(WALK, 16, |_ctx: Ctx, _root: Bytes, _input: StreamReceiver, _output: StreamSender| async move {
+///     .stream(WALK, grid::DEFAULT_STREAM_WINDOW, |_ctx: Ctx, _root: Bytes, _input: StreamReceiver, _output: StreamSender| async move {
 ///         Ok(())
 ///     });
 /// assert_eq!(router.len(), 3);
@@ -204,9 +204,13 @@ impl Router {
         self.add_single(route.into(), boxed)
     }
 
-    /// Registers a stream handler at `route`. `in_capacity` is how many
-    /// messages the caller may send ahead of the handler reading them.
-    pub fn stream<F, Fut>(self, route: impl Into<Route>, in_capacity: u32, function: F) -> Self
+    /// Registers a stream handler at `route`. `window` is the handler's
+    /// receive window in bytes: how much the caller may send ahead of the
+    /// handler reading it, each message counting its length plus
+    /// [`grid_proto::STREAM_MESSAGE_OVERHEAD`]. [`crate::DEFAULT_STREAM_WINDOW`]
+    /// (1 MiB) suits small and large messages alike; see
+    /// [`StreamRequest::window`](crate::StreamRequest::window).
+    pub fn stream<F, Fut>(self, route: impl Into<Route>, window: u32, function: F) -> Self
     where
         F: Fn(Ctx, Bytes, StreamReceiver, StreamSender) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -218,7 +222,7 @@ impl Router {
                     .map_err(|HandlerError(message)| Error::Remote(message))
             })
         });
-        self.add_stream(route.into(), boxed, in_capacity)
+        self.add_stream(route.into(), boxed, window)
     }
 
     /// Registers a typed single-request handler (see [`crate::typed`]) at
@@ -251,11 +255,12 @@ impl Router {
     }
 
     /// Registers a typed stream handler (see [`crate::typed`]) at `route`:
-    /// `&DEF`, or `(&DEF, subroute)`.
+    /// `&DEF`, or `(&DEF, subroute)`, with a receive window of `window` bytes
+    /// (as for [`stream`](Self::stream)).
     pub fn handle_stream<'a, Init, In, Out, E, F, Fut>(
         self,
         route: impl Into<TypedRoute<'a, Streaming<Init, In, Out, E>>>,
-        in_capacity: u32,
+        window: u32,
         function: F,
     ) -> Self
     where
@@ -286,7 +291,7 @@ impl Router {
                 })
             },
         );
-        self.add_stream(Route::new(id, subroute), boxed, in_capacity)
+        self.add_stream(Route::new(id, subroute), boxed, window)
     }
 
     /// Adds every handler of `other`, e.g. a subsystem's own router. A route
@@ -300,11 +305,7 @@ impl Router {
             self = self.add_single(Route { handler, subroute }, function);
         }
         for ((handler, subroute), entry) in other.streams {
-            self = self.add_stream(
-                Route { handler, subroute },
-                entry.handler,
-                entry.in_capacity,
-            );
+            self = self.add_stream(Route { handler, subroute }, entry.handler, entry.window);
         }
         self
     }
@@ -332,12 +333,9 @@ impl Router {
         self
     }
 
-    fn add_stream(mut self, route: Route, handler: StreamFn, in_capacity: u32) -> Self {
+    fn add_stream(mut self, route: Route, handler: StreamFn, window: u32) -> Self {
         if self.check_free(&route) {
-            let entry = StreamEntry {
-                handler,
-                in_capacity,
-            };
+            let entry = StreamEntry { handler, window };
             self.streams.insert((route.handler, route.subroute), entry);
         }
         self

@@ -110,7 +110,7 @@ impl<R: Runtime> Serve<R> {
         let ctx = self.context(shared, peer, &call);
         let id = call.id;
         let accepted = shared.command(|inner, _| {
-            let accepted = inner.proto.accept_stream(id, entry.in_capacity);
+            let accepted = inner.proto.accept_stream(id, entry.window);
             if accepted.is_ok() {
                 inner.incoming.insert(id, IncomingSlot::default());
                 inner.streams.insert(
@@ -130,7 +130,7 @@ impl<R: Runtime> Serve<R> {
         if accepted.is_err() {
             return;
         }
-        let stream = Stream::new(shared.clone(), id, entry.in_capacity);
+        let stream = Stream::new(shared.clone(), id);
         let shared = shared.clone();
         let span =
             tracing::debug_span!("grid.handle_stream", %peer, handler = call.handler, mux = %id);

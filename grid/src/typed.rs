@@ -363,9 +363,11 @@ impl<In: Serialize, Out: DeserializeOwned> TypedStreamRequest<In, Out> {
         self
     }
 
-    /// How many messages the handler may send ahead of this side reading.
-    pub fn in_capacity(mut self, capacity: u32) -> Self {
-        self.request = self.request.map(|r| r.in_capacity(capacity));
+    /// Receive window in bytes: how much the handler may send ahead of this
+    /// side reading it (see [`StreamRequest::window`](crate::StreamRequest::window);
+    /// default [`crate::DEFAULT_STREAM_WINDOW`]).
+    pub fn window(mut self, bytes: u32) -> Self {
+        self.request = self.request.map(|r| r.window(bytes));
         self
     }
 

@@ -24,8 +24,8 @@ point go to stdout.
   --repeat N      run every point N times and keep the run with the median
                   rate (split-topology figures are often bimodal between runs)
   --stream-window N
-                  grid's stream receive window in messages (default: 8 for
-                  64 KiB messages, 4096 for 32 B ones)
+                  grid's stream receive window in bytes (default: grid's
+                  default, 1 MiB)
   --only TEXT     run only the points whose label contains TEXT (repeatable;
                   e.g. --only grid-tokio --only 'echo 32 B x64'); ratios need
                   the reference systems' points too
@@ -42,7 +42,7 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// `--only` filters.
     pub only: Vec<String>,
-    /// `--stream-window`: grid's stream receive window, in messages.
+    /// `--stream-window`: grid's stream receive window, in bytes.
     pub stream_window: Option<u32>,
     /// `--repeat`: runs per point (the median is kept).
     pub repeat: usize,

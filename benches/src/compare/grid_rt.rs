@@ -90,15 +90,11 @@ impl GridRuntime for grid_async_std::AsyncStd {
     }
 }
 
-/// Default receive window the caller grants the bulk stream, in messages:
-/// 512 KiB of 64 KiB messages, and at most 4096 of smaller ones.
-/// `--stream-window` overrides it.
-///
-/// 512 KiB keeps a loopback connection saturated (a 2 MiB window, hyper's
-/// HTTP/2 default that tonic gets, is no faster) while keeping what queues
-/// ahead of a small call on the same connection short.
-pub fn bulk_capacity(size: usize) -> u32 {
-    ((512 * 1024 / size.max(1)).clamp(8, 4096)) as u32
+/// Default receive window the caller grants the bulk stream, in bytes:
+/// grid's default whatever the message size, since headline rows use default
+/// settings. `--stream-window` overrides it.
+pub fn bulk_capacity(_size: usize) -> u32 {
+    grid::DEFAULT_STREAM_WINDOW
 }
 
 /// Binds `count` loopback listeners; the nodes' names are their addresses.
@@ -252,7 +248,7 @@ async fn consume_bulk(
 ) -> Result<(), String> {
     let mut stream = conn
         .stream(BULK, Bytes::copy_from_slice(&(size as u32).to_le_bytes()))
-        .in_capacity(capacity)
+        .window(capacity)
         .open()
         .await
         .map_err(|e| format!("open: {e}"))?;

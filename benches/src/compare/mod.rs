@@ -350,7 +350,7 @@ pub fn plan() -> Vec<Point> {
     points
 }
 
-/// The receive window (in messages) grid's bulk streams get at `point`, if
+/// The receive window (in bytes) grid's bulk streams get at `point`, if
 /// it has one: `override_window`, else [`grid_rt::bulk_capacity`].
 pub fn stream_window(point: &Point, override_window: Option<u32>) -> Option<u32> {
     let size = match point.workload {

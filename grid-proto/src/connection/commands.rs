@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 
 use super::{Connection, ConnectionState};
-use crate::calls::{OutCall, StreamState};
+use crate::calls::{queue_grant, OutCall, StreamState};
 use crate::error::{CommandError, Error};
 use crate::event::{CallId, ReadOutcome, Reservation};
 use crate::frame::Op;
@@ -65,7 +65,9 @@ impl Connection {
     }
 
     /// Opens a stream with an initial payload. `recv_window` is how many
-    /// messages the responder may send before this side reads any.
+    /// bytes the responder may send before this side reads any (each message
+    /// costing its length plus [`crate::STREAM_MESSAGE_OVERHEAD`]; see
+    /// [`crate::DEFAULT_STREAM_WINDOW`]).
     /// Send messages once [`crate::Event::StreamWritable`] grants credit; the
     /// stream ends with [`crate::Event::StreamEnded`]. Refused like
     /// [`open_request`](Self::open_request).
@@ -202,7 +204,9 @@ impl Connection {
         self.send.push(message, fragment);
     }
 
-    /// Grants the opener of an incoming stream `recv_window` messages of input.
+    /// Grants the opener of an incoming stream `recv_window` bytes of input
+    /// (each message costing its length plus
+    /// [`crate::STREAM_MESSAGE_OVERHEAD`]).
     /// Call once, after [`crate::Event::IncomingStream`].
     pub fn accept_stream(&mut self, id: CallId, recv_window: u32) -> Result<(), CommandError> {
         let mux = id.0;
@@ -237,30 +241,35 @@ impl Connection {
             return Err(CommandError::SendBufferFull);
         }
         stream.unreserve();
-        let seq = stream.take_sends(1)?;
+        let seq = stream.take_sends([payload.len()])?;
         self.queue_message(OutMessage::new(Op::Message, id.0, seq, payload));
         Ok(())
     }
 
-    /// Sets aside send credit of stream `id` for up to `max` messages, for an
+    /// Sets aside up to `max` bytes of send credit of stream `id`, for an
     /// application that gathers a batch before handing it over with
     /// [`send_messages`](Self::send_messages), which spends reserved credit
-    /// first. A new reservation replaces what an earlier one left. Refused
-    /// like [`poll_send_ready`](Self::poll_send_ready).
-    pub fn reserve(&mut self, id: CallId, max: u32) -> Result<Reservation, CommandError> {
+    /// first. The batch may take messages while the reserved bytes it has
+    /// not spent are above zero, each costing its length plus
+    /// [`crate::STREAM_MESSAGE_OVERHEAD`]; the last may overshoot, as any
+    /// message sent with credit left may. A new reservation replaces what an
+    /// earlier one left. Refused like
+    /// [`poll_send_ready`](Self::poll_send_ready).
+    pub fn reserve(&mut self, id: CallId, max: u64) -> Result<Reservation, CommandError> {
         self.poll_send_ready(id)?;
         let max_message_size = self.peer_max_message();
-        let messages = self.sending_stream(id)?.reserve(max)?;
+        let bytes = self.sending_stream(id)?.reserve(max)?;
         Ok(Reservation {
-            messages,
+            bytes,
             max_message_size,
         })
     }
 
     /// Sends the stream messages of `batch` in order, emptying it: one command
     /// for many small messages. Reserved credit is spent first, then the
-    /// rest; there must be credit for all of them. On a refusal nothing is
-    /// sent and `batch` is left as it was.
+    /// rest; each message needs credit above zero before it, as with
+    /// [`send_message`](Self::send_message). On a refusal nothing is sent and
+    /// `batch` is left as it was.
     ///
     /// The send buffer is not checked, so that a batch gathered after
     /// [`reserve`](Self::reserve) or [`poll_send_ready`](Self::poll_send_ready)
@@ -277,8 +286,8 @@ impl Connection {
         for payload in batch.iter() {
             self.check_message_size(payload.len())?;
         }
-        let count = u32::try_from(batch.len()).map_err(|_| CommandError::NoCredit)?;
-        let first = self.sending_stream(id)?.take_sends(count)?;
+        let lengths = batch.iter().map(Bytes::len);
+        let first = self.sending_stream(id)?.take_sends(lengths)?;
         let sequence = std::iter::successors(Some(first), |seq| Some(seq.wrapping_add(1)));
         for (seq, payload) in sequence.zip(batch.drain(..)) {
             self.queue_message(OutMessage::new(Op::Message, id.0, seq, payload));
@@ -312,9 +321,10 @@ impl Connection {
         }
     }
 
-    /// Messages stream `id` may send now by the peer's credit, reserved or
-    /// not (0 for a call that is not a stream this side can send on).
-    pub fn send_credit(&self, id: CallId) -> u32 {
+    /// Bytes of credit stream `id` has left from the peer, reserved or not
+    /// (0 for a call that is not a stream this side can send on). A message
+    /// of any size may be sent while it is above zero.
+    pub fn send_credit(&self, id: CallId) -> u64 {
         let stream = if self.owns(id.0) {
             self.outgoing
                 .get(&id.0)
@@ -347,8 +357,11 @@ impl Connection {
     }
 
     /// Reads up to `max` (at least one) received messages of stream `id`, in
-    /// either role, into `out`. Reading is consuming: the peer gets its
-    /// credit back, in batches of half the receive window. After the last
+    /// either role, into `out`, and at most about a quarter of the receive
+    /// window of bytes (but always one message), so that the credit returned
+    /// at half the window leaves while the application works through what it
+    /// read. Reading is consuming: the peer gets its credit back, in batches
+    /// of half the receive window. After the last
     /// message, reports how the input ended; a stream this side opened stays
     /// readable after [`crate::Event::StreamEnded`] until it is released with
     /// [`cancel`](Self::cancel).
@@ -370,7 +383,7 @@ impl Connection {
                     Err(error) => ReadOutcome::Failed(error.clone()),
                 });
             }
-            let (count, bytes) = ended.inbox.take_into(out, max);
+            let (count, bytes) = ended.inbox.take_into(out, max, u64::MAX);
             self.stream_buffered -= bytes;
             return Ok(ReadOutcome::Messages {
                 count: count as usize,
@@ -394,15 +407,16 @@ impl Connection {
                 None => ReadOutcome::Empty,
             });
         }
-        let (count, bytes) = stream.inbox.take_into(out, max);
+        let budget = stream.read_budget();
+        let (count, bytes) = stream.inbox.take_into(out, max, budget);
         self.stream_buffered -= bytes;
         let grant = if cancelled.is_none() {
-            stream.on_read(count)
+            stream.on_read(count, bytes)
         } else {
             None
         };
         if let Some(grant) = grant {
-            self.send.control(Op::Credit, mux, grant, &[]);
+            queue_grant(&mut self.send, mux, grant);
         }
         Ok(ReadOutcome::Messages {
             count: count as usize,
@@ -435,8 +449,8 @@ impl Connection {
         stream.discard_input = true;
         let (count, bytes) = stream.inbox.clear();
         self.stream_buffered -= bytes;
-        if let Some(grant) = stream.on_read(count).filter(|_| live) {
-            self.send.control(Op::Credit, mux, grant, &[]);
+        if let Some(grant) = stream.on_read(count, bytes).filter(|_| live) {
+            queue_grant(&mut self.send, mux, grant);
         }
         Ok(())
     }

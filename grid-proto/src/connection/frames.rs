@@ -7,7 +7,7 @@ use bytes::{Buf, Bytes};
 
 use super::{Connection, ConnectionState};
 use crate::assembly::{Assembled, AssemblyError};
-use crate::calls::{InCall, StreamState};
+use crate::calls::{queue_grant, InCall, StreamState};
 use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event, IncomingCall};
 use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
@@ -92,12 +92,12 @@ impl Delivery<'_> {
         seq: u32,
         payload: Bytes,
     ) -> Result<(), Error> {
-        stream.on_message(seq)?;
+        stream.on_message(seq, payload.len())?;
         self.stats.messages_received += 1;
         if stream.discard_input {
             // Nobody will read it: the peer gets the credit back at once.
-            if let Some(grant) = stream.on_read(1) {
-                self.send.control(Op::Credit, id.0, grant, &[]);
+            if let Some(grant) = stream.on_read(1, payload.len()) {
+                queue_grant(self.send, id.0, grant);
             }
             return Ok(());
         }
@@ -428,7 +428,7 @@ impl Connection {
         let relative = requested.min(self.config.timeouts.max_deadline);
         let deadline = now + relative;
         let stream = is_stream.then(|| StreamState {
-            send_credit: open.window,
+            send_credit: i64::from(open.window),
             ..StreamState::default()
         });
         if is_stream {

@@ -164,6 +164,29 @@ impl Connection {
         (self.outgoing.len(), self.incoming.len())
     }
 
+    /// Payload bytes received on stream `id` that the application has not
+    /// read yet (0 for no stream). Less than the receive window this side
+    /// granted plus one message.
+    pub fn unread_bytes(&self, id: CallId) -> usize {
+        let mux = id.0;
+        let stream = if self.owns(mux) {
+            match self.outgoing.get(&mux) {
+                Some(call) => call.stream.as_ref(),
+                None => {
+                    return self
+                        .ended_streams
+                        .get(&mux)
+                        .map_or(0, |ended| ended.inbox.bytes())
+                }
+            }
+        } else {
+            self.incoming
+                .get(&mux)
+                .and_then(|call| call.stream.as_ref())
+        };
+        stream.map_or(0, |stream| stream.inbox.bytes())
+    }
+
     /// Whether call `id` was opened by this side (rather than by the peer).
     pub fn is_outgoing(&self, id: CallId) -> bool {
         self.owns(id.0)

@@ -10,9 +10,16 @@ use super::Pair;
 /// The handler the streams of these helpers are opened on.
 pub const STREAM_HANDLER: u16 = 3;
 
+/// A window that holds exactly `messages` messages of `len` bytes: what they
+/// cost, so the next one is refused for want of credit.
+pub fn window_of(messages: u32, len: usize) -> u32 {
+    let cost = len as u64 + u64::from(crate::STREAM_MESSAGE_OVERHEAD);
+    u32::try_from(u64::from(messages) * cost).unwrap_or(u32::MAX)
+}
+
 impl Pair {
     /// The client opens a stream with `payload` and a window of `window`
-    /// messages; after a drive the server's only event is its `IncomingStream`.
+    /// bytes; after a drive the server's only event is its `IncomingStream`.
     /// Returns the client's id and the server's view of the call.
     ///
     /// # Panics

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::frame::{Op, FLAG_MORE};
 use crate::sim::events::{closed_reason, read_messages, read_to_end};
 use crate::sim::frames::{batch, raw_frame};
+use crate::sim::streams::window_of;
 use crate::sim::Pair;
 use crate::{CallId, CloseReason, Connection, Error, Event, ReadOutcome};
 
@@ -29,7 +30,7 @@ fn stream_error(
 #[test]
 fn a_run_of_small_messages_shares_frames_and_arrives_whole_and_in_order() {
     let mut pair = Pair::connected(40);
-    let (id, _) = pair.accepted_stream(0, 1000);
+    let (id, _) = pair.accepted_stream(0, 64 * 1024);
     let sent: Vec<Bytes> = (0..600u32)
         .map(|i| Bytes::from(vec![i as u8; (i % 40) as usize]))
         .collect();
@@ -80,7 +81,7 @@ fn malformed_batches_fail_only_their_call() {
 #[test]
 fn a_batch_beyond_credit_delivers_what_was_granted_then_fails_the_call() {
     let mut pair = Pair::connected(45);
-    let id = pair.open_stream(Bytes::new(), 2).0;
+    let id = pair.open_stream(Bytes::new(), window_of(2, 3)).0;
     let wire = raw_frame(
         Op::Messages,
         0,

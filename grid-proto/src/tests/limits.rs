@@ -6,6 +6,7 @@ use crate::config::Role;
 use crate::frame::Op;
 use crate::sim::events::{closed_reason, read_to_end};
 use crate::sim::frames::raw_frame;
+use crate::sim::streams::window_of;
 use crate::sim::{sim_config, Pair};
 use crate::{CallTarget, CloseReason, CommandError, Error, Event, ReadOutcome};
 
@@ -224,7 +225,7 @@ fn unconsumed_input_beyond_the_buffer_limit_closes_the_connection() {
     let mut server = sim_config(Role::Acceptor, 2);
     server.limits.max_buffered_bytes = 100_000;
     let mut pair = Pair::connected_with(client, server, 12);
-    let (id, _) = pair.accepted_stream(0, 10);
+    let (id, _) = pair.accepted_stream(0, window_of(3, 40_000));
     for _ in 0..3 {
         pair.client
             .conn

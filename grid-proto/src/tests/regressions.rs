@@ -9,13 +9,14 @@ use crate::decoder::FrameDecoder;
 use crate::frame::Op;
 use crate::sim::events::read_messages;
 use crate::sim::frames::raw_frame;
+use crate::sim::streams::window_of;
 use crate::sim::{sim_config, Pair};
 use crate::{CallTarget, CloseReason, Error, Event};
 
 #[test]
 fn credit_between_fragments_of_a_large_message_is_not_a_protocol_error() {
     let mut pair = Pair::connected(1);
-    let (id, call) = pair.accepted_stream(4, 4);
+    let (id, call) = pair.accepted_stream(window_of(4, 1), 4);
     let call = call.id;
     for _ in 0..4 {
         pair.server

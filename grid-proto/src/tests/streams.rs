@@ -3,6 +3,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::sim::events::{read_messages, read_to_end};
+use crate::sim::streams::window_of;
 use crate::sim::Pair;
 use crate::{CallId, CallTarget, CommandError, Error, Event, IncomingCall, ReadOutcome};
 
@@ -79,7 +80,7 @@ fn two_way_lock_step_echo_ends_cleanly() {
 #[test]
 fn sender_blocks_without_credit_and_resumes_when_the_receiver_reads() {
     let mut pair = Pair::connected(2);
-    let (id, call) = open(&mut pair, 2);
+    let (id, call) = open(&mut pair, window_of(2, 1));
     // The server may send as many messages as the client's window.
     pair.server
         .conn
@@ -126,7 +127,7 @@ fn sender_blocks_without_credit_and_resumes_when_the_receiver_reads() {
 fn finish_delivers_every_buffered_message_before_the_end() {
     let mut pair = Pair::connected(3);
     pair.max_chunk = 1000;
-    let (id, call) = open(&mut pair, 64);
+    let (id, call) = open(&mut pair, window_of(64, 100_000));
     let big = Bytes::from(vec![9u8; 100_000]);
     for i in 0..64u32 {
         let payload = if i % 8 == 0 {
@@ -186,7 +187,10 @@ fn client_cancel_reaches_the_handler_with_a_full_input_queue() {
     for window in [0u32, 1, 4] {
         let mut pair = Pair::connected(5);
         let (id, call) = open(&mut pair, 1);
-        pair.server.conn.accept_stream(call.id, window).unwrap();
+        pair.server
+            .conn
+            .accept_stream(call.id, window_of(window, 1))
+            .unwrap();
         pair.drive();
         pair.client.take_events();
         // Fill the server's input window without it consuming anything.
@@ -238,7 +242,7 @@ fn responder_reset_ends_the_callers_stream() {
 #[test]
 fn blocked_consumer_does_not_stop_keepalive() {
     let mut pair = Pair::connected(7);
-    let (_, call) = open(&mut pair, 2);
+    let (_, call) = open(&mut pair, window_of(2, 1));
     pair.latency = Duration::from_millis(5);
     pair.server
         .conn
@@ -258,7 +262,7 @@ fn blocked_consumer_does_not_stop_keepalive() {
 #[test]
 fn stalled_stream_does_not_hold_small_requests_hostage() {
     let mut pair = Pair::connected(8);
-    let (_, call) = open(&mut pair, 100);
+    let (_, call) = open(&mut pair, window_of(100, 20_000));
     for i in 0..100u32 {
         pair.server
             .conn
@@ -321,7 +325,7 @@ fn stalled_stream_does_not_hold_small_requests_hostage() {
 #[test]
 fn a_reader_that_stops_reading_never_blocks_its_peer() {
     let mut pair = Pair::connected(9);
-    let (id, call) = open(&mut pair, 2);
+    let (id, call) = open(&mut pair, window_of(2, 1));
     for message in [&b"a"[..], b"b"] {
         pair.server
             .conn

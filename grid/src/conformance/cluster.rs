@@ -29,18 +29,18 @@ pub mod handlers {
     pub const PANIC: u16 = 5;
     /// Registered under subroutes `disk-1` and `disk-2`; returns `<subroute>:<request>`.
     pub const DISK: u16 = 6;
-    /// Stream (input capacity 4): echoes every message, finishes when input ends.
+    /// Stream (receive window of 160 bytes, four short messages): echoes every message, finishes when input ends.
     pub const STREAM_ECHO: u16 = 10;
-    /// Stream with input capacity 0: records `in0:start`, waits, `in0:end` on drop.
+    /// Stream with a receive window of 0: records `in0:start`, waits, `in0:end` on drop.
     pub const STREAM_IN0: u16 = 11;
-    /// Stream with input capacity 1 that never reads: `in1:start` / `in1:end`.
+    /// Stream with a receive window of 1 byte (one message) that never reads: `in1:start` / `in1:end`.
     pub const STREAM_IN1: u16 = 12;
     /// Stream: sends as many numbered messages as the initial payload says
     /// (decimal), then finishes.
     pub const STREAM_PRODUCE: u16 = 13;
     /// Stream: sends one message, then fails with `"stream failed"`.
     pub const STREAM_FAIL: u16 = 14;
-    /// Stream with input capacity 1024: reads everything, then answers with
+    /// Stream with the default receive window: reads everything, then answers with
     /// the number of bytes it read.
     pub const STREAM_SINK: u16 = 15;
 }
@@ -152,7 +152,7 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         })
         .stream(
             STREAM_ECHO,
-            4,
+            160,
             |_ctx, _init: Bytes, mut rx: StreamReceiver, mut tx: StreamSender| async move {
                 while let Some(message) = rx.recv().await {
                     let message = message.map_err(to_handler_error)?;
@@ -189,7 +189,7 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         )
         .stream(
             STREAM_PRODUCE,
-            4,
+            160,
             move |_ctx: Ctx, init: Bytes, _rx: StreamReceiver, mut tx: StreamSender| {
                 let probe = p5.clone();
                 async move {
@@ -206,7 +206,7 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         )
         .stream(
             STREAM_FAIL,
-            4,
+            160,
             |_ctx: Ctx, _init: Bytes, _rx: StreamReceiver, mut tx: StreamSender| async move {
                 tx.send(Bytes::from_static(b"before"))
                     .await
@@ -216,7 +216,7 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         )
         .stream(
             STREAM_SINK,
-            1024,
+            crate::DEFAULT_STREAM_WINDOW,
             |_ctx: Ctx, _init: Bytes, mut rx: StreamReceiver, mut tx: StreamSender| async move {
                 let mut total = 0usize;
                 while let Some(message) = rx.recv().await {

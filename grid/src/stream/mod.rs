@@ -1,5 +1,6 @@
 //! Streams: a send half (`futures::Sink`) and a receive half
-//! (`futures::Stream`), backpressured by the protocol's message credits.
+//! (`futures::Stream`), backpressured by the protocol's credits, counted in
+//! bytes.
 //!
 //! The protocol owns everything about a stream: its received messages, its
 //! credit and how it ended. The halves keep only their wakers (in
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+pub use grid_proto::DEFAULT_STREAM_WINDOW;
 use grid_proto::{CallId, CallTarget, Error};
 
 pub use self::receiver::StreamReceiver;
@@ -24,10 +26,7 @@ use crate::deadline::{poll_open, CallDeadline, OpenLock, RoomWait};
 use crate::handler::HandlerId;
 use crate::shared::{Shared, StreamSlot};
 
-/// Default receive window: messages the peer may send before this side reads.
-pub const DEFAULT_STREAM_CAPACITY: u32 = 16;
-
-/// A stream being built: set subroute, timeout and capacity, then `open` it.
+/// A stream being built: set subroute, timeout and window, then `open` it.
 #[must_use = "a stream does nothing until opened"]
 #[derive(Debug)]
 pub struct StreamRequest {
@@ -36,7 +35,7 @@ pub struct StreamRequest {
     pub(crate) subroute: Bytes,
     pub(crate) payload: Bytes,
     pub(crate) deadline: CallDeadline,
-    pub(crate) in_capacity: u32,
+    pub(crate) window: u32,
 }
 
 impl StreamRequest {
@@ -56,10 +55,16 @@ impl StreamRequest {
         self
     }
 
-    /// How many messages the handler may send ahead of this side reading them
-    /// (default [`DEFAULT_STREAM_CAPACITY`]).
-    pub fn in_capacity(mut self, capacity: u32) -> StreamRequest {
-        self.in_capacity = capacity;
+    /// Receive window, in bytes: how much the handler may send ahead of this
+    /// side reading it, each message counting its length plus
+    /// [`grid_proto::STREAM_MESSAGE_OVERHEAD`] (default
+    /// [`DEFAULT_STREAM_WINDOW`], 1 MiB). This side holds at most the window
+    /// plus one message of unread input; a message larger than the window
+    /// still passes, alone. A larger window helps only links whose
+    /// bandwidth-delay product exceeds it; a smaller one bounds memory
+    /// tighter at the cost of throughput.
+    pub fn window(mut self, bytes: u32) -> StreamRequest {
+        self.window = bytes;
         self
     }
 
@@ -82,7 +87,7 @@ impl StreamRequest {
                         target,
                         self.payload.clone(),
                         Some(left),
-                        self.in_capacity,
+                        self.window,
                     )?;
                     inner.streams.insert(
                         id,
@@ -96,7 +101,7 @@ impl StreamRequest {
             )
         })
         .await?;
-        Ok(Stream::new(shared, id, self.in_capacity))
+        Ok(Stream::new(shared, id))
     }
 }
 
@@ -110,11 +115,11 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Halves of stream `id`, whose receive window is `in_capacity` messages.
-    pub(crate) fn new(shared: Arc<Shared>, id: CallId, in_capacity: u32) -> Stream {
+    /// Halves of stream `id`.
+    pub(crate) fn new(shared: Arc<Shared>, id: CallId) -> Stream {
         Stream {
             sender: StreamSender::new(shared.clone(), id),
-            receiver: StreamReceiver::new(shared, id, in_capacity),
+            receiver: StreamReceiver::new(shared, id),
         }
     }
 

@@ -12,6 +12,10 @@ use grid_proto::{CallId, Error, ReadOutcome};
 use super::release_half;
 use crate::shared::Shared;
 
+/// Most messages read under one lock: enough that small messages cost a
+/// lock per thousand, few enough that a batch is handed out quickly.
+const READ_BATCH: usize = 1024;
+
 /// The receive half of a stream. Dropping it discards further messages (the
 /// peer is not blocked by them).
 #[derive(Debug)]
@@ -19,11 +23,11 @@ pub struct StreamReceiver {
     shared: Arc<Shared>,
     id: CallId,
     /// Messages read from the connection under one lock, handed out without
-    /// it. Reading them returned their credit, so this holds at most `batch`.
+    /// it. Reading them returned their credit, so this holds at most
+    /// `READ_BATCH` messages and about a quarter of the window (the
+    /// protocol's bound on one read, so that the peer's credit comes back
+    /// while a batch is still being handed out).
     taken: VecDeque<Bytes>,
-    /// Most messages read under one lock: a quarter of the window, so the
-    /// peer's credit comes back while a batch is still being handed out.
-    batch: usize,
     /// The last read granted the peer credit: the next poll yields once, so
     /// the connection's driver (often on the same thread) writes the grant
     /// now rather than after this reader has read everything there is, which
@@ -34,12 +38,11 @@ pub struct StreamReceiver {
 }
 
 impl StreamReceiver {
-    pub(super) fn new(shared: Arc<Shared>, id: CallId, in_capacity: u32) -> StreamReceiver {
+    pub(super) fn new(shared: Arc<Shared>, id: CallId) -> StreamReceiver {
         StreamReceiver {
             shared,
             id,
             taken: VecDeque::new(),
-            batch: (in_capacity as usize / 4).max(1),
             yield_next: false,
             ended: false,
         }
@@ -63,7 +66,7 @@ impl StreamReceiver {
             return Poll::Ready(None);
         }
         let mut inner = self.shared.lock();
-        let outcome = inner.proto.read(self.id, &mut self.taken, self.batch);
+        let outcome = inner.proto.read(self.id, &mut self.taken, READ_BATCH);
         match outcome {
             Ok(ReadOutcome::Messages { credit_granted, .. }) => {
                 if credit_granted {

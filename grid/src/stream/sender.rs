@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_sink::Sink;
-use grid_proto::{CallId, CommandError, Error};
+use grid_proto::{CallId, CommandError, Error, STREAM_MESSAGE_OVERHEAD};
 
 use super::{release_half, SendError};
 use crate::shared::{Inner, Shared};
@@ -24,10 +24,9 @@ const SEND_YIELD_MESSAGES: u32 = 1024;
 /// Frame overhead counted per message towards `SEND_YIELD_BYTES`.
 const MESSAGE_OVERHEAD: usize = 16;
 
-/// Most messages the `Sink` gathers before handing them to the connection.
-const BATCH_MESSAGES: u32 = 64;
-
-/// The `Sink` hands its gathered messages over once they reach this many bytes.
+/// Credit the `Sink` reserves at a time, and the bytes it gathers before
+/// handing them to the connection: a batch of small messages shares frames
+/// and a lock, and stays small next to the send buffer it may overshoot.
 const BATCH_BYTES: usize = 16 * 1024;
 
 /// The send half of a stream. Dropping it finishes this side's output.
@@ -47,10 +46,12 @@ pub struct StreamSender {
     /// Messages the `Sink` accepted and has not handed over yet, each covered
     /// by credit the connection reserved for this half.
     gathered: Gathered,
-    /// Messages the `Sink` may still accept under the connection's current
-    /// reservation, and the largest message the peer accepts, so that
-    /// handing a batch over cannot fail for want of credit or on size.
-    permits: u32,
+    /// Bytes of credit the connection reserved for the `Sink` that its
+    /// gathered messages have not spent: it accepts a message while this is
+    /// above zero (as the protocol sends one while credit is), and the
+    /// largest message the peer accepts, so that handing a batch over cannot
+    /// fail for want of credit or on size.
+    permits: i64,
     max_message: usize,
 }
 
@@ -144,9 +145,9 @@ impl StreamSender {
         if self.finished {
             return Poll::Ready(Err(SendError::Finished));
         }
-        match inner.proto.reserve(self.id, BATCH_MESSAGES) {
+        match inner.proto.reserve(self.id, BATCH_BYTES as u64) {
             Ok(reservation) => {
-                self.permits = reservation.messages;
+                self.permits = i64::try_from(reservation.bytes).unwrap_or(i64::MAX);
                 self.max_message = reservation.max_message_size;
                 Poll::Ready(Ok(()))
             }
@@ -199,7 +200,7 @@ impl StreamSender {
 
     fn start_send_sink(&mut self, message: Bytes) -> Result<(), SendError> {
         self.since_yield.add(&message);
-        if self.permits == 0 {
+        if self.permits <= 0 {
             // `start_send` without a successful `poll_ready`: nothing was
             // reserved, so the connection decides at once.
             if self.finished {
@@ -217,7 +218,7 @@ impl StreamSender {
                 max: self.max_message,
             }));
         }
-        self.permits -= 1;
+        self.permits -= (message.len() + STREAM_MESSAGE_OVERHEAD as usize) as i64;
         self.gathered.bytes += message.len();
         self.gathered.messages.push(message);
         Ok(())

@@ -5,6 +5,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::error::{CloseReason, Error};
+use crate::STREAM_MESSAGE_OVERHEAD;
+
+/// Credit a message of `len` bytes costs.
+pub fn message_cost(len: usize) -> u64 {
+    len as u64 + u64::from(STREAM_MESSAGE_OVERHEAD)
+}
 use crate::sim::Which;
 
 /// How the responder's application ended a call.
@@ -23,7 +29,8 @@ pub enum Answer {
 /// One direction of a stream.
 #[derive(Debug, Default)]
 pub struct Dir {
-    /// Window the receiver granted up front (0 until the responder accepts).
+    /// Window the receiver granted up front, in bytes (0 until the responder
+    /// accepts).
     pub window: u32,
     /// Lengths of the messages `send_message` accepted.
     pub sent: Vec<usize>,
@@ -48,6 +55,21 @@ impl Dir {
         self.sent
             .get(self.read..)
             .map_or(0, |rest| rest.iter().sum())
+    }
+
+    /// Credit the messages sent and not yet read cost: what the sender has
+    /// outstanding at least (credit for read messages may not be back yet).
+    pub fn outstanding(&self) -> u64 {
+        let cost = |lens: &[usize]| lens.iter().map(|&len| message_cost(len)).sum::<u64>();
+        cost(&self.sent) - cost(self.sent.get(..self.read).unwrap_or(&self.sent))
+    }
+
+    /// Most payload bytes the receiver may hold unread: under its window
+    /// plus the largest message sent, since a message is sent only while
+    /// credit is above zero.
+    pub fn unread_bound(&self) -> u64 {
+        let largest = self.sent.iter().map(|&len| message_cost(len)).max();
+        largest.map_or(0, |cost| u64::from(self.window) + cost)
     }
 
     /// The receiver consumed everything sent: it read it all, or stopped

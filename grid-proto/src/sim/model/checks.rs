@@ -114,9 +114,31 @@ impl Model {
                 self.check_buffered(side, stats.buffered_bytes, &outgoing, &incoming)?;
             }
         }
+        self.check_stream_windows(pair)?;
         if settled {
             self.check_agreement(pair)?;
             self.check_credit_liveness(pair)?;
+        }
+        Ok(())
+    }
+
+    /// Property 2, memory: whatever is in flight, a stream's receiver holds
+    /// fewer unread bytes than the window it granted plus the largest message
+    /// sent to it.
+    pub fn check_stream_windows(&self, pair: &Pair) -> Result<(), Violation> {
+        for (mux, call) in self.calls.iter().filter(|(_, call)| call.stream) {
+            let id = CallId(*mux);
+            for (receiver, dir) in [(call.opener, &call.r2o), (call.opener.other(), &call.o2r)] {
+                let unread = pair.side_ref(receiver).conn.unread_bytes(id) as u64;
+                ensure!(
+                    unread == 0 || unread < dir.unread_bound(),
+                    "step {}: {receiver:?} holds {unread} unread bytes on {id}, window {} \
+                     and largest message sent {:?}",
+                    self.step,
+                    dir.window,
+                    dir.sent.iter().max()
+                );
+            }
         }
         Ok(())
     }

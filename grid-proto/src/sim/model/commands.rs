@@ -222,6 +222,7 @@ impl Model {
             &mut call.r2o
         };
         let seq = dir.sent.len();
+        let outstanding = dir.outstanding();
         let payload = stream_payload(mux, as_opener, seq, size);
         let max = self.limits[side.other().index()].max_message_size as usize;
         let too_large = size > max;
@@ -242,10 +243,13 @@ impl Model {
                 );
                 // A receiver that stopped reading consumes on arrival, which
                 // this side cannot observe.
+                // Sent only while credit was above zero: the sender never
+                // has more than the window outstanding, but for the one
+                // message that took it below zero.
                 ensure!(
-                    dir.stopped || seq < dir.window as usize + dir.read,
-                    "step {step}: {side:?} sent message {seq} on {mux:#x} but the peer granted \
-                     a window of {} and read {}",
+                    dir.stopped || outstanding < u64::from(dir.window),
+                    "step {step}: {side:?} sent message {seq} on {mux:#x} with {outstanding} \
+                     bytes outstanding, but the peer granted a window of {} and read {} messages",
                     dir.window,
                     dir.read
                 );

@@ -27,9 +27,14 @@
 //!    refusal succeeds). A connection closes only because the test closed or
 //!    drained it, or (small limits) for unread input over `max_buffered_bytes`,
 //!    and its `Close` always reaches the peer.
-//! 2. *Credits.* `send_message` never succeeds beyond the window the receiver
-//!    granted plus the messages it read (reading is consuming). Liveness: once
-//!    the pair has settled, a sender whose peer read everything sent, or stopped
+//! 2. *Credits, in bytes.* `send_message` succeeds only while the credit
+//!    the messages sent and not yet read cost (each its length plus
+//!    `STREAM_MESSAGE_OVERHEAD`) is under the window the receiver granted
+//!    (reading is consuming): the sender never has more than the window
+//!    outstanding but for one message. After every step, whatever is in
+//!    flight, each stream's receiver holds fewer unread bytes than its window
+//!    plus the largest message sent on it. Liveness (no deadlock): once the
+//!    pair has settled, a sender whose peer read everything sent, or stopped
 //!    reading, (and granted a window ≥ 1) can send.
 //! 3. *No mux outlives its call.* `in_flight()` and the stream gauges of
 //!    `stats()` always equal the model's counts, within the incoming-call limits;
@@ -109,7 +114,7 @@ mod reading;
 mod terminal;
 mod wind_down;
 
-pub use call::{Answer, Call, Dir, SideModel};
+pub use call::{message_cost, Answer, Call, Dir, SideModel};
 pub use payload::{pattern, stream_payload};
 use terminal::{check_terminal, EndContext};
 

@@ -17,6 +17,7 @@
 //! The runs are deterministic: proptest uses a fixed seed, the simulator a seed
 //! drawn by proptest, and no failure-persistence files are written.
 
+mod flow;
 mod harness;
 mod ops;
 

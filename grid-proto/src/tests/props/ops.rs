@@ -201,9 +201,16 @@ fn timeout() -> impl Strategy<Value = Option<Duration>> {
     ]
 }
 
-/// A stream window: mostly some credit, sometimes none.
+/// A stream window, in bytes: mostly some credit, sometimes none; from one
+/// message at a time to the default.
 fn window() -> impl Strategy<Value = u32> {
-    prop_oneof![1 => Just(0u32), 5 => 1u32..8]
+    prop_oneof![
+        1 => Just(0u32),
+        2 => 1u32..64,
+        3 => 64u32..4_096,
+        2 => 16_000u32..200_000,
+        1 => Just(crate::DEFAULT_STREAM_WINDOW),
+    ]
 }
 
 fn advance() -> impl Strategy<Value = Duration> {

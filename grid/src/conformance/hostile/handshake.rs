@@ -46,7 +46,7 @@ impl Hello {
         let name = self.name.as_bytes();
         let mut out = Vec::with_capacity(66 + name.len());
         out.extend_from_slice(b"GRID");
-        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
         out.push(self.role);
         out.push(0);
         out.extend_from_slice(&self.instance.to_le_bytes());
@@ -81,7 +81,7 @@ impl Hello {
                 payload[at + 3],
             ])
         };
-        if u16_at(4) != 1 {
+        if u16_at(4) != 2 {
             return Err(format!("Hello of version {}", u16_at(4)));
         }
         let name_len = usize::from(u16_at(64));
@@ -173,21 +173,21 @@ mod tests {
     /// The test vector of PROTOCOL.md §15.2.
     #[test]
     fn proofs_match_the_specification_vector() {
-        let dialer = hex("47524944 0100 00 00 0100000000000000
+        let dialer = hex("47524944 0200 00 00 0100000000000000
              1bbbcd3fbc6b84e2282ca3429c973085e46aa5518ad8ce48f9990ae528dbfe6e
              00000100 00000001 00100000 00040000 0100 61");
-        let acceptor = hex("47524944 0100 01 00 0200000000000000
+        let acceptor = hex("47524944 0200 01 00 0200000000000000
              03a1a25df7af3df1d1d51ab8fb59f9129df9c4370d3451c1f35a68706b7cd46a
              00000100 00000001 00100000 00040000 0100 62");
         assert_eq!(Hello::decode(&dialer).unwrap().encode(), dialer);
         assert_eq!(Hello::decode(&acceptor).unwrap().name, "b");
         assert_eq!(
             proof(b"secret", DIALER, &dialer, &acceptor).to_vec(),
-            hex("3c4a5392edede5f7087f78750d7600a6b587e4eb306b4cbc176fcb663c4adebd")
+            hex("08c9acce2133703c74f5136b27af0e5087e7e09d5fea68b1a75f79eae2f83b73")
         );
         assert_eq!(
             proof(b"secret", ACCEPTOR, &acceptor, &dialer).to_vec(),
-            hex("099eefcb153c016b8e1ba181616c1c3a235a0ee8e3f361398ff01989e02cdeb1")
+            hex("3ec5b10b64208874ae1917e70c4fe48dcd7f3b560a357cd9277f8bafcff7df42")
         );
     }
 

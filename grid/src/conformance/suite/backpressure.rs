@@ -20,7 +20,7 @@ pub async fn stalled_stream_does_not_block_requests<R: TestRuntime>(rt: R) {
     // Output congestion: the handler wants to send 100 messages, nobody reads.
     let mut produced = conn
         .stream(STREAM_PRODUCE, "100")
-        .in_capacity(100)
+        .window(4096)
         .open()
         .await
         .unwrap();
@@ -56,7 +56,7 @@ pub async fn blocked_consumer_and_cancel_clean_up_both_sides<R: TestRuntime>(rt:
     let stream = cluster
         .conn(0, 1)
         .stream(STREAM_PRODUCE, "1000")
-        .in_capacity(2)
+        .window(80)
         .open()
         .await
         .unwrap();
@@ -74,7 +74,7 @@ pub async fn blocked_streams_survive_keepalives<R: TestRuntime>(rt: R) {
     let conn = cluster.conn(0, 1);
     let mut produced = conn
         .stream(STREAM_PRODUCE, "10")
-        .in_capacity(2)
+        .window(80)
         .open()
         .await
         .unwrap();

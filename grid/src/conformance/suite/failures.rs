@@ -126,7 +126,7 @@ pub async fn graceful_shutdown_drains<R: TestRuntime>(rt: R) {
     let conn = cluster.conn(0, 1);
     let mut stream = conn
         .stream(STREAM_PRODUCE, "20")
-        .in_capacity(1)
+        .window(1)
         .open()
         .await
         .unwrap();

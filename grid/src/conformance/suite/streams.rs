@@ -60,12 +60,12 @@ pub async fn stream_handler_error_arrives_after_its_messages<R: TestRuntime>(rt:
 pub async fn client_cancel_reaches_the_handler<R: TestRuntime>(rt: R) {
     let cluster = Cluster::start(&rt, 2).await;
     let conn = cluster.conn(0, 1);
-    // Input capacity 0.
+    // Receive window 0.
     let stream = conn.stream(STREAM_IN0, "").open().await.unwrap();
     cluster.probe.wait_for(&rt, "in0:start", WAIT).await;
     drop(stream);
     cluster.probe.wait_for(&rt, "in0:end", WAIT).await;
-    // Input capacity 1, queue full: the handler never reads.
+    // Receive window of one message, full: the handler never reads.
     let stream = conn.stream(STREAM_IN1, "").open().await.unwrap();
     let (mut tx, rx) = stream.split();
     cluster.probe.wait_for(&rt, "in1:start", WAIT).await;
@@ -101,11 +101,12 @@ pub async fn sink_batches_arrive_whole_and_in_order<R: TestRuntime>(rt: R) {
     use futures_util::{SinkExt, StreamExt};
 
     let cluster = Cluster::start(&rt, 2).await;
-    // Echo with input window 4 and a receive window of 3: batches are cut by credit.
+    // Echo with an input window of 160 bytes and a receive window of 120
+    // (three short messages): batches are cut by credit.
     let (mut tx, mut rx) = cluster
         .conn(0, 1)
         .stream(STREAM_ECHO, "")
-        .in_capacity(3)
+        .window(120)
         .open()
         .await
         .unwrap()
