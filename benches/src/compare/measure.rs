@@ -315,3 +315,72 @@ where
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn window(length: Duration) -> Window {
+        let start = Instant::now();
+        Window {
+            start,
+            end: start + length,
+        }
+    }
+
+    /// Task-per-caller loops start one task per caller; one-task loops none.
+    #[test]
+    fn callers_run_as_asked() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for (callers, spawns) in [(Callers::Tasks, 8), (Callers::OneTask, 0)] {
+            let spawned = Arc::new(AtomicUsize::new(0));
+            let tally = runtime.block_on({
+                let spawned = spawned.clone();
+                async move {
+                    closed_loop(
+                        callers,
+                        move |task| {
+                            spawned.fetch_add(1, Ordering::Relaxed);
+                            drop(tokio::spawn(task));
+                        },
+                        8,
+                        window(Duration::from_millis(20)),
+                        (),
+                        |()| async {
+                            tokio::task::yield_now().await;
+                            Ok(())
+                        },
+                    )
+                    .await
+                }
+            });
+            assert_eq!(spawned.load(Ordering::Relaxed), spawns, "{callers:?}");
+            assert!(tally.unwrap().calls() > 8, "{callers:?}");
+        }
+    }
+
+    /// A failing call fails the loop, whichever way its callers run.
+    #[test]
+    fn a_failed_call_fails_the_loop() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for callers in [Callers::Tasks, Callers::OneTask] {
+            let outcome = runtime.block_on(closed_loop(
+                callers,
+                |task| drop(tokio::spawn(task)),
+                4,
+                window(Duration::from_secs(10)),
+                (),
+                |()| async { Err::<(), _>("refused".to_string()) },
+            ));
+            assert_eq!(outcome.unwrap_err(), "refused", "{callers:?}");
+        }
+    }
+}

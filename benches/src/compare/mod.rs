@@ -8,15 +8,26 @@
 //! ```
 //!
 //! (see [`cli`] for the options). Every *point* (one workload, one system,
-//! one topology) runs for a fixed short time after a warm-up; a progress line
-//! per point goes to stderr, and at the end a table (each figure with its
-//! ratio to raw TCP, tonic and tarpc measured in the same run) and one JSON
-//! line per point go to stdout (or the JSON to `--json FILE`).
+//! one topology, one [`Variant`]) runs for a fixed short time after a
+//! warm-up; a progress line per point goes to stderr, and at the end a table
+//! (each figure with its ratio to raw TCP, tonic and tarpc measured in the
+//! same run) and one JSON line per point go to stdout (or the JSON to
+//! `--json FILE`).
+//!
+//! Headline rows measure what users run: every caller is a task of its own
+//! (for every system, raw TCP included), and every setting is left at its
+//! default (grid's builder defaults, tonic's and tarpc's as a new user gets
+//! them). Extra rows, each labelled with what differs, put the headline in
+//! context: the callers joined in one task (the shape this comparison
+//! measured before, friendlier to write batching), grid's stream window set
+//! by hand, tarpc with `TCP_NODELAY`.
 //!
 //! Workloads:
 //! 1. single-request echo, 32 B and 4 KiB, 1/16/64/256 in flight on one
-//!    connection: requests/s, p50, p99, CPU µs per call — raw TCP
-//!    (ping-pong / pipelined), grid-tokio, grid-async-std, tonic, tarpc;
+//!    connection: requests/s, p50, p99, CPU µs per call (both sides), and
+//!    for grid socket writes per call — raw TCP (ping-pong / caller tasks
+//!    sharing the socket through [`raw_mux`]), grid-tokio, grid-async-std,
+//!    tonic, tarpc;
 //! 2. a one-way stream of 32 B and of 64 KiB messages: messages/s and GiB/s —
 //!    raw TCP one-way writes, grid-tokio, grid-async-std, tonic streaming;
 //! 3. 32 B call latency while a 64 KiB bulk stream saturates the same
@@ -24,10 +35,11 @@
 //!    a reference: HTTP/2 multiplexes too);
 //! 4. a mesh of 8 grid-tokio nodes, every node calling every other.
 //!
-//! Modules: one per system under test ([`raw_tcp`], [`grid_rt`] for both grid
-//! runtimes, [`tonic_echo`], [`tarpc_echo`], [`mesh`]), and the harness:
-//! [`topology`] (where each side runs), [`measure`](mod@measure) (window, coordinator,
-//! closed-loop load), [`latency`], [`cpu`], [`report`], [`cli`].
+//! Modules: one per system under test ([`raw_tcp`] and [`raw_mux`],
+//! [`grid_rt`] for both grid runtimes, [`tonic_echo`], [`tarpc_echo`],
+//! [`mesh`]), and the harness: [`point`] and [`plan`] (what runs),
+//! [`topology`] (where each side runs), [`measure`](mod@measure) (window,
+//! coordinator, closed-loop load), [`latency`], [`cpu`], [`report`], [`cli`].
 
 pub mod cli;
 pub mod cpu;
@@ -51,6 +63,8 @@ use grid_tokio::Tokio;
 
 use self::cli::Options;
 use self::latency::Histogram;
+#[cfg(test)]
+use self::measure::Callers;
 use self::measure::{measure, Load, Session, Tally, Timing};
 pub use self::plan::{plan, stream_window};
 pub use self::point::{Point, System, Variant, Workload};
@@ -331,7 +345,7 @@ pub fn main(args: impl IntoIterator<Item = String>) -> i32 {
 mod tests {
     use super::*;
 
-    /// Every system runs a short point of each kind it supports.
+    /// Every system runs a short point of each kind and variant it supports.
     #[test]
     fn every_system_runs() {
         let timing = Timing {
@@ -346,7 +360,7 @@ mod tests {
                     p.workload,
                     Workload::Echo {
                         size: 32,
-                        in_flight: 16
+                        in_flight: 64
                     } | Workload::Stream { size: 65536 }
                         | Workload::EchoUnderBulk
                 ) && p.topology == Topology::Single
@@ -376,5 +390,41 @@ mod tests {
         }
         let report = report::Report::new(&records, None);
         assert_eq!(report.json_lines().lines().count(), records.len());
+    }
+
+    /// Headline rows are the default variant of every system; every other
+    /// row says in its label what differs, and only hand-set rows set a
+    /// stream window.
+    #[test]
+    fn headline_rows_use_defaults() {
+        let points = plan();
+        for system in [
+            System::RawTcp,
+            System::GridTokio,
+            System::GridAsyncStd,
+            System::Tonic,
+            System::Tarpc,
+        ] {
+            assert!(points
+                .iter()
+                .any(|p| p.system == system && p.variant == Variant::Default));
+        }
+        for point in &points {
+            let label = point.label();
+            match point.variant {
+                Variant::Default => {
+                    assert!(!label.contains('('), "{label}");
+                    assert_eq!(stream_window(point, Some(64)), None, "{label}");
+                    assert_eq!(point.variant.callers(), Callers::Tasks);
+                }
+                variant => assert!(label.ends_with(variant.note()), "{label}"),
+            }
+            if point.variant == Variant::HandSetWindow {
+                assert!(point.system.is_grid());
+                assert_eq!(stream_window(point, Some(64)), Some(64));
+            }
+        }
+        let unique: std::collections::HashSet<String> = points.iter().map(Point::label).collect();
+        assert_eq!(unique.len(), points.len(), "labels tell points apart");
     }
 }
