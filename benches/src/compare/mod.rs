@@ -37,7 +37,7 @@
 //!
 //! Modules: one per system under test ([`raw_tcp`] and [`raw_mux`],
 //! [`grid_rt`] for both grid runtimes, [`tonic_echo`], [`tarpc_echo`],
-//! [`mesh`]), and the harness: [`point`] and [`plan`] (what runs),
+//! [`mesh`]), and the harness: [`point`] and [`plan`](mod@plan) (what runs),
 //! [`topology`] (where each side runs), [`measure`](mod@measure) (window,
 //! coordinator, closed-loop load), [`latency`], [`cpu`], [`report`], [`cli`].
 

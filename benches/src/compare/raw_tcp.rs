@@ -5,7 +5,7 @@
 //!   `write`. With one call in flight the client is a ping-pong: the lone
 //!   caller task does its own I/O. With more, in the headline
 //!   (task-per-caller) rows every caller is a task of its own sharing the
-//!   connection through [`raw_mux`](super::raw_mux); in the "callers in one
+//!   connection through [`raw_mux`]; in the "callers in one
 //!   task" rows one task keeps them all outstanding, pipelined, writing as
 //!   many new requests in one `write` as responses arrived in the last
 //!   `read`. No per-message parsing, allocation or dispatch: an idealised

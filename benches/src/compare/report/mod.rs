@@ -1,6 +1,6 @@
 //! The report: a progress line per point, the final table with ratios to the
 //! references measured in the same run, the DESIGN.md §6 targets, and one JSON
-//! line per point ([`json`]).
+//! line per point (in `json`).
 
 mod json;
 
