@@ -49,13 +49,14 @@ impl Report<'_> {
                     line.number("bytes_per_s", Some(o.rate() * p.workload.size() as f64));
                     line.number("p50_us", o.latency_us(0.5));
                     line.number("p99_us", o.latency_us(0.99));
-                    // Under bulk, the CPU goes to the stream, not the calls.
-                    let cpu = match p.workload {
-                        Workload::EchoUnderBulk => None,
-                        _ => o.cpu_us_per_op(),
+                    // Under bulk, the CPU and the writes go to the stream, not
+                    // the calls.
+                    let (cpu, writes) = match p.workload {
+                        Workload::EchoUnderBulk => (None, None),
+                        _ => (o.cpu_us_per_op(), o.writes_per_op()),
                     };
                     line.number("cpu_us_per_op", cpu);
-                    line.number("socket_writes_per_op", o.writes_per_op());
+                    line.number("socket_writes_per_op", writes);
                     line.number("vs_raw", self.rate_vs(p, o, System::RawTcp));
                     line.number("vs_tonic", self.rate_vs(p, o, System::Tonic));
                     line.number("vs_tarpc", self.rate_vs(p, o, System::Tarpc));
