@@ -2,11 +2,13 @@
 //! and tarpc on loopback (DESIGN.md §6).
 //!
 //! ```text
-//! cargo run --release -p grid-benches --features compare -- compare           # about 2 minutes
-//! cargo run --release -p grid-benches --features compare -- compare --quick   # about 35 seconds
+//! cargo run --release -p grid-benches --features compare -- compare           # about 3 minutes
+//! cargo run --release -p grid-benches --features compare -- compare --quick   # under a minute
 //! cargo run --release -p grid-benches --features compare -- compare --help    # all options
 //! ```
 //!
+//! Headline rows measure what users run: every caller a task of its own,
+//! every setting at its default; extra rows say in their label what differs.
 //! Progress goes to stderr, one line per point; the table (every figure with
 //! its ratio to raw TCP, tonic and tarpc measured in the same run, then the
 //! DESIGN.md targets) and one JSON line per point go to stdout, or the JSON to

@@ -13,22 +13,34 @@ usage: grid-benches compare [--quick] [--time SECS] [--warmup SECS] [--json FILE
 
 End-to-end comparison of grid (grid-tokio, grid-async-std) against raw TCP,
 tonic and tarpc on loopback, in the split and single topologies of DESIGN.md 6.
-A progress line per point goes to stderr; the table and one JSON line per
-point go to stdout.
+Headline rows measure what users run: every caller a task of its own, every
+setting at its default; extra rows say in their label what differs. A
+progress line per point goes to stderr; the table and one JSON line per point
+go to stdout.
 
-  --quick         short points (0.25 s after 0.05 s of warm-up; about 35 s in all)
-                  instead of 0.9 s after 0.2 s (about 2 minutes)
+  --quick         short points (0.25 s after 0.05 s of warm-up; under a minute
+                  in all) instead of 0.9 s after 0.2 s (about 3 minutes)
   --time SECS     measured seconds per point
   --warmup SECS   warm-up seconds per point, before the measurement
   --json FILE     write the JSON lines to FILE instead of stdout
   --repeat N      run every point N times and keep the run with the median
                   rate (split-topology figures are often bimodal between runs)
   --stream-window N
-                  grid's stream receive window in bytes (default: grid's
-                  default, 1 MiB)
+                  grid's stream receive window in bytes in the rows labelled
+                  (hand-set window) (default for those rows: 256 KiB for
+                  64 KiB messages, 4 MiB for 32 B ones; headline rows keep
+                  grid's default, 1 MiB)
   --only TEXT     run only the points whose label contains TEXT (repeatable;
-                  e.g. --only grid-tokio --only 'echo 32 B x64'); ratios need
-                  the reference systems' points too
+                  e.g. --only grid-tokio --only 'echo 32 B x64'); a TEXT
+                  ending in $ must end the label ('tarpc$': headline tarpc
+                  rows only); ratios need the reference systems' points too
+
+System calls per call of any system: run one point under strace, e.g.
+  strace -f -c -e trace=sendto,recvfrom,write,writev,read,readv,epoll_wait \\
+    grid-benches compare --only 'echo 32 B x64 single tarpc$' --time 1 --warmup 0
+and divide the counts by the calls in the progress line (strace slows every
+system call, so batching under strace is better than without it). grid's rows
+count their socket writes themselves (column wr/call).
 ";
 
 /// Parsed command line.
@@ -109,7 +121,11 @@ impl Options {
     /// Whether `point` passes the `--only` filters.
     pub fn selects(&self, point: &Point) -> bool {
         let label = point.label();
-        self.only.is_empty() || self.only.iter().any(|text| label.contains(text.as_str()))
+        self.only.is_empty()
+            || self.only.iter().any(|text| match text.strip_suffix('$') {
+                Some(end) => label.ends_with(end),
+                None => label.contains(text.as_str()),
+            })
     }
 }
 
@@ -164,9 +180,35 @@ mod tests {
         assert_eq!(o.stream_window, Some(64));
         assert_eq!(o.repeat, 3);
         assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(parse(&["compare", "--stream-window", "0"]).is_err());
+        assert!(parse(&["compare", "--repeat", "0"]).is_err());
         assert!(parse(&["compare", "--time"]).is_err());
         assert!(parse(&["compare", "--time", "0"]).is_err());
         assert!(parse(&["compare", "--bogus"]).is_err());
         assert!(parse(&["bench"]).is_err());
+    }
+
+    #[test]
+    fn only_matches_labels() {
+        use crate::compare::{Point, System, Topology, Variant, Workload};
+        let point = |system, variant| Point {
+            workload: Workload::Echo {
+                size: 32,
+                in_flight: 64,
+            },
+            system,
+            topology: Topology::Single,
+            variant,
+        };
+        let headline = point(System::Tarpc, Variant::Default);
+        let one_task = point(System::Tarpc, Variant::OneTask);
+        let grid = point(System::GridTokio, Variant::Default);
+        let o = parse(&["compare", "--only", "x64 single tarpc"])
+            .unwrap()
+            .unwrap();
+        assert!(o.selects(&headline) && o.selects(&one_task) && !o.selects(&grid));
+        let o = parse(&["compare", "--only", "tarpc$"]).unwrap().unwrap();
+        assert!(o.selects(&headline) && !o.selects(&one_task) && !o.selects(&grid));
+        assert!(parse(&["compare"]).unwrap().unwrap().selects(&grid));
     }
 }

@@ -14,9 +14,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::{SinkExt, StreamExt};
-use grid::{Ctx, HandlerError, Manager, Router, StreamReceiver, StreamSender};
+use grid::{
+    Ctx, HandlerError, Manager, Router, StreamReceiver, StreamSender, DEFAULT_STREAM_CAPACITY,
+};
 
-use super::measure::{closed_loop, Meter, Session, Tally};
+use super::measure::{closed_loop, Callers, Load, Meter, Session, Tally, Window};
 use super::topology::{async_std_pair, tokio_pair, Stop, Topology};
 
 /// Handler id of the echo single request.
@@ -90,11 +92,17 @@ impl GridRuntime for grid_async_std::AsyncStd {
     }
 }
 
-/// Default receive window the caller grants the bulk stream, in bytes:
-/// grid's default whatever the message size, since headline rows use default
-/// settings. `--stream-window` overrides it.
-pub fn bulk_capacity(_size: usize) -> u32 {
-    grid::DEFAULT_STREAM_WINDOW
+/// The receive window, in bytes, the caller grants the bulk stream in the
+/// hand-set window rows: 256 KiB for large messages, which keeps what queues
+/// ahead of a small call on the same connection short, and 4 MiB for small
+/// ones, for their rate. `--stream-window` overrides it. Headline rows keep
+/// grid's default (1 MiB).
+pub fn bulk_capacity(size: usize) -> u32 {
+    if size >= 16 * 1024 {
+        256 * 1024
+    } else {
+        4 * 1024 * 1024
+    }
 }
 
 /// Binds `count` loopback listeners; the nodes' names are their addresses.
@@ -130,7 +138,8 @@ pub async fn start_node<R: GridRuntime>(
         .router(
             Router::new()
                 .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
-                .stream(BULK, 16, bulk_handler),
+                // The caller sends nothing on the bulk stream: the default.
+                .stream(BULK, DEFAULT_STREAM_CAPACITY, bulk_handler),
         )
         .start()
         .await
@@ -171,15 +180,43 @@ pub async fn echo_call(conn: grid::Peer, payload: Bytes) -> Result<grid::Peer, S
     Ok(conn)
 }
 
-/// Runs the server node until `stop`, then shuts it down.
-async fn server_node<R: GridRuntime>(names: Vec<String>, listener: TcpListener, stop: Stop) {
+/// Runs the server node until `stop`, then shuts it down. Once the client
+/// opens its window, counts the server's socket writes to the client in it.
+async fn server_node<R: GridRuntime>(
+    names: Vec<String>,
+    listener: TcpListener,
+    window: oneshot::Receiver<Window>,
+    writes: oneshot::Sender<u64>,
+    stop: Stop,
+) {
     match start_node::<R>(&names[1], &names, listener).await {
         Ok(node) => {
+            if let Ok(client) = node.peer(&names[0]) {
+                R::default().spawn(async move {
+                    if let Ok(window) = window.await {
+                        let _ = writes.send(writes_in::<R>(&client, window).await);
+                    }
+                });
+            }
             let _ = stop.await;
             node.shutdown(Duration::ZERO).await;
         }
         Err(error) => eprintln!("  server node failed to start: {error}"),
     }
+}
+
+/// Waits until `deadline` on `R`'s timer.
+async fn sleep_until<R: GridRuntime>(deadline: std::time::Instant) {
+    let mut timer = R::default().timer(deadline);
+    std::future::poll_fn(|cx| timer.poll_expired(cx)).await
+}
+
+/// Socket writes this node makes to `peer` over `window` (waits for its end).
+async fn writes_in<R: GridRuntime>(peer: &grid::Peer, window: Window) -> u64 {
+    sleep_until::<R>(window.start).await;
+    let start = peer.stats().socket_writes;
+    sleep_until::<R>(window.end).await;
+    peer.stats().socket_writes.saturating_sub(start)
 }
 
 /// Starts the client node and waits until it is connected to the server node.
@@ -195,63 +232,94 @@ async fn client_node<R: GridRuntime>(
     Ok((node, conn))
 }
 
-/// Runs a server node and a client node connected to it in `topology`, then
-/// `client` on the client's connection to the server; the client node shuts
-/// down once `client` is done.
-fn node_pair<R, F, Fut, T>(topology: Topology, client: F) -> Result<T, String>
+/// Runs a server node and a client node connected to it in `topology`, opens
+/// the session's window, then runs `client` on the client's connection to
+/// the server; the client node shuts down once `client` is done. The tally
+/// `client` returns gets the socket writes of both nodes in the window.
+fn node_pair<R, F, Fut>(session: Session, topology: Topology, client: F) -> Result<Tally, String>
 where
     R: GridRuntime,
-    F: FnOnce(grid::Peer) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
-    T: Send + 'static,
+    F: FnOnce(grid::Peer, Window) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Tally, String>> + Send + 'static,
 {
     let (mut listeners, names) = bind_nodes(2)?;
     let server_listener = listeners.pop().ok_or("no listener")?;
     let client_listener = listeners.pop().ok_or("no listener")?;
     let server_names = names.clone();
+    let (window_tx, window_rx) = oneshot::channel();
+    let (server_writes_tx, server_writes) = oneshot::channel();
     R::pair(
         topology,
-        move |stop| server_node::<R>(server_names, server_listener, stop),
+        move |stop| {
+            server_node::<R>(
+                server_names,
+                server_listener,
+                window_rx,
+                server_writes_tx,
+                stop,
+            )
+        },
         move || async move {
             let (node, conn) = client_node::<R>(&names, client_listener).await?;
-            let outcome = client(conn).await;
+            let window = session.begin();
+            let _ = window_tx.send(window);
+            let (client_writes_tx, client_writes) = oneshot::channel();
+            R::default().spawn({
+                let conn = conn.clone();
+                async move {
+                    let _ = client_writes_tx.send(writes_in::<R>(&conn, window).await);
+                }
+            });
+            let outcome = client(conn, window).await;
+            // Both counts are in by the window's end, which the loop passed.
+            let writes = match (client_writes.await, server_writes.await) {
+                (Ok(client), Ok(server)) => Some(client + server),
+                _ => None,
+            };
             node.shutdown(Duration::ZERO).await;
-            outcome
+            outcome.map(|tally| Tally {
+                socket_writes: writes,
+                ..tally
+            })
         },
     )
 }
 
-/// Echo: `in_flight` requests of `size` bytes outstanding on one connection.
+/// Echo: `load.in_flight` requests of `load.size` bytes outstanding on one
+/// connection.
 pub fn echo<R: GridRuntime>(
     session: Session,
     topology: Topology,
-    size: usize,
-    in_flight: usize,
+    load: Load,
 ) -> Result<Tally, String> {
-    node_pair::<R, _, _, _>(topology, move |conn| async move {
-        let payload = Bytes::from(vec![0xa5; size]);
-        let window = session.begin();
-        closed_loop(in_flight, window, conn, |conn| {
-            echo_call(conn, payload.clone())
-        })
+    node_pair::<R, _, _>(session, topology, move |conn, window| async move {
+        let payload = Bytes::from(vec![0xa5; load.size]);
+        closed_loop(
+            load.callers,
+            |task| R::default().spawn(task),
+            load.in_flight,
+            window,
+            conn,
+            move |conn| echo_call(conn, payload.clone()),
+        )
         .await
     })
 }
 
 /// Opens the bulk stream of `size`-byte messages and consumes it, counting
-/// messages on `meter`, until the meter stops.
+/// messages on `meter`, until the meter stops. `capacity` sets the receive
+/// window by hand; `None` keeps grid's default.
 async fn consume_bulk(
     conn: &grid::Peer,
     size: usize,
-    capacity: u32,
+    capacity: Option<u32>,
     meter: &Meter,
 ) -> Result<(), String> {
-    let mut stream = conn
-        .stream(BULK, Bytes::copy_from_slice(&(size as u32).to_le_bytes()))
-        .window(capacity)
-        .open()
-        .await
-        .map_err(|e| format!("open: {e}"))?;
+    let mut request = conn.stream(BULK, Bytes::copy_from_slice(&(size as u32).to_le_bytes()));
+    if let Some(capacity) = capacity {
+        request = request.window(capacity);
+    }
+    let mut stream = request.open().await.map_err(|e| format!("open: {e}"))?;
     let mut received = 0u64;
     while !meter.stopped() {
         match stream.receiver.recv().await {
@@ -278,13 +346,14 @@ pub fn stream<R: GridRuntime>(
     session: Session,
     topology: Topology,
     size: usize,
-    capacity: u32,
+    capacity: Option<u32>,
 ) -> Result<(), String> {
-    node_pair::<R, _, _, _>(topology, move |conn| async move {
-        let meter = session.meter();
-        session.begin();
-        consume_bulk(&conn, size, capacity, &meter).await
+    let meter = session.meter();
+    node_pair::<R, _, _>(session, topology, move |conn, _window| async move {
+        consume_bulk(&conn, size, capacity, &meter).await?;
+        Ok(Tally::default())
     })
+    .map(drop)
 }
 
 /// Size of the bulk messages that load the connection in the head-of-line test.
@@ -292,15 +361,16 @@ pub const HOL_BULK_SIZE: usize = 64 * 1024;
 
 /// Head-of-line: one 32 B echo call at a time (latency measured) while a bulk
 /// stream of 64 KiB messages (consumed by a task of its own, counted by the
-/// meter, receive window `capacity`) saturates the same connection in the
-/// response direction.
+/// meter, receive window `capacity` or grid's default) saturates the same
+/// connection in the response direction. The bulk stream gets going during
+/// the warm-up.
 pub fn echo_under_bulk<R: GridRuntime>(
     session: Session,
     topology: Topology,
-    capacity: u32,
+    capacity: Option<u32>,
 ) -> Result<Tally, String> {
-    node_pair::<R, _, _, _>(topology, move |conn| async move {
-        let meter = session.meter();
+    let meter = session.meter();
+    node_pair::<R, _, _>(session, topology, move |conn, window| async move {
         let (bulk_done, bulk_outcome) = oneshot::channel();
         R::default().spawn({
             let conn = conn.clone();
@@ -310,10 +380,16 @@ pub fn echo_under_bulk<R: GridRuntime>(
                 let _ = bulk_done.send(outcome);
             }
         });
-        // Let the bulk stream get going before the window opens.
         let payload = Bytes::from(vec![0xa5; 32]);
-        let window = session.begin();
-        let tally = closed_loop(1, window, conn, |conn| echo_call(conn, payload.clone())).await;
+        let tally = closed_loop(
+            Callers::Tasks,
+            |task| R::default().spawn(task),
+            1,
+            window,
+            conn,
+            move |conn| echo_call(conn, payload.clone()),
+        )
+        .await;
         bulk_outcome
             .await
             .unwrap_or_else(|_| Err("the bulk task vanished".into()))?;

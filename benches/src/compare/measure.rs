@@ -15,6 +15,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::channel::oneshot;
+use futures::future::BoxFuture;
+
 use super::cpu::{machine_busy_time, process_cpu_time};
 use super::latency::Histogram;
 
@@ -187,6 +190,9 @@ fn sleep_until(deadline: Instant) {
 pub struct Tally {
     /// Latency of every call completed inside the window.
     pub latency: Histogram,
+    /// Socket writes both ends of the connection made inside the window,
+    /// where the system counts them (grid).
+    pub socket_writes: Option<u64>,
 }
 
 impl Tally {
@@ -198,6 +204,9 @@ impl Tally {
     /// Adds another worker's tally.
     pub fn merge(&mut self, other: &Tally) {
         self.latency.merge(&other.latency);
+        if let Some(writes) = other.socket_writes {
+            *self.socket_writes.get_or_insert(0) += writes;
+        }
     }
 
     /// Records a call started at `started` that completed now; returns
@@ -221,40 +230,157 @@ impl Tally {
     }
 }
 
+/// The closed-loop load of an echo point.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// How the callers run.
+    pub callers: Callers,
+    /// Calls outstanding at any time: one per caller.
+    pub in_flight: usize,
+    /// Payload bytes each way.
+    pub size: usize,
+}
+
+/// How the callers of a closed loop are run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Callers {
+    /// Every caller is a task of its own, as calls are made in a node
+    /// (handlers, background loops): the headline shape.
+    Tasks,
+    /// Every caller is a future joined in the one task that runs the loop, so
+    /// their requests are queued together before any connection task runs:
+    /// friendlier to write batching than what users run.
+    OneTask,
+}
+
 /// Keeps `in_flight` calls going until the window closes: `in_flight`
-/// workers, all in the calling task, each making one call after the other.
+/// callers, each making one call after the other, run as `callers` says
+/// (tasks started with `spawn`, or futures joined in the calling task).
 ///
-/// Each worker owns a `state` (a client handle, cloned once per worker) that
+/// Each caller owns a `state` (a client handle, cloned once per caller) that
 /// `call` consumes and gives back, so calls need not borrow it.
-pub async fn closed_loop<S, F, Fut, E>(
+pub async fn closed_loop<S, F, Fut, SP>(
+    callers: Callers,
+    spawn: SP,
     in_flight: usize,
     window: Window,
     state: S,
     call: F,
-) -> Result<Tally, E>
+) -> Result<Tally, String>
 where
-    S: Clone,
-    F: Fn(S) -> Fut,
-    Fut: Future<Output = Result<S, E>>,
+    S: Clone + Send + 'static,
+    F: Fn(S) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<S, String>> + Send + 'static,
+    SP: Fn(BoxFuture<'static, ()>),
 {
-    let call = &call;
-    let workers = (0..in_flight).map(|_| {
-        let mut state = state.clone();
-        async move {
-            let mut tally = Tally::default();
-            loop {
-                let started = Instant::now();
-                state = call(state).await?;
-                if tally.completed(&window, started) {
-                    return Ok::<_, E>(tally);
-                }
+    let caller = move |mut state: S, call: F| async move {
+        let mut tally = Tally::default();
+        loop {
+            let started = Instant::now();
+            state = call(state).await?;
+            if tally.completed(&window, started) {
+                return Ok::<_, String>(tally);
             }
         }
-    });
-    let tallies = futures::future::try_join_all(workers).await?;
+    };
+    let tallies = match callers {
+        Callers::OneTask => {
+            let workers = (0..in_flight).map(|_| caller(state.clone(), call.clone()));
+            futures::future::try_join_all(workers).await?
+        }
+        Callers::Tasks => {
+            let mut results = Vec::with_capacity(in_flight);
+            for _ in 0..in_flight {
+                let (done, result) = oneshot::channel();
+                let work = caller(state.clone(), call.clone());
+                spawn(Box::pin(async move {
+                    let _ = done.send(work.await);
+                }));
+                results.push(result);
+            }
+            let mut tallies = Vec::with_capacity(in_flight);
+            for result in results {
+                tallies.push(
+                    result
+                        .await
+                        .map_err(|_| "a caller task vanished".to_string())??,
+                );
+            }
+            tallies
+        }
+    };
     let mut total = Tally::default();
     for tally in &tallies {
         total.merge(tally);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn window(length: Duration) -> Window {
+        let start = Instant::now();
+        Window {
+            start,
+            end: start + length,
+        }
+    }
+
+    /// Task-per-caller loops start one task per caller; one-task loops none.
+    #[test]
+    fn callers_run_as_asked() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for (callers, spawns) in [(Callers::Tasks, 8), (Callers::OneTask, 0)] {
+            let spawned = Arc::new(AtomicUsize::new(0));
+            let tally = runtime.block_on({
+                let spawned = spawned.clone();
+                async move {
+                    closed_loop(
+                        callers,
+                        move |task| {
+                            spawned.fetch_add(1, Ordering::Relaxed);
+                            drop(tokio::spawn(task));
+                        },
+                        8,
+                        window(Duration::from_millis(20)),
+                        (),
+                        |()| async {
+                            tokio::task::yield_now().await;
+                            Ok(())
+                        },
+                    )
+                    .await
+                }
+            });
+            assert_eq!(spawned.load(Ordering::Relaxed), spawns, "{callers:?}");
+            assert!(tally.unwrap().calls() > 8, "{callers:?}");
+        }
+    }
+
+    /// A failing call fails the loop, whichever way its callers run.
+    #[test]
+    fn a_failed_call_fails_the_loop() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for callers in [Callers::Tasks, Callers::OneTask] {
+            let outcome = runtime.block_on(closed_loop(
+                callers,
+                |task| drop(tokio::spawn(task)),
+                4,
+                window(Duration::from_secs(10)),
+                (),
+                |()| async { Err::<(), _>("refused".to_string()) },
+            ));
+            assert_eq!(outcome.unwrap_err(), "refused", "{callers:?}");
+        }
+    }
 }

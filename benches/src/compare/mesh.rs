@@ -3,8 +3,8 @@
 //! All nodes share one tokio multi-thread runtime with two worker threads
 //! (the machine's cores): a mesh of N nodes cannot have a thread per node on
 //! a 2-core machine anyway, and the figure asked for is the aggregate. Each
-//! ordered pair of nodes keeps its own closed loop of calls, all counted into
-//! one tally.
+//! ordered pair of nodes keeps its own closed loop of calls (every caller a
+//! task of its own), all counted into one tally.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use bytes::Bytes;
 use grid_tokio::Tokio;
 
 use super::grid_rt::{bind_nodes, echo_call, start_node};
-use super::measure::{closed_loop, Session, Tally};
+use super::measure::{closed_loop, Callers, Session, Tally};
 
 /// Worker threads of the mesh's runtime.
 pub const WORKER_THREADS: usize = 2;
@@ -50,6 +50,8 @@ pub fn mesh(
                 let conn = manager.peer(&peer).map_err(|e| e.to_string())?;
                 let payload = payload.clone();
                 pairs.push(tokio::spawn(closed_loop(
+                    Callers::Tasks,
+                    |task| drop(tokio::spawn(task)),
                     in_flight,
                     window,
                     conn,

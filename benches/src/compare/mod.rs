@@ -8,15 +8,26 @@
 //! ```
 //!
 //! (see [`cli`] for the options). Every *point* (one workload, one system,
-//! one topology) runs for a fixed short time after a warm-up; a progress line
-//! per point goes to stderr, and at the end a table (each figure with its
-//! ratio to raw TCP, tonic and tarpc measured in the same run) and one JSON
-//! line per point go to stdout (or the JSON to `--json FILE`).
+//! one topology, one [`Variant`]) runs for a fixed short time after a
+//! warm-up; a progress line per point goes to stderr, and at the end a table
+//! (each figure with its ratio to raw TCP, tonic and tarpc measured in the
+//! same run) and one JSON line per point go to stdout (or the JSON to
+//! `--json FILE`).
+//!
+//! Headline rows measure what users run: every caller is a task of its own
+//! (for every system, raw TCP included), and every setting is left at its
+//! default (grid's builder defaults, tonic's and tarpc's as a new user gets
+//! them). Extra rows, each labelled with what differs, put the headline in
+//! context: the callers joined in one task (the shape this comparison
+//! measured before, friendlier to write batching), grid's stream window set
+//! by hand, tarpc with `TCP_NODELAY`.
 //!
 //! Workloads:
 //! 1. single-request echo, 32 B and 4 KiB, 1/16/64/256 in flight on one
-//!    connection: requests/s, p50, p99, CPU µs per call — raw TCP
-//!    (ping-pong / pipelined), grid-tokio, grid-async-std, tonic, tarpc;
+//!    connection: requests/s, p50, p99, CPU µs per call (both sides), and
+//!    for grid socket writes per call — raw TCP (ping-pong / caller tasks
+//!    sharing the socket through [`raw_mux`]), grid-tokio, grid-async-std,
+//!    tonic, tarpc;
 //! 2. a one-way stream of 32 B and of 64 KiB messages: messages/s and GiB/s —
 //!    raw TCP one-way writes, grid-tokio, grid-async-std, tonic streaming;
 //! 3. 32 B call latency while a 64 KiB bulk stream saturates the same
@@ -24,10 +35,11 @@
 //!    a reference: HTTP/2 multiplexes too);
 //! 4. a mesh of 8 grid-tokio nodes, every node calling every other.
 //!
-//! Modules: one per system under test ([`raw_tcp`], [`grid_rt`] for both grid
-//! runtimes, [`tonic_echo`], [`tarpc_echo`], [`mesh`]), and the harness:
-//! [`topology`] (where each side runs), [`measure`](mod@measure) (window, coordinator,
-//! closed-loop load), [`latency`], [`cpu`], [`report`], [`cli`].
+//! Modules: one per system under test ([`raw_tcp`] and [`raw_mux`],
+//! [`grid_rt`] for both grid runtimes, [`tonic_echo`], [`tarpc_echo`],
+//! [`mesh`]), and the harness: [`point`] and [`plan`](mod@plan) (what runs),
+//! [`topology`] (where each side runs), [`measure`](mod@measure) (window,
+//! coordinator, closed-loop load), [`latency`], [`cpu`], [`report`], [`cli`].
 
 pub mod cli;
 pub mod cpu;
@@ -35,6 +47,9 @@ pub mod grid_rt;
 pub mod latency;
 pub mod measure;
 pub mod mesh;
+pub mod plan;
+pub mod point;
+pub mod raw_mux;
 pub mod raw_tcp;
 pub mod report;
 pub mod tarpc_echo;
@@ -48,145 +63,12 @@ use grid_tokio::Tokio;
 
 use self::cli::Options;
 use self::latency::Histogram;
-use self::measure::{measure, Session, Tally, Timing};
+#[cfg(test)]
+use self::measure::Callers;
+use self::measure::{measure, Load, Session, Tally, Timing};
+pub use self::plan::{plan, stream_window};
+pub use self::point::{Point, System, Variant, Workload};
 pub use self::topology::Topology;
-
-/// A system under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum System {
-    /// Length-prefixed frames on a tokio TCP socket: the reference.
-    RawTcp,
-    /// grid on tokio.
-    GridTokio,
-    /// grid on async-std.
-    GridAsyncStd,
-    /// tonic: gRPC over HTTP/2.
-    Tonic,
-    /// tarpc over TCP with bincode.
-    Tarpc,
-}
-
-impl System {
-    /// Name in the report and the JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            System::RawTcp => "raw-tcp",
-            System::GridTokio => "grid-tokio",
-            System::GridAsyncStd => "grid-async-std",
-            System::Tonic => "tonic",
-            System::Tarpc => "tarpc",
-        }
-    }
-
-    /// Whether this is one of the grid runtimes.
-    pub fn is_grid(self) -> bool {
-        matches!(self, System::GridTokio | System::GridAsyncStd)
-    }
-}
-
-/// What a point does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Workload {
-    /// Single requests echoing `size` bytes, `in_flight` outstanding on one
-    /// connection.
-    Echo {
-        /// Payload bytes each way.
-        size: usize,
-        /// Calls outstanding at any time.
-        in_flight: usize,
-    },
-    /// A one-way stream of `size`-byte messages, server to client.
-    Stream {
-        /// Message bytes.
-        size: usize,
-    },
-    /// One 32 B echo at a time while a 64 KiB bulk stream saturates the same
-    /// connection.
-    EchoUnderBulk,
-    /// `nodes` grid-tokio nodes, each with `in_flight` 32 B echo calls
-    /// outstanding to every other.
-    Mesh {
-        /// Nodes in the mesh.
-        nodes: usize,
-        /// Calls outstanding per ordered pair of nodes.
-        in_flight: usize,
-    },
-}
-
-impl Workload {
-    /// Short name of the kind of workload.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Workload::Echo { .. } => "echo",
-            Workload::Stream { .. } => "stream",
-            Workload::EchoUnderBulk => "echo-under-bulk",
-            Workload::Mesh { .. } => "mesh",
-        }
-    }
-
-    /// Payload bytes per call or message.
-    pub fn size(self) -> usize {
-        match self {
-            Workload::Echo { size, .. } | Workload::Stream { size } => size,
-            Workload::EchoUnderBulk | Workload::Mesh { .. } => 32,
-        }
-    }
-
-    /// Calls outstanding (per connection), where that applies.
-    pub fn in_flight(self) -> Option<usize> {
-        match self {
-            Workload::Echo { in_flight, .. } | Workload::Mesh { in_flight, .. } => Some(in_flight),
-            Workload::EchoUnderBulk => Some(1),
-            Workload::Stream { .. } => None,
-        }
-    }
-}
-
-/// One measurement: a workload, a system and a topology.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Point {
-    /// What is done.
-    pub workload: Workload,
-    /// Who does it.
-    pub system: System,
-    /// Where the two sides run.
-    pub topology: Topology,
-}
-
-impl Point {
-    /// A one-line description, also what `--only` matches.
-    pub fn label(&self) -> String {
-        let detail = match self.workload {
-            Workload::Echo { size, in_flight } => format!("{} x{in_flight}", report::bytes(size)),
-            Workload::Stream { size } => report::bytes(size),
-            Workload::EchoUnderBulk => {
-                format!("32 B x1 + {} stream", report::bytes(grid_rt::HOL_BULK_SIZE))
-            }
-            Workload::Mesh { nodes, in_flight } => format!("{nodes} nodes, x{in_flight} per pair"),
-        };
-        format!(
-            "{} {detail} {} {}",
-            self.workload.kind(),
-            self.topology.name(),
-            self.system.name()
-        )
-    }
-
-    /// The threads the point really ran on.
-    pub fn executor(&self) -> &'static str {
-        match (self.system, self.topology) {
-            (_, Topology::MultiThread) => "one tokio multi-thread runtime, 2 workers, all nodes",
-            (System::GridAsyncStd, Topology::Split) => {
-                "async-std global executor, 2 threads shared by both nodes"
-            }
-            (System::GridAsyncStd, Topology::Single) => {
-                "async-std global executor, 1 thread for both nodes"
-            }
-            (_, Topology::Split) => "tokio current_thread runtime per side, 2 threads",
-            (_, Topology::Single) => "one tokio current_thread runtime for both sides",
-        }
-    }
-}
 
 /// What a point measured.
 #[derive(Clone, Debug)]
@@ -203,6 +85,8 @@ pub struct Outcome {
     pub bulk_messages: Option<u64>,
     /// CPU time other processes on the machine used in the window.
     pub foreign_cpu: Option<Duration>,
+    /// Socket writes of both ends in the window, where counted (grid).
+    pub socket_writes: Option<u64>,
 }
 
 impl Outcome {
@@ -214,6 +98,13 @@ impl Outcome {
     /// CPU microseconds per call or message.
     pub fn cpu_us_per_op(&self) -> Option<f64> {
         (self.ops > 0).then(|| self.cpu.as_secs_f64() * 1e6 / self.ops as f64)
+    }
+
+    /// Socket writes (system calls) of both ends per call or message.
+    pub fn writes_per_op(&self) -> Option<f64> {
+        self.socket_writes
+            .filter(|_| self.ops > 0)
+            .map(|writes| writes as f64 / self.ops as f64)
     }
 
     /// A latency quantile in microseconds.
@@ -280,106 +171,28 @@ pub fn run_repeated(
 /// point is flagged as noisy.
 pub const NOISY: f64 = 0.1;
 
-/// Echo payload sizes.
-pub const ECHO_SIZES: [usize; 2] = [32, 4096];
-/// Calls in flight on the one connection.
-pub const IN_FLIGHT: [usize; 4] = [1, 16, 64, 256];
-/// Stream message sizes.
-pub const STREAM_SIZES: [usize; 2] = [32, 64 * 1024];
-/// Nodes in the mesh.
-pub const MESH_NODES: usize = 8;
-/// Calls in flight per ordered pair of mesh nodes.
-pub const MESH_IN_FLIGHT: usize = 16;
-
-/// Every point, in the order they run (systems interleaved, so that the
-/// figures compared were measured close together in time).
-pub fn plan() -> Vec<Point> {
-    let mut points = Vec::new();
-    for size in ECHO_SIZES {
-        for in_flight in IN_FLIGHT {
-            for topology in Topology::ALL {
-                for system in [
-                    System::RawTcp,
-                    System::GridTokio,
-                    System::GridAsyncStd,
-                    System::Tonic,
-                    System::Tarpc,
-                ] {
-                    points.push(Point {
-                        workload: Workload::Echo { size, in_flight },
-                        system,
-                        topology,
-                    });
-                }
-            }
-        }
-    }
-    for size in STREAM_SIZES {
-        for topology in Topology::ALL {
-            for system in [
-                System::RawTcp,
-                System::GridTokio,
-                System::GridAsyncStd,
-                System::Tonic,
-            ] {
-                points.push(Point {
-                    workload: Workload::Stream { size },
-                    system,
-                    topology,
-                });
-            }
-        }
-    }
-    for topology in Topology::ALL {
-        for system in [System::GridTokio, System::GridAsyncStd, System::Tonic] {
-            points.push(Point {
-                workload: Workload::EchoUnderBulk,
-                system,
-                topology,
-            });
-        }
-    }
-    points.push(Point {
-        workload: Workload::Mesh {
-            nodes: MESH_NODES,
-            in_flight: MESH_IN_FLIGHT,
-        },
-        system: System::GridTokio,
-        topology: Topology::MultiThread,
-    });
-    points
-}
-
-/// The receive window (in bytes) grid's bulk streams get at `point`, if
-/// it has one: `override_window`, else [`grid_rt::bulk_capacity`].
-pub fn stream_window(point: &Point, override_window: Option<u32>) -> Option<u32> {
-    let size = match point.workload {
-        Workload::Stream { size } => size,
-        Workload::EchoUnderBulk => grid_rt::HOL_BULK_SIZE,
-        _ => return None,
-    };
-    point
-        .system
-        .is_grid()
-        .then(|| override_window.unwrap_or_else(|| grid_rt::bulk_capacity(size)))
-}
-
 /// Measures one point; `window` overrides grid's stream receive window.
 pub fn run_point(point: Point, timing: Timing, window: Option<u32>) -> Result<Outcome, String> {
     let topology = point.topology;
-    let capacity = stream_window(&point, window).unwrap_or(0);
+    let callers = point.variant.callers();
+    let capacity = stream_window(&point, window);
     match (point.workload, point.system) {
-        (Workload::Echo { size, in_flight }, system) => {
-            calls(timing, move |session| match system {
-                System::RawTcp => raw_tcp::echo(session, topology, size, in_flight),
-                System::GridTokio => grid_rt::echo::<Tokio>(session, topology, size, in_flight),
-                System::GridAsyncStd => {
-                    grid_rt::echo::<AsyncStd>(session, topology, size, in_flight)
+        (Workload::Echo { size, in_flight }, system) => calls(timing, move |session| {
+            let load = Load {
+                callers,
+                in_flight,
+                size,
+            };
+            match system {
+                System::RawTcp => raw_tcp::echo(session, topology, load),
+                System::GridTokio => grid_rt::echo::<Tokio>(session, topology, load),
+                System::GridAsyncStd => grid_rt::echo::<AsyncStd>(session, topology, load),
+                System::Tonic => tonic_echo::echo(session, topology, load),
+                System::Tarpc => {
+                    tarpc_echo::echo(session, topology, load, point.variant == Variant::NoDelay)
                 }
-                System::Tonic => tonic_echo::echo(session, topology, size, in_flight),
-                System::Tarpc => tarpc_echo::echo(session, topology, size, in_flight),
-            })
-        }
+            }
+        }),
         (Workload::Stream { size }, system) => {
             let ((), sample) = measure(timing, move |session| match system {
                 System::RawTcp => raw_tcp::one_way(session, topology, size),
@@ -397,6 +210,7 @@ pub fn run_point(point: Point, timing: Timing, window: Option<u32>) -> Result<Ou
                 latency: None,
                 bulk_messages: None,
                 foreign_cpu: sample.foreign_cpu,
+                socket_writes: None,
             })
         }
         (Workload::EchoUnderBulk, system) => calls(timing, move |session| match system {
@@ -428,6 +242,7 @@ where
         // Calls are counted by completion time inside the nominal window.
         elapsed: timing.measure,
         cpu: sample.cpu,
+        socket_writes: tally.socket_writes,
         latency: Some(tally.latency),
         bulk_messages: (sample.metered > 0).then_some(sample.metered),
         foreign_cpu: sample.foreign_cpu,
@@ -530,7 +345,7 @@ pub fn main(args: impl IntoIterator<Item = String>) -> i32 {
 mod tests {
     use super::*;
 
-    /// Every system runs a short point of each kind it supports.
+    /// Every system runs a short point of each kind and variant it supports.
     #[test]
     fn every_system_runs() {
         let timing = Timing {
@@ -545,7 +360,7 @@ mod tests {
                     p.workload,
                     Workload::Echo {
                         size: 32,
-                        in_flight: 16
+                        in_flight: 64
                     } | Workload::Stream { size: 65536 }
                         | Workload::EchoUnderBulk
                 ) && p.topology == Topology::Single
@@ -558,6 +373,7 @@ mod tests {
             },
             system: System::GridTokio,
             topology: Topology::MultiThread,
+            variant: Variant::Default,
         });
         let mut records = Vec::new();
         for point in points {
@@ -574,5 +390,41 @@ mod tests {
         }
         let report = report::Report::new(&records, None);
         assert_eq!(report.json_lines().lines().count(), records.len());
+    }
+
+    /// Headline rows are the default variant of every system; every other
+    /// row says in its label what differs, and only hand-set rows set a
+    /// stream window.
+    #[test]
+    fn headline_rows_use_defaults() {
+        let points = plan();
+        for system in [
+            System::RawTcp,
+            System::GridTokio,
+            System::GridAsyncStd,
+            System::Tonic,
+            System::Tarpc,
+        ] {
+            assert!(points
+                .iter()
+                .any(|p| p.system == system && p.variant == Variant::Default));
+        }
+        for point in &points {
+            let label = point.label();
+            match point.variant {
+                Variant::Default => {
+                    assert!(!label.contains('('), "{label}");
+                    assert_eq!(stream_window(point, Some(64)), None, "{label}");
+                    assert_eq!(point.variant.callers(), Callers::Tasks);
+                }
+                variant => assert!(label.ends_with(variant.note()), "{label}"),
+            }
+            if point.variant == Variant::HandSetWindow {
+                assert!(point.system.is_grid());
+                assert_eq!(stream_window(point, Some(64)), Some(64));
+            }
+        }
+        let unique: std::collections::HashSet<String> = points.iter().map(Point::label).collect();
+        assert_eq!(unique.len(), points.len(), "labels tell points apart");
     }
 }

@@ -1,12 +1,15 @@
 //! Raw TCP on tokio: the reference every RPC system is measured against.
 //!
 //! - Echo: length-prefixed frames (`u32` little-endian length, payload) on
-//!   one connection. The client keeps `in_flight` requests outstanding: with
-//!   one it is a ping-pong; with more it is pipelined, writing as many new
-//!   requests in one `write` as responses arrived in the last `read`. The
-//!   server echoes every complete frame it has with one `write`. No
-//!   per-message parsing, allocation or dispatch: an idealised ceiling that no
-//!   RPC system reaches.
+//!   one connection; the server echoes every complete frame it has with one
+//!   `write`. With one call in flight the client is a ping-pong: the lone
+//!   caller task does its own I/O. With more, in the headline
+//!   (task-per-caller) rows every caller is a task of its own sharing the
+//!   connection through [`raw_mux`]; in the "callers in one
+//!   task" rows one task keeps them all outstanding, pipelined, writing as
+//!   many new requests in one `write` as responses arrived in the last
+//!   `read`. No per-message parsing, allocation or dispatch: an idealised
+//!   ceiling that no RPC system reaches.
 //! - One-way: the server writes frames back to back (64 KiB messages one per
 //!   `write`; 32 B messages about 64 KiB of them per `write`) and the client
 //!   reads into a 256 KiB buffer and counts whole frames.
@@ -19,7 +22,8 @@ use futures::future::select;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::measure::{Session, Tally};
+use super::measure::{closed_loop, Callers, Load, Session, Tally};
+use super::raw_mux;
 use super::topology::{tokio_pair, Stop, Topology};
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -63,19 +67,59 @@ where
     let _ = select(Box::pin(work), stop).await;
 }
 
-/// Echo: `in_flight` requests of `size` bytes outstanding on one connection.
-pub fn echo(
-    session: Session,
-    topology: Topology,
-    size: usize,
-    in_flight: usize,
-) -> Result<Tally, String> {
+/// Echo: `load.in_flight` requests of `load.size` bytes outstanding on one
+/// connection.
+pub fn echo(session: Session, topology: Topology, load: Load) -> Result<Tally, String> {
     let (listener, addr) = bind()?;
+    let Load {
+        callers,
+        in_flight,
+        size,
+    } = load;
     tokio_pair(
         topology,
         move |stop| serve_one(listener, stop, echo_server),
-        move || echo_client(session, addr, size, in_flight),
+        move || async move {
+            if callers == Callers::OneTask || in_flight == 1 {
+                echo_client(session, addr, size, in_flight).await
+            } else {
+                echo_callers(session, addr, size, in_flight).await
+            }
+        },
     )
+}
+
+/// Every caller a task of its own, on one connection shared through
+/// [`raw_mux`].
+async fn echo_callers(
+    session: Session,
+    addr: SocketAddr,
+    size: usize,
+    in_flight: usize,
+) -> Result<Tally, String> {
+    let stream = connect(addr).await?;
+    let frame = std::sync::Arc::new(frame(size));
+    let (mux, tasks) = raw_mux::start(stream, frame.len(), READ_BUFFER);
+    let window = session.begin();
+    let tally = closed_loop(
+        Callers::Tasks,
+        |task| drop(tokio::spawn(task)),
+        in_flight,
+        window,
+        mux,
+        move |mux| {
+            let frame = frame.clone();
+            async move {
+                mux.call(&frame).await?;
+                Ok(mux)
+            }
+        },
+    )
+    .await;
+    for task in tasks {
+        task.abort();
+    }
+    tally
 }
 
 async fn echo_server(mut stream: TcpStream) -> std::io::Result<()> {

@@ -1,9 +1,12 @@
 //! tarpc: a `#[tarpc::service]` echo over TCP with tarpc's serde transport
 //! (length-delimited frames, bincode). One client (one connection); calls
-//! are pipelined by issuing many of them concurrently on it. Payloads are
-//! [`Bytes`], which bincode writes as one length and a copy. `TCP_NODELAY` on
-//! both ends; otherwise tarpc's defaults (client: 1000 requests in flight at
-//! most; server: each request handled in a tokio task of its own).
+//! are pipelined by issuing many of them concurrently on it, each caller a
+//! clone of the client. Payloads are [`Bytes`], which bincode writes as one
+//! length and a copy. tarpc's defaults, as `serde_transport::tcp::connect`
+//! and `listen` give them: the default length-delimited framing, and
+//! `TCP_NODELAY` off, which tarpc leaves to the application (the rows with
+//! it set on both ends say so); client: 1000 requests in flight at most;
+//! server: each request handled in a tokio task of its own.
 
 use std::net::SocketAddr;
 
@@ -16,7 +19,7 @@ use tarpc::tokio_util::codec::LengthDelimitedCodec;
 use tarpc::{client, context, serde_transport};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::measure::{closed_loop, Session, Tally};
+use super::measure::{closed_loop, Load, Session, Tally};
 use super::topology::{tokio_pair, Stop, Topology};
 
 /// The service, in a module of its own: the items tarpc generates carry no
@@ -44,21 +47,33 @@ mod service {
 
 use service::{Echo, EchoClient, EchoServer};
 
-/// Largest frame either side accepts (tarpc's default is 8 MiB).
-const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The transport `serde_transport::tcp::connect` and `listen` build on a
+/// socket, with `TCP_NODELAY` set first if `nodelay`.
+type Transport<Item, SinkItem> =
+    serde_transport::Transport<TcpStream, Item, SinkItem, Bincode<Item, SinkItem>>;
 
-fn framing() -> tarpc::tokio_util::codec::length_delimited::Builder {
-    let mut builder = LengthDelimitedCodec::builder();
-    builder.max_frame_length(MAX_FRAME);
-    builder
+fn transport<Item, SinkItem>(
+    stream: TcpStream,
+    nodelay: bool,
+) -> std::io::Result<Transport<Item, SinkItem>>
+where
+    Item: for<'de> tarpc::serde::Deserialize<'de>,
+    SinkItem: tarpc::serde::Serialize,
+{
+    if nodelay {
+        stream.set_nodelay(true)?;
+    }
+    Ok(serde_transport::new(
+        LengthDelimitedCodec::builder().new_framed(stream),
+        Bincode::default(),
+    ))
 }
 
-async fn server(listener: std::net::TcpListener, stop: Stop) {
+async fn server(listener: std::net::TcpListener, nodelay: bool, stop: Stop) {
     let work = async move {
         let listener = TcpListener::from_std(listener)?;
         let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
-        let transport = serde_transport::new(framing().new_framed(stream), Bincode::default());
+        let transport = transport(stream, nodelay)?;
         BaseChannel::with_defaults(transport)
             .execute(EchoServer.serve())
             .for_each(|response| async move {
@@ -85,32 +100,37 @@ async fn echo_call(client: EchoClient, payload: Bytes) -> Result<EchoClient, Str
     Ok(client)
 }
 
-/// Echo: `in_flight` calls of `size` bytes outstanding on one client.
+/// Echo: `load.in_flight` calls of `load.size` bytes outstanding on one
+/// client; `nodelay` sets `TCP_NODELAY` on both ends.
 pub fn echo(
     session: Session,
     topology: Topology,
-    size: usize,
-    in_flight: usize,
+    load: Load,
+    nodelay: bool,
 ) -> Result<Tally, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio_pair(
         topology,
-        move |stop| server(listener, stop),
+        move |stop| server(listener, nodelay, stop),
         move || async move {
             let stream = TcpStream::connect(addr)
                 .await
                 .map_err(|e| format!("connect: {e}"))?;
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            let transport = serde_transport::new(framing().new_framed(stream), Bincode::default());
+            let transport = transport(stream, nodelay).map_err(|e| e.to_string())?;
             let client = EchoClient::new(client::Config::default(), transport).spawn();
-            let payload = Bytes::from(vec![0xa5; size]);
+            let payload = Bytes::from(vec![0xa5; load.size]);
             let client = echo_call(client, payload.clone()).await?;
             let window = session.begin();
-            closed_loop(in_flight, window, client, |client| {
-                echo_call(client, payload.clone())
-            })
+            closed_loop(
+                load.callers,
+                |task| drop(tokio::spawn(task)),
+                load.in_flight,
+                window,
+                client,
+                move |client| echo_call(client, payload.clone()),
+            )
             .await
         },
     )

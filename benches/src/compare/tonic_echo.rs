@@ -5,8 +5,10 @@
 //! one service: `/bench.Echo/Echo`, a unary echo, and `/bench.Echo/Bulk`, a
 //! server-streaming call whose request is the message size and whose response
 //! is an endless stream of copies of one message. One `Channel` (one HTTP/2
-//! connection); `TCP_NODELAY` on both ends; otherwise tonic's defaults
-//! (hyper's client stream window 2 MiB, connection window 5 MiB).
+//! connection), each caller a clone of it, as tonic's documentation has
+//! concurrent callers do. tonic's defaults throughout: `TCP_NODELAY` on both
+//! ends (tonic's client and server builders turn it on), hyper's client
+//! stream window 2 MiB, connection window 5 MiB.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
@@ -26,7 +28,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
 
-use super::measure::{closed_loop, Meter, Session, Tally};
+use super::measure::{closed_loop, Callers, Load, Meter, Session, Tally};
 use super::topology::{tokio_pair, Stop, Topology};
 
 const ECHO_PATH: &str = "/bench.Echo/Echo";
@@ -156,17 +158,16 @@ async fn server(listener: std::net::TcpListener, stop: Stop) {
         Ok(listener) => listener,
         Err(error) => return eprintln!("  tonic listener: {error}"),
     };
+    // What `Server::builder().serve(addr)` does with the builder's default
+    // `tcp_nodelay(true)`; a listener handed over does not get it by itself.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let serve = Server::builder()
-        .tcp_nodelay(true)
-        .serve_with_incoming(EchoService, incoming);
+    let serve = Server::builder().serve_with_incoming(EchoService, incoming);
     let _ = select(Box::pin(serve), stop).await;
 }
 
 async fn channel(addr: SocketAddr) -> Result<Channel, String> {
     Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
-        .tcp_nodelay(true)
         .connect()
         .await
         .map_err(|e| format!("connect: {e}"))
@@ -195,26 +196,27 @@ async fn echo_call(mut client: Client, payload: Bytes) -> Result<Client, String>
     Ok(client)
 }
 
-/// Echo: `in_flight` unary calls of `size` bytes outstanding on one channel.
-pub fn echo(
-    session: Session,
-    topology: Topology,
-    size: usize,
-    in_flight: usize,
-) -> Result<Tally, String> {
+/// Echo: `load.in_flight` unary calls of `load.size` bytes outstanding on one
+/// channel.
+pub fn echo(session: Session, topology: Topology, load: Load) -> Result<Tally, String> {
     let (listener, addr) = bind()?;
     tokio_pair(
         topology,
         move |stop| server(listener, stop),
         move || async move {
             let client = Client::new(channel(addr).await?);
-            let payload = Bytes::from(vec![0xa5; size]);
+            let payload = Bytes::from(vec![0xa5; load.size]);
             // One call before the window, so the connection is up.
             let client = echo_call(client, payload.clone()).await?;
             let window = session.begin();
-            closed_loop(in_flight, window, client, |client| {
-                echo_call(client, payload.clone())
-            })
+            closed_loop(
+                load.callers,
+                |task| drop(tokio::spawn(task)),
+                load.in_flight,
+                window,
+                client,
+                move |client| echo_call(client, payload.clone()),
+            )
             .await
         },
     )
@@ -288,9 +290,14 @@ pub fn echo_under_bulk(
                 async move { consume_bulk(client, bulk_size, &meter).await }
             });
             let window = session.begin();
-            let tally = closed_loop(1, window, client, |client| {
-                echo_call(client, payload.clone())
-            })
+            let tally = closed_loop(
+                Callers::Tasks,
+                |task| drop(tokio::spawn(task)),
+                1,
+                window,
+                client,
+                move |client| echo_call(client, payload.clone()),
+            )
             .await;
             bulk.await
                 .map_err(|e| format!("the bulk task failed: {e}"))??;
