@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::{SinkExt, StreamExt};
 use grid::{
-    Ctx, HandlerError, Manager, Router, StreamReceiver, StreamSender, DEFAULT_STREAM_CAPACITY,
+    Ctx, HandlerError, Manager, Router, StreamReceiver, StreamSender, DEFAULT_STREAM_WINDOW,
 };
 
 use super::measure::{closed_loop, Callers, Load, Meter, Session, Tally, Window};
@@ -139,7 +139,7 @@ pub async fn start_node<R: GridRuntime>(
             Router::new()
                 .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
                 // The caller sends nothing on the bulk stream: the default.
-                .stream(BULK, DEFAULT_STREAM_CAPACITY, bulk_handler),
+                .stream(BULK, DEFAULT_STREAM_WINDOW, bulk_handler),
         )
         .start()
         .await
