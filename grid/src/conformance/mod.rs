@@ -47,7 +47,7 @@ where
 {
     block_on(Box::pin(async move {
         let runtime = R::default();
-        let expiry = sleep_until(&runtime, Instant::now() + TEST_TIMEOUT);
+        let expiry = sleep(&runtime, TEST_TIMEOUT);
         let test = test(runtime.clone());
         let test = std::pin::pin!(test);
         let expiry = std::pin::pin!(expiry);
@@ -56,6 +56,17 @@ where
             panic!("test exceeded {TEST_TIMEOUT:?}");
         }
     }));
+}
+
+/// Waits `duration` on `rt`'s clock: a test's pause must follow the clock
+/// its nodes' timers follow, which a simulator may run faster than real time.
+pub(crate) async fn sleep<R: Runtime>(rt: &R, duration: Duration) {
+    sleep_until(rt, rt.now() + duration).await
+}
+
+/// How long it is since `start` on `rt`'s clock.
+pub(crate) fn elapsed<R: Runtime>(rt: &R, start: Instant) -> Duration {
+    rt.now().saturating_duration_since(start)
 }
 
 /// Expands to one `#[test]` per conformance test, run on the given runtime
