@@ -8,11 +8,11 @@ use grid_proto::{dials, BackoffConfig, Timeouts};
 
 use crate::conformance::probe::Probe;
 use crate::conformance::proxy::FaultProxy;
+use crate::conformance::sleep;
 use crate::handler::{Ctx, HandlerError};
 use crate::manager::{Manager, ManagerBuilder};
 use crate::peer::Peer;
 use crate::router::Router;
-use crate::conformance::sleep;
 use crate::runtime::Runtime;
 use crate::stream::{StreamReceiver, StreamSender};
 

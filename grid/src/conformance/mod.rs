@@ -73,6 +73,10 @@ pub(crate) fn elapsed<R: Runtime>(rt: &R, start: Instant) -> Duration {
 /// type, each test on a fresh runtime started by the given [`BlockOn`]
 /// function: `grid::conformance_tests!(grid_tokio::Tokio, block_on);`
 ///
+/// A runtime on which the hostile-peer group cannot run says why, and those
+/// tests are generated ignored, with that reason:
+/// `grid::conformance_tests!(grid_sim::Turmoil, block_on, ignore_hostile = "why");`
+///
 /// The list of tests is written once, in the `@list` arm; `list_check.rs`
 /// compares it with the `pub async fn`s of `suite/`, `typed_suite.rs` and
 /// the hostile suite's test files, so a test added there but not here fails
@@ -80,7 +84,11 @@ pub(crate) fn elapsed<R: Runtime>(rt: &R, start: Instant) -> Duration {
 #[macro_export]
 macro_rules! conformance_tests {
     ($runtime:ty, $block_on:path) => {
-        $crate::conformance_tests!(@list (@tests $runtime, $block_on));
+        // `cfg(all())` is always true: an attribute that changes nothing.
+        $crate::conformance_tests!(@list (@tests $runtime, $block_on, cfg(all())));
+    };
+    ($runtime:ty, $block_on:path, ignore_hostile = $reason:literal) => {
+        $crate::conformance_tests!(@list (@tests $runtime, $block_on, ignore = $reason));
     };
     // Hands the list to the arm named by `$mode`: `@tests` (the user's
     // expansion), `@names` or `@hostile_names` (the list check).
@@ -143,7 +151,7 @@ macro_rules! conformance_tests {
             ]
         }
     };
-    (@tests $runtime:ty, $block_on:path;
+    (@tests $runtime:ty, $block_on:path, $hostile_attr:meta;
         suite [$($name:ident),* $(,)?]
         typed [$($typed:ident),* $(,)?]
         hostile [$($hostile:ident),* $(,)?]
@@ -167,6 +175,7 @@ macro_rules! conformance_tests {
             use super::*;
             $(
                 #[test]
+                #[$hostile_attr]
                 fn $hostile() {
                     $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::hostile::$hostile::<$runtime>);
                 }

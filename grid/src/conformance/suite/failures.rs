@@ -11,8 +11,8 @@ use crate::conformance::bare::{drive_to_close, raw_connection, NoHandlers};
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
 use crate::conformance::paused_reads::{PausedReads, ReadSwitch};
 use crate::conformance::TestRuntime;
-use crate::driver::Exit;
 use crate::conformance::{elapsed, sleep};
+use crate::driver::Exit;
 
 use super::{until_started, WAIT};
 
@@ -147,9 +147,7 @@ pub async fn graceful_shutdown_drains<R: TestRuntime>(rt: R) {
     let refused = loop {
         match conn.request(ECHO, "new").await {
             Err(error) => break error,
-            Ok(_) if rt.now() < deadline => {
-                sleep(&rt, Duration::from_millis(2)).await
-            }
+            Ok(_) if rt.now() < deadline => sleep(&rt, Duration::from_millis(2)).await,
             Ok(_) => panic!("node never started draining"),
         }
     };
@@ -194,7 +192,10 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
         }
         let start = rt.now();
         while cluster.conn(closer, sender).is_connected() {
-            assert!(elapsed(&rt, start) < WAIT, "the old connection never closed");
+            assert!(
+                elapsed(&rt, start) < WAIT,
+                "the old connection never closed"
+            );
             sleep(&rt, Duration::from_millis(5)).await;
         }
         let reads = ReadSwitch::default();
