@@ -256,6 +256,9 @@ impl Simulation {
 
     /// Runs until every running node is connected to every other running
     /// node, at most for `within` of virtual time; panics if they are not.
+    ///
+    /// Connected as each node sees it: a connection to a peer that crashed
+    /// unseen (behind a partition) counts until keepalives find it dead.
     pub fn run_until_connected(&mut self, within: Duration) {
         let limit = self.sim.elapsed() + within;
         let running: Vec<usize> = (0..self.names.len())
