@@ -106,6 +106,16 @@ impl Tokio {
         let _ = stream.set_nodelay(true);
         Box::new(TokioTcp(stream))
     }
+
+    /// Wraps any byte stream with tokio's I/O traits (a TLS stream, a
+    /// simulated socket) as the byte stream grid runs over, keeping its
+    /// vectored writes.
+    pub fn compat<T>(stream: T) -> BoxIo
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        Box::new(TokioTcp(stream))
+    }
 }
 
 impl Runtime for Tokio {

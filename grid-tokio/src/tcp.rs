@@ -1,4 +1,5 @@
-//! A tokio TCP stream as the `futures-io` byte stream grid runs over.
+//! A tokio byte stream (a TCP socket, or anything else with tokio's I/O
+//! traits) as the `futures-io` byte stream grid runs over.
 //!
 //! `tokio_util::compat` would do, but its vectored write sends only the first
 //! buffer, which turns grid's coalesced writes back into a syscall per buffer.
@@ -8,13 +9,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::ReadBuf;
 
-/// A tokio TCP stream with real vectored writes.
-pub(crate) struct TokioTcp(pub(crate) TcpStream);
+/// A tokio byte stream with real vectored writes.
+pub(crate) struct TokioTcp<T>(pub(crate) T);
 
-impl AsyncRead for TokioTcp {
+impl<T: tokio::io::AsyncRead + Unpin> AsyncRead for TokioTcp<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -29,7 +29,7 @@ impl AsyncRead for TokioTcp {
     }
 }
 
-impl AsyncWrite for TokioTcp {
+impl<T: tokio::io::AsyncWrite + Unpin> AsyncWrite for TokioTcp<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

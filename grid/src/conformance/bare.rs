@@ -2,8 +2,6 @@
 //! handlers: for tests that need a peer the node cannot tell from a real one
 //! but whose every step the test controls.
 
-use std::time::Instant;
-
 use grid_proto::{CloseReason, Config, Connection as Proto, Role};
 
 use crate::conformance::TestRuntime;
@@ -30,7 +28,7 @@ pub(crate) fn raw_connection<R: TestRuntime>(
     io: BoxIo,
     name: &str,
 ) -> (std::sync::Arc<Shared>, Driver) {
-    let now = Instant::now();
+    let now = rt.now();
     let mut config = Config::new(
         name,
         1,

@@ -1,18 +1,19 @@
 //! A cluster of nodes on loopback with the conformance suite's handlers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use grid_proto::{dials, BackoffConfig, Timeouts};
 
 use crate::conformance::probe::Probe;
 use crate::conformance::proxy::FaultProxy;
+use crate::conformance::sleep;
 use crate::handler::{Ctx, HandlerError};
 use crate::manager::{Manager, ManagerBuilder};
 use crate::peer::Peer;
 use crate::router::Router;
-use crate::runtime::{sleep_until, Runtime};
+use crate::runtime::Runtime;
 use crate::stream::{StreamReceiver, StreamSender};
 
 /// Handler ids the test nodes register.
@@ -109,6 +110,8 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         probe.clone(),
         probe.clone(),
     );
+    // The handler's deadline is on the node's runtime clock.
+    let clock = builder.runtime().clone();
     let router = Router::new()
         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
         .single(FAIL, |_ctx: Ctx, request: Bytes| async move {
@@ -129,8 +132,9 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         })
         .single(DEADLINE, move |ctx: Ctx, _request: Bytes| {
             let probe = p2.clone();
+            let now = clock.now();
             async move {
-                let left = ctx.deadline().saturating_duration_since(Instant::now());
+                let left = ctx.deadline().saturating_duration_since(now);
                 probe.record(format!("deadline:{}", left.as_millis()));
                 let _end = guard(&probe, "deadline:end");
                 let reason = ctx.cancelled().await;
@@ -374,7 +378,7 @@ impl<R: Runtime> Cluster<R> {
     /// Waits until no call is in flight on any connection of any running node,
     /// at most `timeout`; panics with the stats otherwise.
     pub async fn assert_no_calls_left(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+        let deadline = self.runtime.now() + timeout;
         loop {
             let busy: Vec<_> = self
                 .nodes
@@ -390,11 +394,11 @@ impl<R: Runtime> Cluster<R> {
             if busy.is_empty() {
                 return;
             }
-            if Instant::now() >= deadline {
+            if self.runtime.now() >= deadline {
                 panic!("calls left open: {busy:#?}");
             }
             // Polling: ends of calls are not events a test can await.
-            sleep_until(&self.runtime, Instant::now() + Duration::from_millis(10)).await;
+            sleep(&self.runtime, Duration::from_millis(10)).await;
         }
     }
 

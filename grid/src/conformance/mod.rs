@@ -47,7 +47,7 @@ where
 {
     block_on(Box::pin(async move {
         let runtime = R::default();
-        let expiry = sleep_until(&runtime, Instant::now() + TEST_TIMEOUT);
+        let expiry = sleep(&runtime, TEST_TIMEOUT);
         let test = test(runtime.clone());
         let test = std::pin::pin!(test);
         let expiry = std::pin::pin!(expiry);
@@ -58,9 +58,24 @@ where
     }));
 }
 
+/// Waits `duration` on `rt`'s clock: a test's pause must follow the clock
+/// its nodes' timers follow, which a simulator may run faster than real time.
+pub(crate) async fn sleep<R: Runtime>(rt: &R, duration: Duration) {
+    sleep_until(rt, rt.now() + duration).await
+}
+
+/// How long it is since `start` on `rt`'s clock.
+pub(crate) fn elapsed<R: Runtime>(rt: &R, start: Instant) -> Duration {
+    rt.now().saturating_duration_since(start)
+}
+
 /// Expands to one `#[test]` per conformance test, run on the given runtime
 /// type, each test on a fresh runtime started by the given [`BlockOn`]
 /// function: `grid::conformance_tests!(grid_tokio::Tokio, block_on);`
+///
+/// A runtime on which the hostile-peer group cannot run says why, and those
+/// tests are generated ignored, with that reason:
+/// `grid::conformance_tests!(grid_sim::Turmoil, block_on, ignore_hostile = "why");`
 ///
 /// The list of tests is written once, in the `@list` arm; `list_check.rs`
 /// compares it with the `pub async fn`s of `suite/`, `typed_suite.rs` and
@@ -69,7 +84,11 @@ where
 #[macro_export]
 macro_rules! conformance_tests {
     ($runtime:ty, $block_on:path) => {
-        $crate::conformance_tests!(@list (@tests $runtime, $block_on));
+        // `cfg(all())` is always true: an attribute that changes nothing.
+        $crate::conformance_tests!(@list (@tests $runtime, $block_on, cfg(all())));
+    };
+    ($runtime:ty, $block_on:path, ignore_hostile = $reason:literal) => {
+        $crate::conformance_tests!(@list (@tests $runtime, $block_on, ignore = $reason));
     };
     // Hands the list to the arm named by `$mode`: `@tests` (the user's
     // expansion), `@names` or `@hostile_names` (the list check).
@@ -132,7 +151,7 @@ macro_rules! conformance_tests {
             ]
         }
     };
-    (@tests $runtime:ty, $block_on:path;
+    (@tests $runtime:ty, $block_on:path, $hostile_attr:meta;
         suite [$($name:ident),* $(,)?]
         typed [$($typed:ident),* $(,)?]
         hostile [$($hostile:ident),* $(,)?]
@@ -156,6 +175,7 @@ macro_rules! conformance_tests {
             use super::*;
             $(
                 #[test]
+                #[$hostile_attr]
                 fn $hostile() {
                     $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::hostile::$hostile::<$runtime>);
                 }

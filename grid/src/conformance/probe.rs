@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::runtime::{sleep_until, Runtime};
 
@@ -53,7 +53,7 @@ impl Probe {
         prefix: &str,
         timeout: Duration,
     ) -> String {
-        let deadline = Instant::now() + timeout;
+        let deadline = runtime.now() + timeout;
         let found = std::future::poll_fn(|cx| {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(event) = state.events.iter().find(|e| e.starts_with(prefix)) {

@@ -6,12 +6,13 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::runtime::{sleep_until, BoxIo, Listener, Runtime};
+use crate::conformance::sleep;
+use crate::runtime::{BoxIo, Listener, Runtime};
 
 #[derive(Default)]
 struct Controls {
@@ -188,7 +189,7 @@ async fn pump<R: Runtime>(
         }
         let delay = controls.delay_micros.load(Ordering::SeqCst);
         if delay > 0 {
-            sleep_until(&runtime, Instant::now() + Duration::from_micros(delay)).await;
+            sleep(&runtime, Duration::from_micros(delay)).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;

@@ -94,6 +94,11 @@ impl<R: Runtime> ManagerBuilder<R> {
         }
     }
 
+    /// The runtime the node will run on: for handlers that read its clock.
+    pub fn runtime(&self) -> &R {
+        &self.runtime
+    }
+
     /// The other nodes of the cluster, by name (by default their addresses).
     /// The node's own name may be included; it is skipped.
     pub fn peers<I, S>(mut self, peers: I) -> Self
@@ -255,7 +260,11 @@ impl<R: Runtime> ManagerBuilder<R> {
             Some(listener) => inner.runtime.spawn(accept_loop(inner.clone(), listener)),
             None => inner.listener_closed.raise(),
         }
-        for name in inner.peers.keys() {
+        // In name order, not the map's: a simulated run replays only if the
+        // tasks start in the same order every time.
+        let mut names: Vec<&String> = inner.peers.keys().collect();
+        names.sort();
+        for name in names {
             if dials(&inner.name, name) {
                 inner.runtime.spawn(dial_loop(inner.clone(), name.clone()));
             }

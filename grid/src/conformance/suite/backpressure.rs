@@ -1,13 +1,12 @@
 //! Backpressure: a stalled stream or a full send buffer holds back only what it
 //! must, and waiting senders are woken.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
-use crate::conformance::TestRuntime;
-use crate::runtime::sleep_until;
+use crate::conformance::{sleep, TestRuntime};
 
 use super::WAIT;
 
@@ -61,7 +60,7 @@ pub async fn blocked_consumer_and_cancel_clean_up_both_sides<R: TestRuntime>(rt:
         .await
         .unwrap();
     // Let the handler fill the window, then give up.
-    sleep_until(&rt, Instant::now() + Duration::from_millis(50)).await;
+    sleep(&rt, Duration::from_millis(50)).await;
     drop(stream);
     cluster.probe.wait_for(&rt, "produce:end", WAIT).await;
     cluster.assert_no_calls_left(WAIT).await;
@@ -80,7 +79,7 @@ pub async fn blocked_streams_survive_keepalives<R: TestRuntime>(rt: R) {
         .unwrap();
     let blocked = conn.stream(STREAM_IN1, "").open().await.unwrap();
     // Ten keepalive intervals and well past the idle timeout.
-    sleep_until(&rt, Instant::now() + Duration::from_millis(1200)).await;
+    sleep(&rt, Duration::from_millis(1200)).await;
     assert!(conn.is_connected());
     assert_eq!(conn.stats().reconnects, 0);
     for i in 0..10 {

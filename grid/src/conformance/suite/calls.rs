@@ -1,13 +1,13 @@
 //! Single requests: answers, errors, routing, start-up checks, and calls from
 //! one or many tasks sharing the socket.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use grid_proto::Error;
 
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
-use crate::conformance::TestRuntime;
+use crate::conformance::{elapsed, TestRuntime};
 use crate::manager::{ManagerBuilder, StartError};
 use crate::router::Router;
 
@@ -157,7 +157,7 @@ pub async fn lone_and_concurrent_calls_share_the_socket<R: TestRuntime>(rt: R) {
         ..ClusterOptions::default()
     };
     let cluster = Cluster::start_with(&rt, 2, options).await;
-    let started = Instant::now();
+    let started = rt.now();
     echo_calls(cluster.conn(0, 1), 0, 40).await;
     let mut workers = Vec::new();
     for worker in 0..4usize {
@@ -168,9 +168,9 @@ pub async fn lone_and_concurrent_calls_share_the_socket<R: TestRuntime>(rt: R) {
     }
     futures_util::future::join_all(workers).await;
     assert!(
-        started.elapsed() < Duration::from_secs(8),
+        elapsed(&rt, started) < Duration::from_secs(8),
         "took {:?}",
-        started.elapsed()
+        elapsed(&rt, started)
     );
     cluster.assert_no_calls_left(WAIT).await;
     cluster.shutdown().await;

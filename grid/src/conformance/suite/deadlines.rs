@@ -9,7 +9,7 @@ use grid_proto::Error;
 
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
 use crate::conformance::TestRuntime;
-use crate::runtime::sleep_until;
+use crate::conformance::{elapsed, sleep};
 
 use super::{until_started, WAIT};
 
@@ -17,7 +17,7 @@ use super::{until_started, WAIT};
 /// the caller sees `DeadlineExceeded`.
 pub async fn deadline_reaches_the_handler<R: TestRuntime>(rt: R) {
     let cluster = Cluster::start(&rt, 2).await;
-    let started = Instant::now();
+    let started = rt.now();
     let result = cluster
         .conn(0, 1)
         .request(DEADLINE, "")
@@ -25,9 +25,9 @@ pub async fn deadline_reaches_the_handler<R: TestRuntime>(rt: R) {
         .await;
     assert_eq!(result, Err(Error::DeadlineExceeded));
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        elapsed(&rt, started) < Duration::from_secs(2),
         "{:?}",
-        started.elapsed()
+        elapsed(&rt, started)
     );
     let seen = cluster.probe.wait_for(&rt, "deadline:", WAIT).await;
     let left: u64 = seen.trim_start_matches("deadline:").parse().unwrap();
@@ -52,16 +52,16 @@ pub async fn lone_call_deadline_fires_without_an_answer<R: TestRuntime>(rt: R) {
     let conn = cluster.conn(0, 1);
     assert_eq!(conn.request(ECHO, "warm").await.unwrap(), "warm");
     proxy.stall(true);
-    let started = Instant::now();
+    let started = rt.now();
     let result = conn
         .request(ECHO, "lost")
         .timeout(Duration::from_millis(50))
         .await;
     assert_eq!(result, Err(Error::DeadlineExceeded));
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        elapsed(&rt, started) < Duration::from_secs(3),
         "took {:?}",
-        started.elapsed()
+        elapsed(&rt, started)
     );
     proxy.stall(false);
     assert_eq!(conn.request(ECHO, "again").await.unwrap(), "again");
@@ -89,27 +89,27 @@ async fn full_send_buffer<R: TestRuntime>(rt: &R) -> Cluster<R> {
     cluster.proxy.as_ref().unwrap().stall(true);
     let conn = cluster.conn(0, 1);
     let filler = Bytes::from(vec![7u8; 256 * 1024]);
-    let started = Instant::now();
+    let started = rt.now();
     // The kernel's socket buffers take the first few MiB.
     loop {
         let queued = cluster.node(0).stats()[0].protocol.send_buffered;
         if queued >= SMALL_SEND_BUFFER {
             return cluster;
         }
-        assert!(started.elapsed() < WAIT, "send buffer never filled");
+        assert!(elapsed(rt, started) < WAIT, "send buffer never filled");
         let request = conn
             .request(ECHO, filler.clone())
             .timeout(Duration::from_secs(50));
         rt.spawn(async move {
             let _ = request.await;
         });
-        sleep_until(rt, Instant::now() + Duration::from_millis(5)).await;
+        sleep(rt, Duration::from_millis(5)).await;
     }
 }
 
 /// Asserts that a call given a 200 ms deadline ended within about it.
-fn ended_at_its_deadline(started: Instant) {
-    let took = started.elapsed();
+fn ended_at_its_deadline<R: TestRuntime>(rt: &R, started: Instant) {
+    let took = elapsed(rt, started);
     assert!(
         took >= Duration::from_millis(190) && took < Duration::from_millis(700),
         "took {took:?}"
@@ -123,13 +123,13 @@ fn ended_at_its_deadline(started: Instant) {
 pub async fn full_send_buffer_ends_a_request_at_its_deadline<R: TestRuntime>(rt: R) {
     let cluster = full_send_buffer(&rt).await;
     let conn = cluster.conn(0, 1);
-    let started = Instant::now();
+    let started = rt.now();
     let result = conn
         .request(DEADLINE, "never sent")
         .timeout(Duration::from_millis(200))
         .await;
     assert_eq!(result, Err(Error::DeadlineExceeded));
-    ended_at_its_deadline(started);
+    ended_at_its_deadline(&rt, started);
 
     // Once the peer reads again the fillers are answered; the expired call
     // never reached it.
@@ -142,7 +142,7 @@ pub async fn full_send_buffer_ends_a_request_at_its_deadline<R: TestRuntime>(rt:
     let late = conn
         .request(DEADLINE, "never sent")
         .timeout(Duration::from_millis(50));
-    sleep_until(&rt, Instant::now() + Duration::from_millis(100)).await;
+    sleep(&rt, Duration::from_millis(100)).await;
     assert_eq!(late.await, Err(Error::DeadlineExceeded));
     assert_eq!(cluster.probe.count("deadline:"), 0);
 
@@ -152,7 +152,7 @@ pub async fn full_send_buffer_ends_a_request_at_its_deadline<R: TestRuntime>(rt:
             .timeout(Duration::from_secs(2))
             .into_future(),
     );
-    sleep_until(&rt, Instant::now() + Duration::from_millis(500)).await;
+    sleep(&rt, Duration::from_millis(500)).await;
     until_started(&mut call, cluster.probe.wait_for(&rt, "deadline:", WAIT)).await;
     let seen = cluster
         .probe
@@ -175,7 +175,7 @@ pub async fn full_send_buffer_ends_a_request_at_its_deadline<R: TestRuntime>(rt:
 /// reaches the peer.
 pub async fn full_send_buffer_ends_a_stream_open_at_its_deadline<R: TestRuntime>(rt: R) {
     let cluster = full_send_buffer(&rt).await;
-    let started = Instant::now();
+    let started = rt.now();
     let result = cluster
         .conn(0, 1)
         .stream(STREAM_IN0, "")
@@ -187,7 +187,7 @@ pub async fn full_send_buffer_ends_a_stream_open_at_its_deadline<R: TestRuntime>
         "{:?}",
         result.map(|_| ())
     );
-    ended_at_its_deadline(started);
+    ended_at_its_deadline(&rt, started);
     cluster.proxy.as_ref().unwrap().stall(false);
     cluster.assert_no_calls_left(WAIT).await;
     assert_eq!(cluster.probe.count("in0:start"), 0);

@@ -2,7 +2,7 @@
 //! that must arrive.
 
 use std::future::IntoFuture;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use grid_proto::{dials, CloseReason, Error};
@@ -11,8 +11,8 @@ use crate::conformance::bare::{drive_to_close, raw_connection, NoHandlers};
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
 use crate::conformance::paused_reads::{PausedReads, ReadSwitch};
 use crate::conformance::TestRuntime;
+use crate::conformance::{elapsed, sleep};
 use crate::driver::Exit;
-use crate::runtime::sleep_until;
 
 use super::{until_started, WAIT};
 
@@ -29,14 +29,14 @@ pub async fn stalled_peer_is_detected_dead<R: TestRuntime>(rt: R) {
     let mut call = Box::pin(conn.request(HANG, "").into_future());
     until_started(&mut call, cluster.probe.wait_for(&rt, "hang:start", WAIT)).await;
     proxy.stall(true);
-    let started = Instant::now();
+    let started = rt.now();
     assert_eq!(call.await, Err(Error::Disconnected));
     let bound = crate::conformance::cluster::test_timeouts().idle
         + crate::conformance::cluster::test_timeouts().keepalive_interval;
     assert!(
-        started.elapsed() <= bound + Duration::from_millis(300),
+        elapsed(&rt, started) <= bound + Duration::from_millis(300),
         "took {:?}",
-        started.elapsed()
+        elapsed(&rt, started)
     );
     proxy.stall(false);
     proxy.cut();
@@ -103,17 +103,17 @@ pub async fn calls_to_a_stopped_node_fail_fast<R: TestRuntime>(rt: R) {
     let conn = cluster.conn(0, 1);
     cluster.stop(1).await;
     // Wait until node 0 has noticed.
-    let deadline = Instant::now() + WAIT;
-    while conn.is_connected() && Instant::now() < deadline {
-        sleep_until(&rt, Instant::now() + Duration::from_millis(5)).await;
+    let deadline = rt.now() + WAIT;
+    while conn.is_connected() && rt.now() < deadline {
+        sleep(&rt, Duration::from_millis(5)).await;
     }
-    let started = Instant::now();
+    let started = rt.now();
     assert_eq!(conn.request(ECHO, "x").await, Err(Error::Disconnected));
     assert!(Error::Disconnected.is_retryable());
     assert!(
-        started.elapsed() < Duration::from_millis(50),
+        elapsed(&rt, started) < Duration::from_millis(50),
         "{:?}",
-        started.elapsed()
+        elapsed(&rt, started)
     );
     assert!(conn.stream(STREAM_ECHO, "").open().await.is_err());
     cluster.shutdown().await;
@@ -143,13 +143,11 @@ pub async fn graceful_shutdown_drains<R: TestRuntime>(rt: R) {
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     // New calls fail fast with Draining once the GoAway arrived.
-    let deadline = Instant::now() + WAIT;
+    let deadline = rt.now() + WAIT;
     let refused = loop {
         match conn.request(ECHO, "new").await {
             Err(error) => break error,
-            Ok(_) if Instant::now() < deadline => {
-                sleep_until(&rt, Instant::now() + Duration::from_millis(2)).await
-            }
+            Ok(_) if rt.now() < deadline => sleep(&rt, Duration::from_millis(2)).await,
             Ok(_) => panic!("node never started draining"),
         }
     };
@@ -164,9 +162,9 @@ pub async fn graceful_shutdown_drains<R: TestRuntime>(rt: R) {
     }
     assert_eq!(stream.receiver.recv().await, None);
     drop(stream);
-    let deadline = Instant::now() + WAIT;
-    while !drained.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
-        sleep_until(&rt, Instant::now() + Duration::from_millis(5)).await;
+    let deadline = rt.now() + WAIT;
+    while !drained.load(std::sync::atomic::Ordering::SeqCst) && rt.now() < deadline {
+        sleep(&rt, Duration::from_millis(5)).await;
     }
     assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
     cluster.stop(1).await;
@@ -192,10 +190,13 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
         if round > 0 {
             cluster.restart(closer).await;
         }
-        let start = Instant::now();
+        let start = rt.now();
         while cluster.conn(closer, sender).is_connected() {
-            assert!(start.elapsed() < WAIT, "the old connection never closed");
-            sleep_until(&rt, Instant::now() + Duration::from_millis(5)).await;
+            assert!(
+                elapsed(&rt, start) < WAIT,
+                "the old connection never closed"
+            );
+            sleep(&rt, Duration::from_millis(5)).await;
         }
         let reads = ReadSwitch::default();
         let io = rt.connect(&cluster.names[closer]).await.expect("connect");
@@ -206,7 +207,7 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
             Exit::Closed(reason) => panic!("round {round}: handshake failed: {reason}"),
         }
         let slot = crate::peer::PeerSlot::new(&cluster.names[closer], crate::runtime::clock(&rt));
-        slot.install(shared, 0, Instant::now(), Duration::ZERO);
+        slot.install(shared, 0, rt.now(), Duration::ZERO);
         let peer = crate::peer::Peer { slot };
         let sent = AtomicUsize::new(0);
         let send = async {
@@ -226,10 +227,10 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
         let close = async {
             // Well into the stream, so the closing node has input in flight.
             while sent.load(Ordering::Relaxed) < 100 {
-                sleep_until(&rt, Instant::now() + Duration::from_millis(1)).await;
+                sleep(&rt, Duration::from_millis(1)).await;
             }
             cluster.stop(closer).await;
-            sleep_until(&rt, Instant::now() + Duration::from_millis(200)).await;
+            sleep(&rt, Duration::from_millis(200)).await;
             reads.resume();
         };
         let (reason, (), ()) =
@@ -265,12 +266,12 @@ pub async fn vanished_peer_with_unsent_data_is_redialed<R: TestRuntime>(rt: R) {
     for result in futures_util::future::join_all(calls).await {
         assert_eq!(result, Err(Error::Disconnected));
     }
-    let started = Instant::now();
+    let started = rt.now();
     cluster.wait_connected().await;
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        elapsed(&rt, started) < Duration::from_secs(3),
         "reconnected after {:?}",
-        started.elapsed()
+        elapsed(&rt, started)
     );
     assert_eq!(conn.request(ECHO, "back").await.unwrap(), "back");
     cluster.shutdown().await;
