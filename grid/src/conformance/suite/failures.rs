@@ -213,8 +213,9 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
         let send = async {
             let (mut tx, _rx) = peer.stream(STREAM_SINK, "").open().await.unwrap().split();
             let message = Bytes::from(vec![1u8; 16 * 1024]);
-            // The first message waits for the sink's credit; the rest are
-            // within it, so none of them waits for a read.
+            // The first message waits for the sink's credit; the next sixty
+            // or so are within it and wait for no read, the rest wait for
+            // credit until the close ends the stream.
             tx.send(message.clone()).await.unwrap();
             reads.pause();
             for _ in 1..300 {
@@ -225,8 +226,10 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
             }
         };
         let close = async {
-            // Well into the stream, so the closing node has input in flight.
-            while sent.load(Ordering::Relaxed) < 100 {
+            // Well into the stream, so the closing node has input in flight;
+            // within the sink's window (1 MiB, 63 of these messages), since
+            // the sender reads no credit while its reads are paused.
+            while sent.load(Ordering::Relaxed) < 40 {
                 sleep(&rt, Duration::from_millis(1)).await;
             }
             cluster.stop(closer).await;
