@@ -103,7 +103,9 @@ impl Connection {
             {
                 if self.spend_cheap(now) {
                     self.keepalive.unanswered_since = Some(sent);
-                    self.keepalive.first_unanswered = Some(latest);
+                    // Pings after it are still out; their pongs, in order,
+                    // keep counting.
+                    self.keepalive.first_unanswered = Some(id.wrapping_add(1));
                 }
             }
             _ => {
