@@ -72,6 +72,7 @@ mod turmoil_runtime;
 pub use grid::*;
 pub use turmoil;
 
+pub use crate::random::SimRandom;
 pub use crate::seed::{seed_from_env, SEED_VAR};
 pub use crate::simulation::{host_name, node_name, run_client, SimBuilder, Simulation, PORT};
 pub use crate::task::{Task, TaskError};

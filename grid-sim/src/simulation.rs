@@ -137,7 +137,8 @@ fn node_software(
             let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
             lock(&slot).jobs = Some(jobs);
             while let Some(job) = queue.recv().await {
-                tokio::spawn(job(node.clone()));
+                // Local, like every task of the node: see `Turmoil::spawn`.
+                tokio::task::spawn_local(job(node.clone()));
             }
             Ok(())
         })
@@ -304,9 +305,16 @@ impl Simulation {
         self.each_link(a, b, |sim, x, y| sim.partition(x, y));
     }
 
-    /// Heals the links between the nodes of `a` and those of `b`.
+    /// Heals the links between the nodes of `a` and those of `b`; messages
+    /// held on them stay held (see [`Simulation::release`]).
     pub fn repair(&mut self, a: &[usize], b: &[usize]) {
         self.each_link(a, b, |sim, x, y| sim.repair(x, y));
+    }
+
+    /// Heals every link: lifts partitions and delivers held messages.
+    pub fn heal_all(&mut self) {
+        let all: Vec<usize> = (0..self.names.len()).collect();
+        self.release(&all, &all);
     }
 
     /// Holds messages between the nodes of `a` and those of `b` (delayed,
@@ -316,7 +324,7 @@ impl Simulation {
     }
 
     /// Delivers the messages held between the nodes of `a` and those of `b`
-    /// and lets new ones through.
+    /// and lets new ones through; this also lifts a partition between them.
     pub fn release(&mut self, a: &[usize], b: &[usize]) {
         self.each_link(a, b, |sim, x, y| sim.release(x, y));
     }

@@ -9,12 +9,12 @@ use std::time::Instant;
 use grid::{BoxFuture, BoxIo, Listener, Runtime, Timer};
 use grid_tokio::Tokio;
 
-use crate::random::{next_default_seed, SeededRandom};
+use crate::random::{next_default_seed, SimRandom};
 
 /// grid's runtime inside a turmoil simulation: turmoil's simulated TCP, and
 /// randomness from a seed.
 ///
-/// Tasks, timers and the clock are tokio's, which is all grid-tokio does:
+/// Timers and the clock are tokio's, as in grid-tokio:
 /// turmoil runs every simulated host on a tokio runtime whose time is paused
 /// and advanced by the simulation, so tokio's timers and `Instant` already
 /// are the virtual clock. Only the sockets and the randomness differ.
@@ -23,7 +23,7 @@ use crate::random::{next_default_seed, SeededRandom};
 /// exist nowhere else.
 #[derive(Clone, Debug)]
 pub struct Turmoil {
-    random: Arc<Mutex<SeededRandom>>,
+    random: Arc<Mutex<SimRandom>>,
 }
 
 impl Turmoil {
@@ -31,7 +31,7 @@ impl Turmoil {
     /// jitter) is drawn from `seed`.
     pub fn seeded(seed: u64) -> Turmoil {
         Turmoil {
-            random: Arc::new(Mutex::new(SeededRandom::new(seed))),
+            random: Arc::new(Mutex::new(SimRandom::new(seed))),
         }
     }
 }
@@ -86,7 +86,12 @@ impl Runtime for Turmoil {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        Tokio.spawn(future);
+        // On the host's local task set, not the tokio runtime: when a crash
+        // drops a host's tasks, the runtime drops its own in an order that
+        // depends on task ids numbered across the whole process, which would
+        // change the order of the sockets' last messages from run to run.
+        // The local set drops its tasks in the order they were spawned.
+        tokio::task::spawn_local(future);
     }
 
     fn timer(&self, deadline: Instant) -> Box<dyn Timer> {

@@ -33,6 +33,30 @@ impl Clock for SystemClock {
     }
 }
 
+/// The clock of a grid [`Runtime`](grid::Runtime): the one its timers
+/// follow, which on a simulated runtime is the virtual clock.
+#[derive(Clone, Default)]
+pub struct RuntimeClock<R>(pub R);
+
+impl<R> std::fmt::Debug for RuntimeClock<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RuntimeClock")
+    }
+}
+
+impl<R: grid::Runtime> Clock for RuntimeClock<R> {
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+}
+
+/// The clock of `runtime` as a [`SharedClock`]: what a node on a simulated
+/// runtime gives its lock server and clients, so that leases follow the
+/// time its timers follow.
+pub fn runtime_clock<R: grid::Runtime>(runtime: &R) -> SharedClock {
+    Arc::new(RuntimeClock(runtime.clone()))
+}
+
 /// A clock shared by the server, the client and every lease they hold.
 pub type SharedClock = Arc<dyn Clock>;
 

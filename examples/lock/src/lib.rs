@@ -65,7 +65,7 @@ pub mod wire;
 
 pub use backoff::RetryBackoff;
 pub use client::{ClientConfig, LockClient};
-pub use clock::{system_clock, Clock, SharedClock, SystemClock};
+pub use clock::{runtime_clock, system_clock, Clock, RuntimeClock, SharedClock, SystemClock};
 pub use error::{AcquireError, ClientError, Lost};
 pub use guard::LockGuard;
 pub use locker::Locker;

@@ -1,7 +1,7 @@
 //! Configuring and starting a node: [`ManagerBuilder`], and why starting can
 //! fail.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -220,7 +220,7 @@ impl<R: Runtime> ManagerBuilder<R> {
         if secret.len() < MIN_SECRET_LEN {
             return Err(StartError::WeakSecret { len: secret.len() });
         }
-        let mut peers = HashMap::new();
+        let mut peers = BTreeMap::new();
         for peer in &self.peers {
             if *peer != self.name {
                 peers.insert(peer.clone(), PeerSlot::new(peer, clock(&self.runtime)));
@@ -260,11 +260,7 @@ impl<R: Runtime> ManagerBuilder<R> {
             Some(listener) => inner.runtime.spawn(accept_loop(inner.clone(), listener)),
             None => inner.listener_closed.raise(),
         }
-        // In name order, not the map's: a simulated run replays only if the
-        // tasks start in the same order every time.
-        let mut names: Vec<&String> = inner.peers.keys().collect();
-        names.sort();
-        for name in names {
+        for name in inner.peers.keys() {
             if dials(&inner.name, name) {
                 inner.runtime.spawn(dial_loop(inner.clone(), name.clone()));
             }

@@ -1,7 +1,7 @@
 //! The running node: [`Manager`], the handle the application keeps, and the
 //! state its loops and connections share.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, Weak};
@@ -54,7 +54,10 @@ pub(super) struct ManagerInner<R: Runtime> {
     pub(super) replace_interval: Duration,
     pub(super) router: Arc<Router>,
     pub(super) addresses: HashMap<String, String>,
-    pub(super) peers: HashMap<String, Arc<PeerSlot>>,
+    /// Ordered by name, not hashed: the order peers are dialed in and
+    /// dropped in (their last connection's sockets closing) is then the
+    /// same in every run, which a simulated run needs to replay.
+    pub(super) peers: BTreeMap<String, Arc<PeerSlot>>,
     pub(super) local_addr: Option<SocketAddr>,
     pub(super) connector: Connector,
     pub(super) shutdown: Signal,
