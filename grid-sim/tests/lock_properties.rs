@@ -1,12 +1,12 @@
 //! Property tests of grid-lock in the simulator: over many seeds, clusters of
-//! 3 and 5 nodes whose clients contend for two names while links are cut,
+//! 3, 5 and 16 nodes whose clients contend for two names while links are cut,
 //! held and slowed and nodes crash and restart. A global observer checks in
 //! virtual time that no write hold ever overlaps another hold of its name,
 //! and that once the network heals a waiting client gets the lock within
 //! [`LIVENESS_BOUND`].
 //!
-//! A seed decides everything, the cluster's size included (even: 3 nodes,
-//! odd: 5). The default run tries [`DEFAULT_SEEDS`] seeds; a failure prints
+//! A seed decides everything, the cluster's size included (ending in 9: 16
+//! nodes, other odd: 5, even: 3). The default run tries [`DEFAULT_SEEDS`] seeds; a failure prints
 //! its seeds and replays with `GRID_SIM_SEED=<seed>`. Thousands:
 //! `GRID_SIM_SEEDS=2000 cargo test --release -p grid-sim --test lock_properties`
 //! (`GRID_SIM_FIRST_SEED` moves the range).
@@ -40,10 +40,10 @@ const LIVENESS_BOUND: Duration = Duration::from_secs(5);
 const CLIENTS: usize = 2;
 
 fn nodes_for(seed: u64) -> usize {
-    if seed % 2 == 0 {
-        3
-    } else {
-        5
+    match seed % 10 {
+        9 => 16,
+        odd if odd % 2 == 1 => 5,
+        _ => 3,
     }
 }
 
@@ -263,6 +263,11 @@ fn three_node_clusters_keep_locks_exclusive_and_live() {
 #[test]
 fn five_node_clusters_keep_locks_exclusive_and_live() {
     check_seeds(5);
+}
+
+#[test]
+fn sixteen_node_clusters_keep_locks_exclusive_and_live() {
+    check_seeds(16);
 }
 
 #[test]
