@@ -28,8 +28,9 @@ go to stdout.
   --stream-window N
                   grid's stream receive window in bytes in the rows labelled
                   (hand-set window) (default for those rows: 256 KiB for
-                  64 KiB messages, 4 MiB for 32 B ones; headline rows keep
-                  grid's default, 1 MiB)
+                  64 KiB messages, 4 MiB for 32 B ones, 64 KiB for the bulk
+                  stream under small calls; headline rows keep grid's
+                  default, 1 MiB)
   --only TEXT     run only the points whose label contains TEXT (repeatable;
                   e.g. --only grid-tokio --only 'echo 32 B x64'); a TEXT
                   ending in $ must end the label ('tarpc$': headline tarpc

@@ -105,6 +105,12 @@ pub fn bulk_capacity(size: usize) -> u32 {
     }
 }
 
+/// The receive window, in bytes, the caller grants the bulk stream in the
+/// hand-set row of the head-of-line test: one 64 KiB message. A small answer
+/// then waits behind at most one bulk message in the socket, whose copy on
+/// the same core is what delays it; the bulk rate is what it costs.
+pub const LATENCY_WINDOW: u32 = 64 * 1024;
+
 /// Binds `count` loopback listeners; the nodes' names are their addresses.
 pub fn bind_nodes(count: usize) -> Result<(Vec<TcpListener>, Vec<String>), String> {
     let mut listeners = Vec::new();

@@ -116,14 +116,14 @@ pub fn plan() -> Vec<Point> {
 
 /// The receive window (in bytes) set by hand on grid's bulk streams at
 /// `point`, if any: only [`Variant::HandSetWindow`] rows set one
-/// (`override_window`, else [`grid_rt::bulk_capacity`]); headline rows keep
-/// grid's default.
+/// (`override_window`, else [`grid_rt::bulk_capacity`] for streams and
+/// [`grid_rt::LATENCY_WINDOW`] under bulk); headline rows keep grid's default.
 pub fn stream_window(point: &Point, override_window: Option<u32>) -> Option<u32> {
-    let size = match point.workload {
-        Workload::Stream { size } => size,
-        Workload::EchoUnderBulk => grid_rt::HOL_BULK_SIZE,
+    let chosen = match point.workload {
+        Workload::Stream { size } => grid_rt::bulk_capacity(size),
+        Workload::EchoUnderBulk => grid_rt::LATENCY_WINDOW,
         _ => return None,
     };
     (point.system.is_grid() && point.variant == Variant::HandSetWindow)
-        .then(|| override_window.unwrap_or_else(|| grid_rt::bulk_capacity(size)))
+        .then(|| override_window.unwrap_or(chosen))
 }
