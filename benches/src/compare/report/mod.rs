@@ -470,7 +470,7 @@ impl<'a> Report<'a> {
         ];
         let _ = writeln!(
             out,
-            "\ntargets of DESIGN.md 6 and issue 13, headline rows (value, then ok/MISS)\n{:<36} {:<7} {:<18} {:<18}",
+            "\nperformance targets (DESIGN.md 6), headline rows (value, then ok/MISS)\n{:<36} {:<7} {:<18} {:<18}",
             "target", "topo", "grid-tokio", "grid-async-std (*)"
         );
         for (name, workload, check, bound, at_least) in &targets {

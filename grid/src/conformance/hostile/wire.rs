@@ -28,7 +28,7 @@ pub mod op {
     pub const CLOSE: u8 = 0x23;
 }
 
-/// Close codes (PROTOCOL.md §12.2 and the refusals and stall rules of issue 12).
+/// Close codes (PROTOCOL.md §12.2, with the refusals and the write-stall rules).
 pub mod close_code {
     /// A connection-level limit was exceeded.
     pub const LIMIT_EXCEEDED: u32 = 5;
