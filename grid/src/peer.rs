@@ -239,11 +239,16 @@ impl Peer {
     }
 
     /// A typed stream (see [`crate::typed`]); `.open().await` it.
-    pub fn typed_stream<Init: Serialize, In: Serialize, Out: DeserializeOwned, E>(
+    pub fn typed_stream<
+        Init: Serialize,
+        In: Serialize,
+        Out: DeserializeOwned,
+        E: DeserializeOwned,
+    >(
         &self,
         def: &Streaming<Init, In, Out, E>,
         init: &Init,
-    ) -> TypedStreamRequest<In, Out> {
+    ) -> TypedStreamRequest<In, Out, E> {
         TypedStreamRequest::new(self.stream(def.id(), Bytes::new()), def, init)
     }
 

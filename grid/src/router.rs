@@ -267,8 +267,8 @@ impl Router {
         Init: DeserializeOwned + Send + 'static,
         In: DeserializeOwned + Send + 'static,
         Out: Serialize + Send + 'static,
-        E: Serialize + Send + 'static,
-        F: Fn(Ctx, Init, TypedReceiver<In>, TypedSender<Out>) -> Fut + Send + Sync + 'static,
+        E: Serialize + DeserializeOwned + Send + 'static,
+        F: Fn(Ctx, Init, TypedReceiver<In, E>, TypedSender<Out>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
         let TypedRoute { def, subroute } = route.into();

@@ -319,13 +319,13 @@ impl<Resp: DeserializeOwned, E: DeserializeOwned> Future for TypedRequestFuture<
 
 /// A typed stream being built; `.open().await` it.
 #[must_use = "a stream does nothing until opened"]
-pub struct TypedStreamRequest<In, Out> {
+pub struct TypedStreamRequest<In, Out, E = String> {
     request: Result<StreamRequest, Error>,
     handler: HandlerId,
-    types: PhantomData<fn(In) -> Out>,
+    types: PhantomData<fn(In) -> Result<Out, E>>,
 }
 
-impl<In, Out> fmt::Debug for TypedStreamRequest<In, Out> {
+impl<In, Out, E> fmt::Debug for TypedStreamRequest<In, Out, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedStreamRequest")
             .field("handler", &self.handler)
@@ -333,8 +333,8 @@ impl<In, Out> fmt::Debug for TypedStreamRequest<In, Out> {
     }
 }
 
-impl<In: Serialize, Out: DeserializeOwned> TypedStreamRequest<In, Out> {
-    pub(crate) fn new<Init: Serialize, E>(
+impl<In: Serialize, Out: DeserializeOwned, E: DeserializeOwned> TypedStreamRequest<In, Out, E> {
+    pub(crate) fn new<Init: Serialize>(
         request: StreamRequest,
         def: &Streaming<Init, In, Out, E>,
         init: &Init,
@@ -371,9 +371,11 @@ impl<In: Serialize, Out: DeserializeOwned> TypedStreamRequest<In, Out> {
         self
     }
 
-    /// Opens the stream.
-    pub async fn open(self) -> Result<(TypedSender<In>, TypedReceiver<Out>), Error> {
-        let (sender, receiver) = self.request?.open().await?.split();
+    /// Opens the stream. A handler that refuses it with its own `E` (it
+    /// returns `Err` before answering) gives [`TypedError::Remote`].
+    pub async fn open(self) -> Result<(TypedSender<In>, TypedReceiver<Out, E>), TypedError<E>> {
+        let stream = self.request?.open().await.map_err(TypedError::from_call)?;
+        let (sender, receiver) = stream.split();
         Ok((
             TypedSender::new(sender, self.handler),
             TypedReceiver::new(receiver, self.handler),
@@ -444,14 +446,17 @@ impl<T: Serialize> futures_sink::Sink<T> for TypedSender<T> {
     }
 }
 
-/// The typed receive half of a stream.
-pub struct TypedReceiver<T> {
+/// The typed receive half of a stream. On the caller's side, the handler's
+/// own error `E` (its `Err` return) arrives decoded as
+/// [`TypedError::Remote`], as for a typed single call; on the handler's side
+/// only [`TypedError::Grid`] occurs, since callers send no errors.
+pub struct TypedReceiver<T, E = String> {
     inner: StreamReceiver,
     handler: HandlerId,
-    types: PhantomData<fn() -> T>,
+    types: PhantomData<fn() -> Result<T, E>>,
 }
 
-impl<T> fmt::Debug for TypedReceiver<T> {
+impl<T, E> fmt::Debug for TypedReceiver<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedReceiver")
             .field("handler", &self.handler)
@@ -459,7 +464,7 @@ impl<T> fmt::Debug for TypedReceiver<T> {
     }
 }
 
-impl<T: DeserializeOwned> TypedReceiver<T> {
+impl<T: DeserializeOwned, E: DeserializeOwned> TypedReceiver<T, E> {
     pub(crate) fn new(inner: StreamReceiver, handler: HandlerId) -> Self {
         TypedReceiver {
             inner,
@@ -469,13 +474,14 @@ impl<T: DeserializeOwned> TypedReceiver<T> {
     }
 
     /// The next message; `None` after a clean end. A message that does not
-    /// decode is an `Err` and the stream goes on.
-    pub async fn recv(&mut self) -> Option<Result<T, Error>> {
+    /// decode is an `Err` and the stream goes on; the handler's own error
+    /// ends the stream as [`TypedError::Remote`].
+    pub async fn recv(&mut self) -> Option<Result<T, TypedError<E>>> {
         let handler = self.handler;
         self.inner
             .recv()
             .await
-            .map(|message| message.and_then(|bytes| decode(&bytes, "stream message", handler)))
+            .map(|message| decode_message(message, handler))
     }
 
     /// The byte-level receiver underneath.
@@ -484,16 +490,25 @@ impl<T: DeserializeOwned> TypedReceiver<T> {
     }
 }
 
-impl<T: DeserializeOwned> FuturesStream for TypedReceiver<T> {
-    type Item = Result<T, Error>;
+fn decode_message<T: DeserializeOwned, E: DeserializeOwned>(
+    message: Result<Bytes, Error>,
+    handler: HandlerId,
+) -> Result<T, TypedError<E>> {
+    match message {
+        Ok(bytes) => Ok(decode(&bytes, "stream message", handler)?),
+        Err(error) => Err(TypedError::from_call(error)),
+    }
+}
+
+impl<T: DeserializeOwned, E: DeserializeOwned> FuturesStream for TypedReceiver<T, E> {
+    type Item = Result<T, TypedError<E>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let handler = this.handler;
-        Pin::new(&mut this.inner).poll_next(cx).map(|message| {
-            message
-                .map(|message| message.and_then(|bytes| decode(&bytes, "stream message", handler)))
-        })
+        Pin::new(&mut this.inner)
+            .poll_next(cx)
+            .map(|message| message.map(|message| decode_message(message, handler)))
     }
 }
 

@@ -133,6 +133,7 @@ macro_rules! conformance_tests {
                 typed_error_is_decoded,
                 typed_stream_round_trip,
                 typed_stream_on_a_subroute,
+                typed_stream_error_is_decoded,
                 version_skew_still_decodes,
                 undecodable_payloads_are_clear_errors,
             ]

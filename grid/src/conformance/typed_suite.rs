@@ -91,6 +91,9 @@ pub const ECHO_AS_U64: Single<String, u64> = Single::new(crate::conformance::han
 /// Stream: initial `u32` step; each `u64` comes back plus the step; the
 /// handler records its subroute.
 pub const ADDER: Streaming<u32, u64, u64> = Streaming::new(103);
+/// Stream: sends `0..n` for an initial `n`, then fails with
+/// `DiskError::Full(n)`; for an initial 0 it fails before sending anything.
+pub const FAILING_SCAN: Streaming<u64, (), u64, DiskError> = Streaming::new(104);
 
 /// Registers the typed handlers.
 pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> ManagerBuilder<R> {
@@ -115,7 +118,19 @@ pub fn register<R: Runtime>(builder: ManagerBuilder<R>, probe: &Arc<Probe>) -> M
         })
         .handle_stream((&ADDER, "disk-7"), 4, move |ctx: Ctx, step: u32, rx, tx| {
             adder(p2.clone(), ctx, step, rx, tx)
-        });
+        })
+        .handle_stream(
+            &FAILING_SCAN,
+            4,
+            |_ctx: Ctx, count: u64, _rx, mut tx: TypedSender<u64>| async move {
+                for value in 0..count {
+                    if tx.send(&value).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(DiskError::Full(count))
+            },
+        );
     builder.router(router)
 }
 
@@ -202,6 +217,32 @@ pub async fn typed_stream_round_trip<R: TestRuntime>(rt: R) {
     }
     tx.finish().unwrap();
     assert_eq!(rx.recv().await, None);
+    cluster.shutdown().await;
+}
+
+/// A stream handler's own error arrives decoded at the caller, after the
+/// messages it sent first, and the stream then ends.
+pub async fn typed_stream_error_is_decoded<R: TestRuntime>(rt: R) {
+    let cluster = Cluster::start(&rt, 2).await;
+    let conn = cluster.conn(0, 1);
+    let (_tx, mut rx) = conn.typed_stream(&FAILING_SCAN, &3).open().await.unwrap();
+    for value in 0..3u64 {
+        assert_eq!(rx.recv().await, Some(Ok(value)));
+    }
+    assert_eq!(
+        rx.recv().await,
+        Some(Err(TypedError::Remote(DiskError::Full(3))))
+    );
+    assert_eq!(rx.recv().await, None);
+    // A handler that fails at once: the error arrives at opening or as the
+    // first item, decoded either way.
+    match conn.typed_stream(&FAILING_SCAN, &0).open().await {
+        Err(error) => assert_eq!(error, TypedError::Remote(DiskError::Full(0))),
+        Ok((_tx, mut rx)) => assert_eq!(
+            rx.recv().await,
+            Some(Err(TypedError::Remote(DiskError::Full(0))))
+        ),
+    }
     cluster.shutdown().await;
 }
 
