@@ -31,14 +31,14 @@ pub fn limits() -> Result<(u64, u64), String> {
     if status != 0 {
         return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
     }
-    Ok((limit.rlim_cur as u64, limit.rlim_max as u64))
+    Ok((limit.rlim_cur, limit.rlim_max))
 }
 
 /// Sets the soft limit to `soft` (at most the hard limit `hard`).
 fn set_soft_limit(soft: u64, hard: u64) -> Result<(), String> {
     let limit = libc::rlimit {
-        rlim_cur: soft.min(hard) as libc::rlim_t,
-        rlim_max: hard as libc::rlim_t,
+        rlim_cur: soft.min(hard),
+        rlim_max: hard,
     };
     // SAFETY: setrlimit only reads the struct it is given.
     let status = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };

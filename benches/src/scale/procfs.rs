@@ -48,12 +48,19 @@ mod tests {
     }
 
     #[test]
-    fn counts_a_descriptor_the_process_opens() {
+    fn counts_descriptors_the_process_opens() {
+        // Other tests in this process (a small mesh) may open or close a score meanwhile.
         let before = open_fds().unwrap();
-        let file = fs::File::open("/proc/self/statm").unwrap();
-        assert_eq!(open_fds().unwrap(), before + 1);
-        drop(file);
-        assert_eq!(open_fds().unwrap(), before);
+        let files: Vec<fs::File> = (0..64)
+            .map(|_| fs::File::open("/proc/self/statm").unwrap())
+            .collect();
+        let during = open_fds().unwrap();
+        assert!(
+            (40..=88).contains(&(during - before)),
+            "{before} -> {during}"
+        );
+        drop(files);
+        assert!(open_fds().unwrap() + 40 <= during);
         assert!(resident_bytes().unwrap() > 0);
     }
 }

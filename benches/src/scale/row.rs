@@ -23,7 +23,11 @@ pub struct Row {
     /// Connections established after a peer's first, summed over all nodes
     /// once idle: a connection replaced while the mesh formed shows here.
     pub reconnects: u64,
-    /// File descriptors held before the first node started (listeners bound).
+    /// File descriptors held before the runtime was built: what the process
+    /// should be back to once every node and the runtime are gone.
+    pub fds_start: u64,
+    /// File descriptors held before the first node started (runtime built,
+    /// listeners bound).
     pub fds_before: u64,
     /// File descriptors held once connected and idle.
     pub fds_idle: u64,
@@ -93,6 +97,7 @@ impl Row {
             ("connections", self.connections.to_string()),
             ("connect_us", micros(self.connect)),
             ("reconnects", self.reconnects.to_string()),
+            ("fds_start", self.fds_start.to_string()),
             ("fds_before", self.fds_before.to_string()),
             ("fds_idle", self.fds_idle.to_string()),
             ("fds_after", self.fds_after.to_string()),
@@ -130,6 +135,7 @@ impl Row {
             connections: number("connections")?,
             connect: micros("connect_us")?,
             reconnects: number("reconnects")?,
+            fds_start: number("fds_start")?,
             fds_before: number("fds_before")?,
             fds_idle: number("fds_idle")?,
             fds_after: number("fds_after")?,
@@ -154,9 +160,10 @@ mod tests {
             connections: 28,
             connect: Duration::from_micros(12_345),
             reconnects: 0,
+            fds_start: 5,
             fds_before: 20,
             fds_idle: 84,
-            fds_after: 12,
+            fds_after: 5,
             rss_before: 10 << 20,
             rss_idle: (10 << 20) + 28 * 8192,
             live_mesh: Some(8 * 4096 + 56 * 10_000),

@@ -47,6 +47,7 @@ fn runtime() -> Result<Runtime, String> {
 /// its memory is read, and returns what it measured.
 pub fn run(nodes: usize, settle: Duration) -> Result<Row, String> {
     let counted = allocations_counted();
+    let fds_start = open_fds()? as u64;
     let runtime = runtime()?;
     let (listeners, names) = bind_nodes(nodes)?;
     let fds_before = open_fds()? as u64;
@@ -89,6 +90,7 @@ pub fn run(nodes: usize, settle: Duration) -> Result<Row, String> {
             connections,
             connect,
             reconnects,
+            fds_start,
             fds_before,
             fds_idle,
             fds_after: 0,
@@ -148,4 +150,27 @@ fn lone_nodes(nodes: usize, settle: Duration) -> Result<i64, String> {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_mesh_connects_calls_and_closes() {
+        let row = run(3, Duration::from_millis(10)).unwrap();
+        assert_eq!((row.nodes, row.connections, row.reconnects), (3, 3, 0));
+        assert_eq!(row.round_calls, 6);
+        // Both ends of each connection are this process's.
+        assert!(row.fds_idle >= row.fds_before + 6, "{row:?}");
+        assert!(row.fds_after < row.fds_idle, "{row:?}");
+        // The test binary's allocator counts nothing.
+        assert!(!allocations_counted());
+        assert_eq!((row.live_mesh, row.live_lone), (None, None));
+    }
+
+    #[test]
+    fn larger_meshes_may_take_longer_to_connect() {
+        assert!(connect_timeout(128) > connect_timeout(8));
+    }
 }

@@ -57,6 +57,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             out.push_str(&details(row));
         }
     }
+    out.push('\n');
     out.push_str(COLUMNS);
     out
 }
@@ -65,17 +66,23 @@ pub fn table(outcomes: &[Outcome]) -> String {
 fn details(row: &Row) -> String {
     let mut out = format!(
         "{} nodes: {} of {} connections up, {} reconnects; RSS {} before, {} idle; \
-         fds {} before, {} idle, {} after shutdown (in {});",
+         fds {} at start, {} before, {} idle, {} after shutdown (in {}){};",
         row.nodes,
         row.connections,
         row.pairs(),
         row.reconnects,
         mib(row.rss_before as f64),
         mib(row.rss_idle as f64),
+        row.fds_start,
         row.fds_before,
         row.fds_idle,
         row.fds_after,
         millis(row.shutdown.as_secs_f64()),
+        if row.fds_after > row.fds_start {
+            format!(", {} never closed", row.fds_after - row.fds_start)
+        } else {
+            String::new()
+        },
     );
     match (row.live_mesh, row.live_lone, row.alloc_per_end()) {
         (Some(mesh), Some(lone), Some(per_end)) => {
@@ -142,9 +149,10 @@ mod tests {
             connections: 28,
             connect: Duration::from_millis(12),
             reconnects: 0,
+            fds_start: 5,
             fds_before: 20,
             fds_idle: 84,
-            fds_after: 12,
+            fds_after: 5,
             rss_before: 10 << 20,
             rss_idle: 11 << 20,
             live_mesh: Some(2 << 20),
