@@ -41,13 +41,21 @@ pub struct Row {
     /// node started until the mesh was connected and idle; `None` when the
     /// counting allocator is not the global allocator.
     pub live_mesh: Option<i64>,
+    /// The same once the mesh carried one all-to-all round (made with the
+    /// counting on, before the timed one) and was idle again: what
+    /// connections keep after traffic.
+    pub live_used: Option<i64>,
     /// The same for the same number of nodes started with no peers, idle:
     /// what the nodes cost without their connections.
     pub live_lone: Option<i64>,
     /// Calls made in the all-to-all round: N(N-1).
     pub round_calls: u64,
-    /// Wall time of the all-to-all round, from spawning the first call's
-    /// task until the last call's task finished.
+    /// Wall time of the first all-to-all round (the first call on every
+    /// connection, with allocation counting on).
+    pub first_round: Duration,
+    /// Wall time of the timed all-to-all round, from spawning the first
+    /// call's task until the last call's task finished: the second round,
+    /// after the mesh was idle again, with counting off.
     pub round: Duration,
     /// Wall time of shutting every node down, concurrently.
     pub shutdown: Duration,
@@ -73,6 +81,13 @@ impl Row {
     pub fn alloc_per_end(&self) -> Option<f64> {
         let ends = (2 * self.pairs()).max(1) as f64;
         Some((self.live_mesh? - self.live_lone?) as f64 / ends)
+    }
+
+    /// [`alloc_per_end`](Self::alloc_per_end) once the connections carried
+    /// a round of calls and were idle again.
+    pub fn alloc_per_end_used(&self) -> Option<f64> {
+        let ends = (2 * self.pairs()).max(1) as f64;
+        Some((self.live_used? - self.live_lone?) as f64 / ends)
     }
 
     /// Net heap bytes per connection end including the nodes' own:
@@ -104,8 +119,10 @@ impl Row {
             ("rss_before", self.rss_before.to_string()),
             ("rss_idle", self.rss_idle.to_string()),
             ("live_mesh", optional(self.live_mesh)),
+            ("live_used", optional(self.live_used)),
             ("live_lone", optional(self.live_lone)),
             ("round_calls", self.round_calls.to_string()),
+            ("first_round_us", micros(self.first_round)),
             ("round_us", micros(self.round)),
             ("shutdown_us", micros(self.shutdown)),
         ];
@@ -142,8 +159,10 @@ impl Row {
             rss_before: number("rss_before")?,
             rss_idle: number("rss_idle")?,
             live_mesh: optional("live_mesh")?,
+            live_used: optional("live_used")?,
             live_lone: optional("live_lone")?,
             round_calls: number("round_calls")?,
+            first_round: micros("first_round_us")?,
             round: micros("round_us")?,
             shutdown: micros("shutdown_us")?,
         })
@@ -167,8 +186,10 @@ mod tests {
             rss_before: 10 << 20,
             rss_idle: (10 << 20) + 28 * 8192,
             live_mesh: Some(8 * 4096 + 56 * 10_000),
+            live_used: Some(8 * 4096 + 56 * 12_000),
             live_lone: Some(8 * 4096),
             round_calls: 56,
+            first_round: Duration::from_millis(3),
             round: Duration::from_millis(2),
             shutdown: Duration::from_millis(150),
         }
@@ -180,6 +201,7 @@ mod tests {
         assert_eq!(Row::from_line(&row.to_line()), Some(row.clone()));
         let unmeasured = Row {
             live_mesh: None,
+            live_used: None,
             live_lone: None,
             ..row
         };
@@ -205,6 +227,7 @@ mod tests {
         assert_eq!(row.rss_per_connection(), 8192.0);
         // 10 000 bytes per end once the lone nodes' share is taken off.
         assert_eq!(row.alloc_per_end(), Some(10_000.0));
+        assert_eq!(row.alloc_per_end_used(), Some(12_000.0));
         assert!(row.alloc_per_end_gross().unwrap() > 10_000.0);
         assert_eq!(row.calls_per_s(), 28_000.0);
     }

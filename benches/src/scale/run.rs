@@ -11,7 +11,7 @@ use grid_tokio::Tokio;
 use tokio::runtime::Runtime;
 
 use super::procfs::{open_fds, resident_bytes};
-use super::round::all_to_all;
+use super::round::{all_to_all, Round};
 use super::row::Row;
 use crate::compare::grid_rt::{bind_nodes, start_node};
 use crate::counting_alloc::{self, CountingGuard};
@@ -44,7 +44,8 @@ fn runtime() -> Result<Runtime, String> {
 }
 
 /// Runs a mesh of `nodes` nodes, idle for `settle` once connected before
-/// its memory is read, and returns what it measured.
+/// its memory is read (and again after a first round of calls), and returns
+/// what it measured.
 pub fn run(nodes: usize, settle: Duration) -> Result<Row, String> {
     let counted = allocations_counted();
     let fds_start = open_fds()? as u64;
@@ -68,38 +69,34 @@ pub fn run(nodes: usize, settle: Duration) -> Result<Row, String> {
         }
         let connect = started.elapsed();
         eprintln!("  {nodes} nodes connected in {:.1} ms", ms(connect));
-        tokio::time::sleep(settle).await;
-        let live_mesh = counting.counts().live_bytes;
-        drop(counting);
-        let fds_idle = open_fds()? as u64;
-        let rss_idle = resident_bytes()?;
-        let (connections, reconnects) = connection_counts(&managers);
-        let round = all_to_all(&managers).await;
+        let measured = idle_and_rounds(&managers, settle, counting).await;
         let shutdown_started = Instant::now();
         join_all(managers.iter().map(|m| m.shutdown(Duration::ZERO))).await;
         let shutdown = shutdown_started.elapsed();
-        let round = round?;
+        let idle = measured?;
         eprintln!(
             "  all-to-all round: {} calls in {:.1} ms; shut down in {:.1} ms",
-            round.calls,
-            ms(round.elapsed),
+            idle.round.calls,
+            ms(idle.round.elapsed),
             ms(shutdown)
         );
         Ok(Row {
             nodes,
-            connections,
+            connections: idle.connections,
             connect,
-            reconnects,
+            reconnects: idle.reconnects,
             fds_start,
             fds_before,
-            fds_idle,
+            fds_idle: idle.fds,
             fds_after: 0,
             rss_before,
-            rss_idle,
-            live_mesh: counted.then_some(live_mesh),
+            rss_idle: idle.rss,
+            live_mesh: counted.then_some(idle.live),
+            live_used: counted.then_some(idle.live_used),
             live_lone: None,
-            round_calls: round.calls,
-            round: round.elapsed,
+            round_calls: idle.round.calls,
+            first_round: idle.first_round.elapsed,
+            round: idle.round.elapsed,
             shutdown,
         })
     })?;
@@ -109,6 +106,55 @@ pub fn run(nodes: usize, settle: Duration) -> Result<Row, String> {
         row.live_lone = Some(lone_nodes(nodes, settle)?);
     }
     Ok(row)
+}
+
+/// What a connected mesh measured while idle, and its rounds.
+struct Idle {
+    /// Net heap growth since counting started, once idle.
+    live: i64,
+    /// The same once idle again after the first round.
+    live_used: i64,
+    fds: u64,
+    rss: u64,
+    connections: u64,
+    reconnects: u64,
+    /// The first round, made with allocation counting on.
+    first_round: Round,
+    /// The timed round, with counting off.
+    round: Round,
+}
+
+/// Lets the connected mesh idle for `settle` and reads its memory and
+/// descriptors; makes a first round and, idle for `settle` again, reads the
+/// heap once more; then, counting off, makes the timed round. `counting`
+/// has been on since before the first node started: what connections
+/// allocate while carrying the first round and keep once idle must be
+/// counted, so counting cannot pause in between.
+async fn idle_and_rounds(
+    managers: &[Manager<Tokio>],
+    settle: Duration,
+    counting: CountingGuard,
+) -> Result<Idle, String> {
+    tokio::time::sleep(settle).await;
+    let live = counting.counts().live_bytes;
+    let fds = open_fds()? as u64;
+    let rss = resident_bytes()?;
+    let (connections, reconnects) = connection_counts(managers);
+    let first_round = all_to_all(managers).await?;
+    tokio::time::sleep(settle).await;
+    let live_used = counting.counts().live_bytes;
+    drop(counting);
+    let round = all_to_all(managers).await?;
+    Ok(Idle {
+        live,
+        live_used,
+        fds,
+        rss,
+        connections,
+        reconnects,
+        first_round,
+        round,
+    })
 }
 
 /// Connections up (connected peer slots of every node, halved) and
@@ -166,7 +212,10 @@ mod tests {
         assert!(row.fds_after < row.fds_idle, "{row:?}");
         // The test binary's allocator counts nothing.
         assert!(!allocations_counted());
-        assert_eq!((row.live_mesh, row.live_lone), (None, None));
+        assert_eq!(
+            (row.live_mesh, row.live_used, row.live_lone),
+            (None, None, None)
+        );
     }
 
     #[test]
