@@ -12,8 +12,17 @@
 //! ```text
 //! cargo run --release -p grid-benches --features compare -- compare [--quick]
 //! ```
+//!
+//! and `scale`, a full mesh of 8, 32 and 128 nodes in one process (connect
+//! time, descriptors, memory per idle connection, an all-to-all round):
+//!
+//! ```text
+//! cargo run --release -p grid-benches --features compare -- mesh-scale [--quick]
+//! ```
 
 #[cfg(feature = "compare")]
 pub mod compare;
 pub mod counting_alloc;
 pub mod proto;
+#[cfg(feature = "compare")]
+pub mod scale;

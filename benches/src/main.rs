@@ -1,5 +1,5 @@
 //! `grid-benches`: the end-to-end comparison of grid against raw TCP, tonic
-//! and tarpc on loopback (DESIGN.md §6).
+//! and tarpc on loopback (DESIGN.md §6), and the many-node mesh benchmark.
 //!
 //! ```text
 //! cargo run --release -p grid-benches --features compare -- compare           # about 3 minutes
@@ -25,7 +25,30 @@
 //! async-std and their dependencies; `cargo build --workspace` and
 //! `cargo test --workspace` build none of them. The code is in the
 //! library's `compare` module.
+//!
+//! ```text
+//! cargo run --release -p grid-benches --features compare -- mesh-scale [--nodes 8,32,128] [--quick]
+//! ```
+//!
+//! runs full meshes of grid-tokio nodes in one process: connect time, file
+//! descriptors, resident and allocated memory per idle connection, one
+//! all-to-all round of calls (the library's `scale` module says what each
+//! figure measures).
+//!
+//! The binary's global allocator is the counting allocator, for `mesh-scale`'s
+//! allocated bytes per connection. With counting off, as it is everywhere but
+//! there, it costs one relaxed atomic load per allocator call.
+
+use grid_benches::counting_alloc::CountingAlloc;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc::new();
 
 fn main() {
-    std::process::exit(grid_benches::compare::main(std::env::args().skip(1)));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some(grid_benches::scale::cli::COMMAND) => grid_benches::scale::main(args),
+        _ => grid_benches::compare::main(args),
+    };
+    std::process::exit(code);
 }
