@@ -64,6 +64,7 @@
 //! }
 //! ```
 
+mod access;
 mod call;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -81,6 +82,7 @@ mod shared;
 mod stream;
 pub mod typed;
 
+pub use access::{Access, Principal};
 pub use bytes::Bytes;
 pub use call::{Request, RequestFuture};
 pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Refusal, Stats, Timeouts};

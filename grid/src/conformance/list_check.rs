@@ -34,6 +34,7 @@ fn every_suite_test_is_in_the_conformance_list() {
     let (suite, _) = crate::conformance_tests!(@list (@names));
     // The `suite` list's tests live in several files, one per area.
     let sources = [
+        include_str!("suite/access.rs"),
         include_str!("suite/admission.rs"),
         include_str!("suite/backpressure.rs"),
         include_str!("suite/calls.rs"),

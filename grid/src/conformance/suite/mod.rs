@@ -7,13 +7,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use grid_proto::Error;
 
+mod access;
 mod admission;
 mod backpressure;
 mod calls;
 mod deadlines;
 mod failures;
+mod nodes;
 mod streams;
 
+pub use access::*;
 pub use admission::*;
 pub use backpressure::*;
 pub use calls::*;
