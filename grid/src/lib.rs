@@ -72,6 +72,7 @@ mod deadline;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod driver;
+mod failure;
 mod handler;
 mod manager;
 mod peer;
@@ -85,6 +86,7 @@ pub mod typed;
 pub use access::{Access, Principal};
 pub use bytes::Bytes;
 pub use call::{Request, RequestFuture};
+pub use failure::{FailureKind, PeerFailure};
 pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Refusal, Stats, Timeouts};
 pub use handler::{Ctx, HandlerError, HandlerId};
 pub use manager::{

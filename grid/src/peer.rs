@@ -11,6 +11,7 @@ use grid_proto::{Error, Stats};
 
 use crate::call::Request;
 use crate::deadline::CallDeadline;
+use crate::failure::{FailureKind, PeerFailure};
 use crate::handler::HandlerId;
 use crate::runtime::SharedClock;
 use crate::shared::Shared;
@@ -45,6 +46,11 @@ struct Current {
     /// A newcomer was turned away since the last replacement and said so at
     /// WARN; later ones in the same interval are logged at DEBUG.
     refusal_logged: bool,
+    /// The last failure to connect, or the last disconnect.
+    failure: Option<PeerFailure>,
+    /// A connection was installed since `failure`: the next failure starts
+    /// a new streak.
+    connected_since_failure: bool,
 }
 
 /// What [`PeerSlot::install`] did with a new connection.
@@ -130,6 +136,7 @@ impl PeerSlot {
         if self.connects.fetch_add(1, Ordering::Relaxed) > 0 {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+        current.connected_since_failure = true;
         let old = current.shared.replace(shared);
         for waker in current.waiters.drain(..) {
             waker.wake();
@@ -149,6 +156,49 @@ impl PeerSlot {
             .is_some_and(|existing| Arc::ptr_eq(existing, shared))
         {
             current.shared = None;
+        }
+    }
+
+    /// Records a failure to connect, or a disconnect, at `now`.
+    pub(crate) fn record_failure(&self, kind: FailureKind, reason: String, now: Instant) {
+        let mut current = self.lock();
+        let streak = !std::mem::replace(&mut current.connected_since_failure, false);
+        match &mut current.failure {
+            Some(last) if streak && last.kind == kind => {
+                last.reason = reason;
+                last.count += 1;
+            }
+            failure => {
+                *failure = Some(PeerFailure {
+                    kind,
+                    reason,
+                    since: now,
+                    count: 1,
+                })
+            }
+        }
+    }
+
+    /// The last failure recorded.
+    pub(crate) fn last_failure(&self) -> Option<PeerFailure> {
+        self.lock().failure.clone()
+    }
+
+    /// The error of a call made while no connection is up: the peer's refusal
+    /// of this node's secret while that is why, else `Disconnected`.
+    fn unconnected_error(&self) -> Error {
+        let current = self.lock();
+        match &current.failure {
+            Some(failure)
+                if failure.kind == FailureKind::SecretRefused
+                    && !current.connected_since_failure =>
+            {
+                Error::Unauthenticated(format!(
+                    "{:?} refused this node's cluster secret ({}); check that every node has the same secret",
+                    self.name, failure.reason
+                ))
+            }
+            _ => Error::Disconnected,
         }
     }
 
@@ -202,7 +252,9 @@ impl Peer {
     }
 
     fn shared(&self) -> Result<Arc<Shared>, Error> {
-        self.slot.current().ok_or(Error::Disconnected)
+        self.slot
+            .current()
+            .ok_or_else(|| self.slot.unconnected_error())
     }
 
     /// A single request to `handler`; `.await` it. Add `.subroute(..)` or
@@ -273,12 +325,14 @@ impl Peer {
             socket_writes,
             connects: self.slot.connects.load(Ordering::Relaxed),
             reconnects: self.slot.reconnects.load(Ordering::Relaxed),
+            last_failure: self.slot.last_failure(),
         }
     }
 }
 
 /// State of a peer's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PeerState {
     /// Calls flow.
     Connected,
@@ -290,6 +344,7 @@ pub enum PeerState {
 
 /// Statistics of one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PeerStats {
     /// The peer's node name.
     pub peer: String,
@@ -306,6 +361,9 @@ pub struct PeerStats {
     pub connects: u64,
     /// Connections established after the first.
     pub reconnects: u64,
+    /// The last failure to connect, or the last disconnect, and since when
+    /// (kept after a reconnect, as the reason of the last disconnect).
+    pub last_failure: Option<PeerFailure>,
 }
 
 /// The old name of [`Peer`]: it is a handle to a peer, not a connection.

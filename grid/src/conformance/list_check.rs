@@ -41,6 +41,7 @@ fn every_suite_test_is_in_the_conformance_list() {
         include_str!("suite/deadlines.rs"),
         include_str!("suite/failures.rs"),
         include_str!("suite/streams.rs"),
+        include_str!("suite/visibility.rs"),
     ];
     check("suite/", &sources.concat(), suite);
 }

@@ -128,6 +128,8 @@ macro_rules! conformance_tests {
                 sink_batches_arrive_whole_and_in_order,
                 vanished_peer_with_unsent_data_is_redialed,
                 restricted_handlers_refuse_other_peers,
+                wrong_secret_is_reported_not_retried,
+                unreachable_peer_names_the_dial_failure,
             ]
             typed [
                 typed_echo_with_nested_types,

@@ -15,6 +15,7 @@ mod deadlines;
 mod failures;
 mod nodes;
 mod streams;
+mod visibility;
 
 pub use access::*;
 pub use admission::*;
@@ -23,6 +24,7 @@ pub use calls::*;
 pub use deadlines::*;
 pub use failures::*;
 pub use streams::*;
+pub use visibility::*;
 
 const WAIT: Duration = Duration::from_secs(5);
 
