@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 /// How often one peer's failures of one kind are reported at WARN.
 pub(super) const WARN_INTERVAL: Duration = Duration::from_secs(30);
 
+/// A peer's name and the kind of failure.
+type Key = (String, &'static str);
+
 /// Per (peer, kind): when the last WARN was, and how many were suppressed since.
 #[derive(Default)]
 pub(super) struct LogLimit {
-    entries: Mutex<HashMap<(String, &'static str), (Instant, u64)>>,
+    entries: Mutex<HashMap<Key, (Instant, u64)>>,
 }
 
 impl LogLimit {
