@@ -194,8 +194,8 @@ impl PeerSlot {
                     && !current.connected_since_failure =>
             {
                 Error::Unauthenticated(format!(
-                    "{:?} refused this node's cluster secret ({}); check that every node has the same secret",
-                    self.name, failure.reason
+                    "{:?} refused this node's cluster secret (in {} attempts in a row); check that every node has the same secret",
+                    self.name, failure.count
                 ))
             }
             _ => Error::Disconnected,

@@ -35,7 +35,8 @@ impl<R: Runtime> ManagerInner<R> {
             tracing::info!(node = %self.name, peer = %name, %reason, "disconnected");
             return;
         }
-        let claimed = peer.unwrap_or("");
+        // The name an unknown party claimed, for the operator to look up.
+        let claimed = peer.filter(|_| slot.is_none()).unwrap_or("");
         match self.log_limit.warn(name, what, now) {
             Some(suppressed) => tracing::warn!(
                 node = %self.name,
