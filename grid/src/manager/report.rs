@@ -4,6 +4,8 @@
 
 use std::fmt::Display;
 
+use grid_proto::Refusal;
+
 use super::node::ManagerInner;
 use crate::failure::FailureKind;
 use crate::runtime::Runtime;
@@ -35,13 +37,22 @@ impl<R: Runtime> ManagerInner<R> {
             tracing::info!(node = %self.name, peer = %name, %reason, "disconnected");
             return;
         }
-        // The name an unknown party claimed, for the operator to look up.
-        let claimed = peer.filter(|_| slot.is_none()).unwrap_or("");
+        // A peer on its way down says so to every dialer: routine, and its
+        // disconnect was already logged at INFO.
+        if kind == FailureKind::Refused(Refusal::ShuttingDown) {
+            tracing::debug!(node = %self.name, peer = %name, %reason, "peer is shutting down");
+            return;
+        }
+        // An unknown party is shown with the name it claimed, for the
+        // operator to look up, but rate-limited as one.
+        let shown = match (slot, peer) {
+            (None, Some(claimed)) => format!("{UNKNOWN_PEER} claiming {claimed:?}"),
+            _ => name.to_string(),
+        };
         match self.log_limit.warn(name, what, now) {
             Some(suppressed) => tracing::warn!(
                 node = %self.name,
-                peer = %name,
-                claimed,
+                peer = %shown,
                 failure = what,
                 suppressed,
                 %reason,
@@ -49,8 +60,7 @@ impl<R: Runtime> ManagerInner<R> {
             ),
             None => tracing::debug!(
                 node = %self.name,
-                peer = %name,
-                claimed,
+                peer = %shown,
                 failure = what,
                 %reason,
                 "cannot connect to peer"
