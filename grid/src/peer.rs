@@ -380,3 +380,63 @@ pub type ConnectionStats = PeerStats;
 
 /// How long [`crate::Manager::wait_connected`] waits by default.
 pub const DEFAULT_CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Clock, Timer};
+
+    /// A clock for a slot whose calls are never made: the tests pass the
+    /// time to the slot themselves.
+    struct Unused;
+
+    impl Clock for Unused {
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+        fn timer(&self, _deadline: Instant) -> Box<dyn Timer> {
+            unreachable!("no call waits in these tests")
+        }
+    }
+
+    fn slot() -> Arc<PeerSlot> {
+        PeerSlot::new("b", Arc::new(Unused))
+    }
+
+    #[test]
+    fn failures_of_one_kind_in_a_row_keep_their_start_and_count() {
+        let slot = slot();
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(5);
+        slot.record_failure(FailureKind::Dial, "refused".into(), t0);
+        slot.record_failure(FailureKind::Dial, "reset".into(), later);
+        let failure = slot.last_failure().unwrap();
+        assert_eq!((failure.since, failure.count), (t0, 2));
+        assert_eq!(failure.reason, "reset");
+        // Another kind starts a new streak.
+        slot.record_failure(FailureKind::Handshake, "timed out".into(), later);
+        let failure = slot.last_failure().unwrap();
+        assert_eq!(
+            (failure.kind, failure.since, failure.count),
+            (FailureKind::Handshake, later, 1)
+        );
+    }
+
+    #[test]
+    fn only_a_refused_secret_makes_calls_fail_without_retry() {
+        let slot = slot();
+        assert_eq!(slot.unconnected_error(), Error::Disconnected);
+        let now = Instant::now();
+        slot.record_failure(FailureKind::PeerUnauthenticated, "bad proof".into(), now);
+        assert_eq!(slot.unconnected_error(), Error::Disconnected);
+        slot.record_failure(FailureKind::SecretRefused, "refused".into(), now);
+        let error = slot.unconnected_error();
+        assert!(
+            matches!(&error, Error::Unauthenticated(text) if text.contains("\"b\"")),
+            "{error:?}"
+        );
+        assert!(!error.is_retryable());
+        slot.record_failure(FailureKind::Dial, "unreachable".into(), now);
+        assert_eq!(slot.unconnected_error(), Error::Disconnected);
+    }
+}
