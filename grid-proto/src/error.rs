@@ -5,33 +5,41 @@ use bytes::Bytes;
 /// Why a call failed: what ends a call.
 ///
 /// One enum for every outcome other than success that a caller or a handler
-/// can see, so that code matching on it is exhaustive: a handler's own error is
-/// [`Error::Remote`]; everything else is a condition of the library, local or
-/// reported by the peer. What a command refuses without ending a call is a
-/// [`CommandError`]; what ends the whole connection is a [`CloseReason`].
+/// can see: a handler's own error is [`Error::Remote`]; everything else is a
+/// condition of the library, local or reported by the peer. What a command
+/// refuses without ending a call is a [`CommandError`]; what ends the whole
+/// connection is a [`CloseReason`].
+///
+/// Each message says what to do where there is something to do, and names
+/// the peer and handler where the error carries them (the variants with
+/// text). [`Error::is_retryable`] tells a retry loop whether to go on. New
+/// variants may be added: match with a wildcard arm.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The remote handler returned an error; its bytes are passed through untouched.
     #[error("remote handler error: {}", String::from_utf8_lossy(.0))]
     Remote(Bytes),
     /// The connection is not established or was lost while the call was in flight.
-    #[error("disconnected")]
+    #[error(
+        "disconnected: no connection to the peer; retry once it reconnects, or on another node"
+    )]
     Disconnected,
     /// The deadline passed before the call completed (or was under 1 ms to begin with).
-    #[error("deadline exceeded")]
+    #[error("deadline exceeded: the call did not complete in time")]
     DeadlineExceeded,
     /// The other side of the call cancelled or reset it.
-    #[error("cancelled")]
+    #[error("cancelled by the other side of the call")]
     Cancelled,
     /// No handler is registered under the requested id and subroute.
-    #[error("unknown handler")]
+    #[error("unknown handler: the peer has no handler for this id and subroute (check that both nodes register it)")]
     UnknownHandler,
     /// The peer is at its limit of concurrent calls or streams; retry later.
-    #[error("overloaded")]
+    #[error("overloaded: the peer is at its limit of concurrent calls; retry later")]
     Overloaded,
     /// The peer, or this side, is draining before shutdown; retry on another node
     /// or after it comes back.
-    #[error("draining")]
+    #[error("draining: the node is shutting down; retry on another node or after it restarts")]
     Draining,
     /// The peer broke the protocol on this call.
     #[error("protocol error: {0}")]
@@ -52,6 +60,23 @@ pub enum Error {
     /// remote handler for its answer); the text names the handler and the type.
     #[error("encode error: {0}")]
     Encode(String),
+    /// The handler is limited to certain callers and this node is not one of
+    /// them. The text, written by the responder, names the handler and the
+    /// caller. Not retryable: only a change of the responder's
+    /// configuration admits the call.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The responder failed without a handler error, e.g. its handler
+    /// panicked. The text is the responder's and never the panic's own
+    /// message: the details are in the responder's log.
+    #[error("remote internal error: {0}")]
+    Internal(String),
+    /// The peer cannot be reached because authentication fails: it refused
+    /// this node's proof of the cluster secret. Produced by grid's peer
+    /// handle while no connection is up for that reason; the text names the
+    /// peer and what to check. Not retryable until the secrets agree.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
 }
 
 /// Why a command was refused. A refused command changed nothing, except as
@@ -60,6 +85,7 @@ pub enum Error {
 /// The first two are back-pressure: wait for the event named and issue the
 /// command again. The others are final for the command on that call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError {
     /// The send buffer is full: wait for [`crate::Event::Writable`] and try again.
     #[error("send buffer full")]
@@ -119,7 +145,13 @@ impl Error {
             Error::Protocol(reason) => (ErrorCode::Protocol, Bytes::from(reason.clone())),
             Error::Decode(reason) => (ErrorCode::Decode, Bytes::from(reason.clone())),
             Error::Encode(reason) => (ErrorCode::Encode, Bytes::from(reason.clone())),
-            Error::Cancelled | Error::Disconnected => {
+            Error::PermissionDenied(reason) => {
+                (ErrorCode::PermissionDenied, Bytes::from(reason.clone()))
+            }
+            Error::Internal(reason) => (ErrorCode::Internal, Bytes::from(reason.clone())),
+            // Never produced by a responder; should an application fail a
+            // call with one, the opener gets a readable internal error.
+            Error::Cancelled | Error::Disconnected | Error::Unauthenticated(_) => {
                 (ErrorCode::Internal, Bytes::from(self.to_string()))
             }
         }
@@ -156,7 +188,13 @@ impl Error {
             Some(ErrorCode::Encode) => {
                 Error::Encode(String::from_utf8_lossy(&message).into_owned())
             }
-            Some(ErrorCode::Internal) | None => Error::Remote(message),
+            Some(ErrorCode::PermissionDenied) => {
+                Error::PermissionDenied(String::from_utf8_lossy(&message).into_owned())
+            }
+            Some(ErrorCode::Internal) => {
+                Error::Internal(String::from_utf8_lossy(&message).into_owned())
+            }
+            None => Error::Remote(message),
         }
     }
 }
@@ -185,6 +223,9 @@ pub enum ErrorCode {
     Decode = 8,
     /// The responder could not encode its handler's answer.
     Encode = 9,
+    /// The handler does not admit this caller. Peers older than this code
+    /// see it as an unknown code, i.e. a handler error carrying the text.
+    PermissionDenied = 10,
 }
 
 impl ErrorCode {
@@ -200,14 +241,25 @@ impl ErrorCode {
             7 => ErrorCode::Internal,
             8 => ErrorCode::Decode,
             9 => ErrorCode::Encode,
+            10 => ErrorCode::PermissionDenied,
             _ => return None,
         })
     }
 }
 
+/// The reason a `Reject` gives when the peer's proof does not verify; a
+/// `Reject` whose reason starts with [`AUTH_FAILED_PREFIX`] is reported as
+/// [`CloseReason::SecretRefused`] by its receiver (PROTOCOL.md §5.4).
+pub(crate) const AUTH_FAILED_PEER: &str =
+    "authentication failed: the peer does not know the cluster secret";
+
+/// How every `Reject` for a failed proof begins.
+pub(crate) const AUTH_FAILED_PREFIX: &str = "authentication failed";
+
 /// Why a connection closed. Carried in `Close` and `Reject` frames as a code and
 /// a readable reason, so the operator on either side can see what happened.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// This side asked to close.
     #[error("closed locally: {0}")]
@@ -215,9 +267,20 @@ pub enum CloseReason {
     /// The peer closed the connection and said why.
     #[error("closed by peer: {0}")]
     Peer(String),
-    /// The peer refused the handshake, or this side refused the peer's.
+    /// The peer refused the handshake, or this side refused the peer's, for
+    /// a reason other than authentication (version, names, limits, a frame
+    /// out of place).
     #[error("handshake rejected: {0}")]
     Rejected(String),
+    /// This side could not verify the peer's proof: the peer does not know
+    /// the cluster secret, or this node's secret differs from the cluster's.
+    #[error("authentication failed: the peer does not know the cluster secret; check that every node has the same secret")]
+    PeerUnauthenticated,
+    /// The peer refused this side's proof (its `Reject` began with
+    /// `authentication failed`): this node's secret was refused. The text is
+    /// the peer's.
+    #[error("this node's secret was refused by the peer ({0}); check that every node has the same secret")]
+    SecretRefused(String),
     /// The handshake did not complete within the configured time.
     #[error("handshake timed out")]
     HandshakeTimeout,
@@ -254,7 +317,8 @@ pub enum CloseReason {
 
 /// Why an authenticated connection is refused after its handshake. Each has
 /// its own `Close` code, so the refused side can tell them apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refusal {
     /// The peer's name is not among this node's peers. Code 9.
     #[error("not a peer")]
@@ -304,7 +368,9 @@ impl CloseReason {
         match self {
             CloseReason::Local(_) => 0,
             CloseReason::Peer(_) => 0,
-            CloseReason::Rejected(_) => 1,
+            CloseReason::Rejected(_)
+            | CloseReason::PeerUnauthenticated
+            | CloseReason::SecretRefused(_) => 1,
             CloseReason::HandshakeTimeout => 2,
             CloseReason::PeerTimeout(_) => 3,
             CloseReason::Protocol(_) => 4,
@@ -337,11 +403,21 @@ mod tests {
             },
             Error::Decode("handler 3 expected u32".into()),
             Error::Encode("handler 3 cannot encode a map with non-string keys".into()),
+            Error::PermissionDenied("handler 7 on b does not admit a".into()),
+            Error::Internal("handler 7 on b panicked".into()),
         ];
         for error in errors {
             let (code, message) = error.to_wire();
             assert_eq!(Error::from_wire(code as u32, message), error);
         }
+    }
+
+    #[test]
+    fn only_transient_conditions_are_retryable() {
+        assert!(Error::Disconnected.is_retryable());
+        assert!(!Error::PermissionDenied("x".into()).is_retryable());
+        assert!(!Error::Unauthenticated("x".into()).is_retryable());
+        assert!(!Error::Internal("x".into()).is_retryable());
     }
 
     #[test]

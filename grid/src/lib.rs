@@ -64,6 +64,7 @@
 //! }
 //! ```
 
+mod access;
 mod call;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -71,6 +72,7 @@ mod deadline;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod driver;
+mod failure;
 mod handler;
 mod manager;
 mod peer;
@@ -81,8 +83,10 @@ mod shared;
 mod stream;
 pub mod typed;
 
+pub use access::{Access, Principal};
 pub use bytes::Bytes;
 pub use call::{Request, RequestFuture};
+pub use failure::{FailureKind, PeerFailure};
 pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Refusal, Stats, Timeouts};
 pub use handler::{Ctx, HandlerError, HandlerId};
 pub use manager::{

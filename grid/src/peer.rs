@@ -11,6 +11,7 @@ use grid_proto::{Error, Stats};
 
 use crate::call::Request;
 use crate::deadline::CallDeadline;
+use crate::failure::{FailureKind, PeerFailure};
 use crate::handler::HandlerId;
 use crate::runtime::SharedClock;
 use crate::shared::Shared;
@@ -45,6 +46,11 @@ struct Current {
     /// A newcomer was turned away since the last replacement and said so at
     /// WARN; later ones in the same interval are logged at DEBUG.
     refusal_logged: bool,
+    /// The last failure to connect, or the last disconnect.
+    failure: Option<PeerFailure>,
+    /// A connection was installed since `failure`: the next failure starts
+    /// a new streak.
+    connected_since_failure: bool,
 }
 
 /// What [`PeerSlot::install`] did with a new connection.
@@ -130,6 +136,7 @@ impl PeerSlot {
         if self.connects.fetch_add(1, Ordering::Relaxed) > 0 {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+        current.connected_since_failure = true;
         let old = current.shared.replace(shared);
         for waker in current.waiters.drain(..) {
             waker.wake();
@@ -149,6 +156,49 @@ impl PeerSlot {
             .is_some_and(|existing| Arc::ptr_eq(existing, shared))
         {
             current.shared = None;
+        }
+    }
+
+    /// Records a failure to connect, or a disconnect, at `now`.
+    pub(crate) fn record_failure(&self, kind: FailureKind, reason: String, now: Instant) {
+        let mut current = self.lock();
+        let streak = !std::mem::replace(&mut current.connected_since_failure, false);
+        match &mut current.failure {
+            Some(last) if streak && last.kind == kind => {
+                last.reason = reason;
+                last.count += 1;
+            }
+            failure => {
+                *failure = Some(PeerFailure {
+                    kind,
+                    reason,
+                    since: now,
+                    count: 1,
+                })
+            }
+        }
+    }
+
+    /// The last failure recorded.
+    pub(crate) fn last_failure(&self) -> Option<PeerFailure> {
+        self.lock().failure.clone()
+    }
+
+    /// The error of a call made while no connection is up: the peer's refusal
+    /// of this node's secret while that is why, else `Disconnected`.
+    fn unconnected_error(&self) -> Error {
+        let current = self.lock();
+        match &current.failure {
+            Some(failure)
+                if failure.kind == FailureKind::SecretRefused
+                    && !current.connected_since_failure =>
+            {
+                Error::Unauthenticated(format!(
+                    "{:?} refused this node's cluster secret (in {} attempts in a row); check that every node has the same secret",
+                    self.name, failure.count
+                ))
+            }
+            _ => Error::Disconnected,
         }
     }
 
@@ -202,7 +252,9 @@ impl Peer {
     }
 
     fn shared(&self) -> Result<Arc<Shared>, Error> {
-        self.slot.current().ok_or(Error::Disconnected)
+        self.slot
+            .current()
+            .ok_or_else(|| self.slot.unconnected_error())
     }
 
     /// A single request to `handler`; `.await` it. Add `.subroute(..)` or
@@ -278,12 +330,14 @@ impl Peer {
             socket_writes,
             connects: self.slot.connects.load(Ordering::Relaxed),
             reconnects: self.slot.reconnects.load(Ordering::Relaxed),
+            last_failure: self.slot.last_failure(),
         }
     }
 }
 
 /// State of a peer's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PeerState {
     /// Calls flow.
     Connected,
@@ -295,6 +349,7 @@ pub enum PeerState {
 
 /// Statistics of one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PeerStats {
     /// The peer's node name.
     pub peer: String,
@@ -311,6 +366,9 @@ pub struct PeerStats {
     pub connects: u64,
     /// Connections established after the first.
     pub reconnects: u64,
+    /// The last failure to connect, or the last disconnect, and since when
+    /// (kept after a reconnect, as the reason of the last disconnect).
+    pub last_failure: Option<PeerFailure>,
 }
 
 /// The old name of [`Peer`]: it is a handle to a peer, not a connection.
@@ -327,3 +385,63 @@ pub type ConnectionStats = PeerStats;
 
 /// How long [`crate::Manager::wait_connected`] waits by default.
 pub const DEFAULT_CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Clock, Timer};
+
+    /// A clock for a slot whose calls are never made: the tests pass the
+    /// time to the slot themselves.
+    struct Unused;
+
+    impl Clock for Unused {
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+        fn timer(&self, _deadline: Instant) -> Box<dyn Timer> {
+            unreachable!("no call waits in these tests")
+        }
+    }
+
+    fn slot() -> Arc<PeerSlot> {
+        PeerSlot::new("b", Arc::new(Unused))
+    }
+
+    #[test]
+    fn failures_of_one_kind_in_a_row_keep_their_start_and_count() {
+        let slot = slot();
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(5);
+        slot.record_failure(FailureKind::Dial, "refused".into(), t0);
+        slot.record_failure(FailureKind::Dial, "reset".into(), later);
+        let failure = slot.last_failure().unwrap();
+        assert_eq!((failure.since, failure.count), (t0, 2));
+        assert_eq!(failure.reason, "reset");
+        // Another kind starts a new streak.
+        slot.record_failure(FailureKind::Handshake, "timed out".into(), later);
+        let failure = slot.last_failure().unwrap();
+        assert_eq!(
+            (failure.kind, failure.since, failure.count),
+            (FailureKind::Handshake, later, 1)
+        );
+    }
+
+    #[test]
+    fn only_a_refused_secret_makes_calls_fail_without_retry() {
+        let slot = slot();
+        assert_eq!(slot.unconnected_error(), Error::Disconnected);
+        let now = Instant::now();
+        slot.record_failure(FailureKind::PeerUnauthenticated, "bad proof".into(), now);
+        assert_eq!(slot.unconnected_error(), Error::Disconnected);
+        slot.record_failure(FailureKind::SecretRefused, "refused".into(), now);
+        let error = slot.unconnected_error();
+        assert!(
+            matches!(&error, Error::Unauthenticated(text) if text.contains("\"b\"")),
+            "{error:?}"
+        );
+        assert!(!error.is_retryable());
+        slot.record_failure(FailureKind::Dial, "unreachable".into(), now);
+        assert_eq!(slot.unconnected_error(), Error::Disconnected);
+    }
+}

@@ -16,6 +16,7 @@ use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::access::Access;
 use crate::handler::{Ctx, HandlerError, HandlerId};
 use crate::runtime::BoxFuture;
 use crate::stream::{StreamReceiver, StreamSender};
@@ -152,6 +153,8 @@ pub struct DuplicateHandler {
 pub struct Router {
     singles: FxHashMap<(HandlerId, Bytes), SingleFn>,
     streams: FxHashMap<(HandlerId, Bytes), StreamEntry>,
+    /// Routes limited to some callers; the others admit every peer.
+    access: FxHashMap<(HandlerId, Bytes), Access>,
     duplicate: Option<DuplicateHandler>,
 }
 
@@ -160,6 +163,7 @@ impl fmt::Debug for Router {
         f.debug_struct("Router")
             .field("singles", &self.singles.len())
             .field("streams", &self.streams.len())
+            .field("restricted", &self.access.len())
             .field("duplicate", &self.duplicate)
             .finish()
     }
@@ -294,6 +298,33 @@ impl Router {
         self.add_stream(Route::new(id, subroute), boxed, window)
     }
 
+    /// Limits who may call the handler at `route` (a handler id, or a
+    /// handler id with a subroute, exactly as registered; before or after
+    /// registering it). Other callers get
+    /// [`Error::PermissionDenied`](crate::Error::PermissionDenied). A route
+    /// restricted twice keeps the last [`Access`].
+    ///
+    /// ```
+    /// use grid::{Access, Bytes, Ctx, Router};
+    /// const ADMIN: u16 = 9;
+    /// let router = Router::new()
+    ///     .single(ADMIN, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+    ///     .restrict(ADMIN, Access::peers(["10.0.0.1:7000"]));
+    /// # assert_eq!(router.len(), 1);
+    /// ```
+    pub fn restrict(mut self, route: impl Into<Route>, access: Access) -> Self {
+        let route = route.into();
+        self.access.insert((route.handler, route.subroute), access);
+        self
+    }
+
+    /// Whether `peer` may call the handler at `key`.
+    pub(crate) fn admits(&self, key: &(HandlerId, Bytes), peer: &str) -> bool {
+        self.access
+            .get(key)
+            .is_none_or(|access| access.admits_peer(peer))
+    }
+
     /// Adds every handler of `other`, e.g. a subsystem's own router. A route
     /// both have is a duplicate, reported by
     /// [`ManagerBuilder::start`](crate::ManagerBuilder::start).
@@ -307,6 +338,7 @@ impl Router {
         for ((handler, subroute), entry) in other.streams {
             self = self.add_stream(Route { handler, subroute }, entry.handler, entry.window);
         }
+        self.access.extend(other.access);
         self
     }
 
@@ -403,6 +435,21 @@ mod tests {
             })
         );
         assert_eq!(router.len(), 2);
+    }
+
+    #[test]
+    fn restricted_routes_admit_only_their_callers() {
+        let router = Router::new()
+            .single(1, echo)
+            .single((1, "disk-1"), echo)
+            .restrict((1, "disk-1"), Access::peers(["a"]));
+        let open = (1, Bytes::new());
+        let disk = (1, Bytes::from("disk-1"));
+        assert!(router.admits(&open, "b"));
+        assert!(router.admits(&disk, "a"));
+        assert!(!router.admits(&disk, "b"));
+        let merged = Router::new().merge(router);
+        assert!(!merged.admits(&disk, "b"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use grid_proto::{CallId, Error, IncomingCall};
 use tracing::Instrument;
 
 use crate::driver::Host;
-use crate::handler::Ctx;
+use crate::handler::{Ctx, HandlerId};
 use crate::router::Router;
 use crate::runtime::Runtime;
 use crate::shared::{Dispatched, IncomingSlot, Shared, StreamSlot};
@@ -65,6 +65,9 @@ impl<R: Runtime> Serve<R> {
         let Some(function) = self.router.find_single(&key).cloned() else {
             return Some((call.id, Err(Error::UnknownHandler)));
         };
+        if !self.router.admits(&key, peer) {
+            return Some((call.id, Err(denied(peer, &call))));
+        }
         let ctx = self.context(shared, peer, &call);
         let id = call.id;
         let span = tracing::debug_span!("grid.handle", %peer, handler = call.handler, mux = %id);
@@ -79,8 +82,9 @@ impl<R: Runtime> Serve<R> {
         });
         match first {
             Ok(Poll::Ready(result)) => Some((id, result)),
-            Err(panic) => Some((id, Err(panicked(panic)))),
+            Err(panic) => Some((id, Err(panicked(panic, peer, call.handler)))),
             Ok(Poll::Pending) => {
+                let (peer, handler) = (peer.clone(), call.handler);
                 let shared = shared.clone();
                 // The task polls the handler again, with a waker that works.
                 self.runtime.spawn(
@@ -90,7 +94,7 @@ impl<R: Runtime> Serve<R> {
                             Either::Left((outcome, _)) => Some(outcome),
                             Either::Right(_) => None,
                         };
-                        answer(&shared, id, outcome);
+                        answer(&shared, id, outcome, &peer, handler);
                     }
                     .instrument(span),
                 );
@@ -107,6 +111,13 @@ impl<R: Runtime> Serve<R> {
                 .ok();
             return;
         };
+        if !self.router.admits(&key, peer) {
+            let error = denied(peer, &call);
+            shared
+                .command(|inner, _| inner.proto.fail(call.id, error))
+                .ok();
+            return;
+        }
         let ctx = self.context(shared, peer, &call);
         let id = call.id;
         let accepted = shared.command(|inner, _| {
@@ -132,6 +143,7 @@ impl<R: Runtime> Serve<R> {
         }
         let stream = Stream::new(shared.clone(), id);
         let shared = shared.clone();
+        let (caller, handler) = (peer.clone(), call.handler);
         let span =
             tracing::debug_span!("grid.handle_stream", %peer, handler = call.handler, mux = %id);
         self.runtime.spawn(
@@ -151,7 +163,7 @@ impl<R: Runtime> Serve<R> {
                 };
                 let outcome = match outcome {
                     Some(Ok(result)) => result,
-                    Some(Err(panic)) => Err(panicked(panic)),
+                    Some(Err(panic)) => Err(panicked(panic, &caller, handler)),
                     // Cancelled: ending it only frees its slot.
                     None => Ok(()),
                 };
@@ -166,21 +178,41 @@ impl<R: Runtime> Serve<R> {
 type Outcome = Option<std::thread::Result<Result<Bytes, Error>>>;
 
 /// Sends a spawned single-request handler's answer and forgets the call.
-fn answer(shared: &Shared, id: CallId, outcome: Outcome) {
+fn answer(shared: &Shared, id: CallId, outcome: Outcome, peer: &str, handler: HandlerId) {
     let result = match outcome {
         Some(Ok(result)) => result,
-        Some(Err(panic)) => Err(panicked(panic)),
+        Some(Err(panic)) => Err(panicked(panic, peer, handler)),
         // Cancelled: the empty answer only frees the call's slot.
         None => Ok(Bytes::new()),
     };
     shared.command(|inner, _| inner.answer(id, result));
 }
 
-fn panicked(panic: Box<dyn std::any::Any + Send>) -> Error {
+/// The caller's error for a route that does not admit it: it names the
+/// handler and the caller, so the operator knows which `Access` to change.
+fn denied(peer: &str, call: &IncomingCall) -> Error {
+    let subroute = if call.subroute.is_empty() {
+        String::new()
+    } else {
+        format!(" subroute {:?}", String::from_utf8_lossy(&call.subroute))
+    };
+    Error::PermissionDenied(format!(
+        "handler {}{subroute} does not admit {peer:?} (see Router::restrict on the called node)",
+        call.handler
+    ))
+}
+
+/// Logs a handler's panic where the operator looks, and gives the caller an
+/// internal error without the panic's text, which may hold anything the
+/// handler had in hand.
+fn panicked(panic: Box<dyn std::any::Any + Send>, peer: &str, handler: HandlerId) -> Error {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string());
-    Error::Remote(Bytes::from(format!("handler panicked: {message}")))
+    tracing::error!(%peer, handler, panic = %message, "handler panicked");
+    Error::Internal(format!(
+        "handler {handler} panicked; the called node's log has the details"
+    ))
 }

@@ -157,8 +157,12 @@ impl Inner {
                         waker.wake();
                     }
                 }
-                // Visible in the stats; new calls fail with `Draining` in the protocol.
-                Event::PeerDraining => {}
+                // Visible in the stats; new calls fail with `Draining` in the
+                // protocol. The operator sees a peer's drain start here and
+                // its end as the disconnect.
+                Event::PeerDraining => {
+                    tracing::info!(peer = %out.peer_name, "peer is draining: new calls to it fail with Draining");
+                }
                 Event::Closed(reason) => {
                     out.closed = Some(reason);
                     for waker in self

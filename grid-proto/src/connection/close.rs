@@ -44,6 +44,8 @@ impl Connection {
             CloseReason::Rejected(text) | CloseReason::Local(text) => text.clone(),
             // The code says which refusal; the text is the refuser's own.
             CloseReason::Refused(_, text) => text.clone(),
+            // The receiver recognises a failed proof by this text's prefix.
+            CloseReason::PeerUnauthenticated => crate::error::AUTH_FAILED_PEER.to_string(),
             other => other.to_string(),
         };
         // Fits the smallest frame limit a peer may announce, even mid-handshake.

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::phase::Phase;
 use super::Connection;
 use crate::config::Role;
-use crate::error::{CloseReason, Refusal};
+use crate::error::{CloseReason, Refusal, AUTH_FAILED_PREFIX};
 use crate::event::Event;
 use crate::frame::{Header, Op};
 use crate::handshake::{self, PROOF_LEN};
@@ -80,14 +80,18 @@ impl Connection {
                     }
                     self.established(now);
                 } else {
-                    self.close_with(CloseReason::Rejected(
-                        "authentication failed: the peer does not know the cluster secret".into(),
-                    ));
+                    self.close_with(CloseReason::PeerUnauthenticated);
                 }
             }
             Op::Reject => {
                 let text = String::from_utf8_lossy(&payload).into_owned();
-                self.peer_closed(CloseReason::Rejected(text));
+                // A failed proof is the one rejection the operator must act
+                // on at this node: it gets its own reason.
+                self.peer_closed(if text.starts_with(AUTH_FAILED_PREFIX) {
+                    CloseReason::SecretRefused(text)
+                } else {
+                    CloseReason::Rejected(text)
+                });
             }
             // An acceptor that verified this side and then refused it may
             // close before its own proof leaves: the refusal is still news.

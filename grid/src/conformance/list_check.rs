@@ -34,12 +34,14 @@ fn every_suite_test_is_in_the_conformance_list() {
     let (suite, _) = crate::conformance_tests!(@list (@names));
     // The `suite` list's tests live in several files, one per area.
     let sources = [
+        include_str!("suite/access.rs"),
         include_str!("suite/admission.rs"),
         include_str!("suite/backpressure.rs"),
         include_str!("suite/calls.rs"),
         include_str!("suite/deadlines.rs"),
         include_str!("suite/failures.rs"),
         include_str!("suite/streams.rs"),
+        include_str!("suite/visibility.rs"),
     ];
     check("suite/", &sources.concat(), suite);
 }

@@ -97,7 +97,7 @@ macro_rules! conformance_tests {
             suite [
                 echo,
                 remote_error_is_the_exact_value,
-                handler_panic_is_a_remote_error,
+                handler_panic_is_an_internal_error,
                 one_mib_echo,
                 unknown_handler_and_subroute,
                 subroutes_reach_their_handlers,
@@ -127,6 +127,9 @@ macro_rules! conformance_tests {
                 close_reason_arrives_despite_unread_input,
                 sink_batches_arrive_whole_and_in_order,
                 vanished_peer_with_unsent_data_is_redialed,
+                restricted_handlers_refuse_other_peers,
+                wrong_secret_is_reported_not_retried,
+                unreachable_peer_names_the_dial_failure,
             ]
             typed [
                 typed_echo_with_nested_types,

@@ -18,6 +18,7 @@ use crate::runtime::{clock, random_u64, Listener, Runtime};
 
 /// Why a Manager could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// A handler id and subroute were registered twice.
     #[error(transparent)]
@@ -255,6 +256,7 @@ impl<R: Runtime> ManagerBuilder<R> {
             shutdown: Signal::default(),
             listener_closed: Signal::default(),
             connections: Mutex::new(Vec::new()),
+            log_limit: Default::default(),
         });
         match listener {
             Some(listener) => inner.runtime.spawn(accept_loop(inner.clone(), listener)),

@@ -10,6 +10,7 @@ use grid_proto::{dials, Config, Connection as Proto, Refusal, Role};
 
 use super::node::ManagerInner;
 use crate::driver::{Driver, Exit};
+use crate::failure::FailureKind;
 use crate::peer::{Install, PeerSlot};
 use crate::runtime::{clock, BoxIo, Runtime};
 use crate::serve::Serve;
@@ -32,7 +33,7 @@ pub(super) async fn run_connection<R: Runtime>(
         role,
         seed,
     );
-    config.expected_peer = expected_peer;
+    config.expected_peer = expected_peer.clone();
     config.limits = inner.limits.clone();
     config.timeouts = inner.timeouts.clone();
     let shared = Shared::new(Proto::new(config, now), io, clock(&inner.runtime));
@@ -48,7 +49,18 @@ pub(super) async fn run_connection<R: Runtime>(
     };
     let peer = match std::future::poll_fn(|cx| driver.poll_drive(cx, &host)).await {
         Exit::Closed(reason) => {
-            tracing::debug!(node = %inner.name, %reason, "connection closed during handshake");
+            // The dialer knows whom it dialed; an acceptor knows the name
+            // the other side claimed in its `Hello`, if it got that far.
+            let claimed = shared
+                .lock()
+                .proto
+                .peer()
+                .map(|peer| peer.node_name.clone());
+            let peer = expected_peer.or(claimed);
+            if !inner.shutdown.is_set() {
+                let kind = FailureKind::of(&reason, false);
+                inner.report_failure(peer.as_deref(), kind, false, &reason);
+            }
             return false;
         }
         Exit::Connected(peer) => peer,
@@ -112,7 +124,13 @@ pub(super) async fn run_connection<R: Runtime>(
         }
         (refusal, _) => {
             let (refusal, reason) = refusal.unwrap_or((Refusal::NotAPeer, "refused".to_string()));
-            tracing::warn!(node = %inner.name, peer = %peer.node_name, %reason, "refusing connection");
+            if refusal == Refusal::ShuttingDown {
+                tracing::debug!(node = %inner.name, peer = %peer.node_name, %reason, "refusing connection");
+            } else {
+                let kind = FailureKind::Refused(refusal);
+                let text = format!("refused by this node: {reason}");
+                inner.report_failure(Some(&peer.node_name), kind, false, &text);
+            }
             shared.command(|inner, _| inner.proto.refuse(refusal, reason));
             None
         }
@@ -121,7 +139,8 @@ pub(super) async fn run_connection<R: Runtime>(
     if let Some(slot) = &installed {
         slot.uninstall(&shared);
         if let Exit::Closed(reason) = exit {
-            tracing::info!(node = %inner.name, peer = %peer.node_name, %reason, "disconnected");
+            let kind = FailureKind::of(&reason, true);
+            inner.report_failure(Some(&peer.node_name), kind, true, &reason);
         }
     }
     installed.is_some()

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::connection::run_connection;
 use super::node::ManagerInner;
+use crate::failure::FailureKind;
 use crate::runtime::{random_u64, sleep_until, BoxFuture, BoxIo, Runtime};
 
 /// Opens a byte stream to a peer address; replaces plain TCP (e.g. for TLS).
@@ -49,9 +50,11 @@ pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: Str
                     backoff.reset();
                 }
             }
-            Err(error) => {
-                tracing::debug!(node = %inner.name, %peer, %error, "dial failed");
+            Err(error) if !inner.shutdown.is_set() => {
+                let reason = format!("cannot reach {addr}: {error}");
+                inner.report_failure(Some(&peer), FailureKind::Dial, false, &reason);
             }
+            Err(_) => {}
         }
         let delay = backoff.next_delay();
         let sleep = sleep_until(&inner.runtime, inner.runtime.now() + delay);

@@ -12,7 +12,9 @@ mod accept;
 mod builder;
 mod connection;
 mod dial;
+mod log_limit;
 mod node;
+mod report;
 mod signal;
 
 pub use builder::{ManagerBuilder, StartError, DEFAULT_REPLACE_INTERVAL};

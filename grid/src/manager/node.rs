@@ -14,7 +14,9 @@ use grid_proto::{BackoffConfig, Limits, Role, Timeouts};
 use super::builder::ManagerBuilder;
 use super::connection::run_connection;
 use super::dial::Connector;
+use super::log_limit::LogLimit;
 use super::signal::Signal;
+use crate::failure::PeerFailure;
 use crate::peer::{Peer, PeerSlot, PeerStats};
 use crate::router::Router;
 use crate::runtime::{sleep_until, BoxIo, Runtime};
@@ -22,18 +24,29 @@ use crate::shared::Shared;
 
 /// Why waiting for a connection ended without one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WaitError {
     /// The name is not a peer of this node.
     #[error(transparent)]
     UnknownPeer(#[from] UnknownPeer),
     /// The peer did not connect in time.
-    #[error("{peer:?} did not connect within {waited:?}")]
+    #[error("{peer:?} did not connect within {waited:?}{}", last_failure_text(.last_failure))]
     Timeout {
         /// The peer.
         peer: String,
         /// How long this side waited.
         waited: Duration,
+        /// The peer's last failure to connect (or disconnect), if any: why
+        /// it is not connected.
+        last_failure: Option<PeerFailure>,
     },
+}
+
+fn last_failure_text(failure: &Option<PeerFailure>) -> String {
+    failure
+        .as_ref()
+        .map(|failure| format!("; last failure: {failure}"))
+        .unwrap_or_default()
 }
 
 /// A name that is not in the peer list.
@@ -66,6 +79,8 @@ pub(super) struct ManagerInner<R: Runtime> {
     pub(super) listener_closed: Signal,
     /// Every connection alive, for shutdown.
     pub(super) connections: Mutex<Vec<Weak<Shared>>>,
+    /// Which failing peers were reported at WARN lately.
+    pub(super) log_limit: LogLimit,
 }
 
 /// A node of the cluster: its handlers, and a connection to every peer.
@@ -159,6 +174,7 @@ impl<R: Runtime> Manager<R> {
             Either::Right(_) => Err(WaitError::Timeout {
                 peer: peer.to_string(),
                 waited: timeout,
+                last_failure: slot.last_failure(),
             }),
         }
     }
@@ -202,6 +218,12 @@ impl<R: Runtime> Manager<R> {
         self.inner.shutdown.raise();
         let live = self.live_connections();
         let now = self.inner.runtime.now();
+        tracing::info!(
+            node = %self.inner.name,
+            connections = live.len(),
+            ?drain_timeout,
+            "draining: new calls are refused, calls in flight may finish"
+        );
         for shared in &live {
             shared.command(|inner, now| inner.proto.begin_drain(now, drain_timeout));
         }
@@ -213,10 +235,20 @@ impl<R: Runtime> Manager<R> {
             now + drain_timeout + Duration::from_millis(100),
         );
         let _ = select(pin!(all_closed), pin!(limit)).await;
+        let cut = live
+            .iter()
+            .filter(|shared| !shared.lock().proto.is_closed())
+            .count();
         for shared in &live {
             shared.command(|inner, _| inner.proto.close("node shut down"));
         }
         self.inner.listener_closed.wait().await;
+        tracing::info!(
+            node = %self.inner.name,
+            took = ?self.inner.runtime.now().saturating_duration_since(now),
+            closed_before_done = cut,
+            "drained: node stopped"
+        );
     }
 
     fn live_connections(&self) -> Vec<Arc<Shared>> {

@@ -4,6 +4,7 @@ use grid_proto::{CommandError, Error};
 
 /// Why a stream's send half could not send.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// This half already finished its output (`finish`, or closing the `Sink`).
     #[error("this side already finished sending on the stream")]
@@ -26,10 +27,7 @@ impl SendError {
             // A stream the protocol no longer holds has ended: the handler
             // that owned it returned. Back-pressure never gets here: the send
             // half waits it out.
-            CommandError::Ended
-            | CommandError::UnknownCall
-            | CommandError::SendBufferFull
-            | CommandError::NoCredit => SendError::Ended,
+            _ => SendError::Ended,
         }
     }
 }

@@ -7,19 +7,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use grid_proto::Error;
 
+mod access;
 mod admission;
 mod backpressure;
 mod calls;
 mod deadlines;
 mod failures;
+mod nodes;
 mod streams;
+mod visibility;
 
+pub use access::*;
 pub use admission::*;
 pub use backpressure::*;
 pub use calls::*;
 pub use deadlines::*;
 pub use failures::*;
 pub use streams::*;
+pub use visibility::*;
 
 const WAIT: Duration = Duration::from_secs(5);
 
