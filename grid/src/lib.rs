@@ -72,6 +72,7 @@ mod deadline;
 pub mod demo;
 mod driver;
 mod handler;
+mod identity;
 mod manager;
 mod peer;
 mod router;
@@ -79,14 +80,16 @@ pub mod runtime;
 mod serve;
 mod shared;
 mod stream;
+mod transport;
 pub mod typed;
 
 pub use bytes::Bytes;
 pub use call::{Request, RequestFuture};
 pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Refusal, Stats, Timeouts};
 pub use handler::{Ctx, HandlerError, HandlerId};
+pub use identity::PeerIdentity;
 pub use manager::{
-    Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError,
+    AcceptOutcome, Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError,
     DEFAULT_REPLACE_INTERVAL,
 };
 #[allow(deprecated)]
@@ -97,3 +100,4 @@ pub use runtime::{BoxFuture, BoxIo, Io, Listener, Runtime, Timer};
 pub use stream::{
     SendError, Stream, StreamReceiver, StreamRequest, StreamSender, DEFAULT_STREAM_WINDOW,
 };
+pub use transport::{Accepted, Dialed, Incoming};

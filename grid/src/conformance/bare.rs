@@ -37,7 +37,7 @@ pub(crate) fn raw_connection<R: TestRuntime>(
         [7; 32],
     );
     config.timeouts = crate::conformance::cluster::test_timeouts();
-    let shared = Shared::new(Proto::new(config, now), io, clock(rt));
+    let shared = Shared::new(Proto::new(config, now), io, clock(rt), None);
     let driver = Driver::new(shared.clone(), rt.timer(now));
     (shared, driver)
 }

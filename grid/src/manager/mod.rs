@@ -13,8 +13,11 @@ mod builder;
 mod connection;
 mod dial;
 mod node;
+mod opened;
+mod outcome;
 mod signal;
 
 pub use builder::{ManagerBuilder, StartError, DEFAULT_REPLACE_INTERVAL};
 pub use dial::Connector;
 pub use node::{Manager, UnknownPeer, WaitError};
+pub use outcome::AcceptOutcome;
