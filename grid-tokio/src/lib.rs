@@ -48,6 +48,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls_stream;
 
 pub use grid::*;
 

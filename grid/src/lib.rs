@@ -80,6 +80,8 @@ pub mod runtime;
 mod serve;
 mod shared;
 mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 pub mod typed;
 
