@@ -42,6 +42,8 @@
 //! ```
 
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls_stream;
 
 use std::future::Future;
 use std::io;
