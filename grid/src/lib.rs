@@ -70,6 +70,8 @@ pub mod conformance;
 mod deadline;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+mod demo_transport;
 mod driver;
 mod handler;
 mod identity;
