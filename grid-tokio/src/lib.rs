@@ -47,6 +47,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+#[cfg(feature = "http")]
+pub mod http;
 mod tcp;
 #[cfg(feature = "tls")]
 mod tls_stream;
