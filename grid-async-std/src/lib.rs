@@ -42,6 +42,8 @@
 //! ```
 
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls_stream;
 
 use std::future::Future;
 use std::io;
@@ -79,10 +81,10 @@ impl Timer for AsyncIoTimer {
 struct AsyncStdListener(async_std::net::TcpListener);
 
 impl Listener for AsyncStdListener {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxIo, SocketAddr)>> {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Incoming>> {
         Box::pin(async move {
             let (stream, addr) = self.0.accept().await?;
-            Ok((AsyncStd::io(stream), addr))
+            Ok(Incoming::ready(Accepted::plain(AsyncStd::io(stream), addr)))
         })
     }
 

@@ -336,6 +336,10 @@ pub enum Refusal {
     /// refused and the current one stays. Retry later. Code 13.
     #[error("replacing too often")]
     ReplacingTooOften,
+    /// The transport verified the peer's identity (a TLS certificate), and
+    /// it does not name the node the peer claims to be. Code 14.
+    #[error("identity mismatch")]
+    IdentityMismatch,
 }
 
 impl Refusal {
@@ -347,6 +351,7 @@ impl Refusal {
             Refusal::ShuttingDown => 11,
             Refusal::Replaced => 12,
             Refusal::ReplacingTooOften => 13,
+            Refusal::IdentityMismatch => 14,
         }
     }
 
@@ -358,6 +363,7 @@ impl Refusal {
             11 => Refusal::ShuttingDown,
             12 => Refusal::Replaced,
             13 => Refusal::ReplacingTooOften,
+            14 => Refusal::IdentityMismatch,
             _ => return None,
         })
     }

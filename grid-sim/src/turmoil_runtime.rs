@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use grid::{BoxFuture, BoxIo, Listener, Runtime, Timer};
+use grid::{Accepted, BoxFuture, BoxIo, Incoming, Listener, Runtime, Timer};
 use grid_tokio::Tokio;
 
 use crate::random::{next_default_seed, SimRandom};
@@ -48,10 +48,13 @@ impl Default for Turmoil {
 struct SimListener(turmoil::net::TcpListener);
 
 impl Listener for SimListener {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxIo, SocketAddr)>> {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Incoming>> {
         Box::pin(async move {
             let (stream, addr) = self.0.accept().await?;
-            Ok((Tokio::compat(stream), addr))
+            Ok(Incoming::ready(Accepted::plain(
+                Tokio::compat(stream),
+                addr,
+            )))
         })
     }
 

@@ -47,7 +47,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+#[cfg(feature = "http")]
+pub mod http;
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls_stream;
 
 pub use grid::*;
 
@@ -81,11 +85,14 @@ impl Timer for TokioTimer {
 struct TokioListener(tokio::net::TcpListener);
 
 impl Listener for TokioListener {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxIo, SocketAddr)>> {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Incoming>> {
         Box::pin(async move {
             let (stream, addr) = self.0.accept().await?;
             stream.set_nodelay(true)?;
-            Ok((Box::new(TokioTcp(stream)) as BoxIo, addr))
+            Ok(Incoming::ready(Accepted::plain(
+                Box::new(TokioTcp(stream)),
+                addr,
+            )))
         })
     }
 

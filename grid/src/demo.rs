@@ -18,9 +18,12 @@ use crate::runtime::{sleep_until, Listener, Runtime};
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::Error;
 
+pub use crate::demo_transport::{DemoBind, DemoConnector, DemoTransport};
+
 const ECHO: u16 = 1;
 const SQUARES: u16 = 2;
 const SLOW: u16 = 3;
+const WHO: u16 = 4;
 const SECRET: &str = "demo cluster secret";
 
 /// The demo's error type.
@@ -47,6 +50,7 @@ async fn start_node<R: Runtime>(
     name: &str,
     names: &[String],
     listener: Option<Box<dyn Listener>>,
+    transport: Option<&DemoTransport>,
 ) -> Result<Manager<R>, DemoError> {
     let sleeper = runtime.clone();
     let mut builder = ManagerBuilder::new(runtime.clone(), name)
@@ -55,6 +59,12 @@ async fn start_node<R: Runtime>(
         .router(
             Router::new()
                 .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
+                .single(WHO, |ctx: Ctx, _request: Bytes| async move {
+                    Ok(Bytes::from(match ctx.peer_identity() {
+                        Some(identity) => format!("certificate names {identity}"),
+                        None => "no verified identity".to_string(),
+                    }))
+                })
                 .single(SLOW, move |_ctx: Ctx, request: Bytes| {
                     let sleeper = sleeper.clone();
                     async move {
@@ -66,6 +76,9 @@ async fn start_node<R: Runtime>(
         );
     if let Some(listener) = listener {
         builder = builder.listener(listener);
+    }
+    if let Some(transport) = transport {
+        builder = builder.connector((transport.connector)(name));
     }
     Ok(builder.start().await?)
 }
@@ -186,7 +199,16 @@ fn print_stats<R: Runtime>(title: &str, nodes: &[Option<Manager<R>>]) {
 
 /// Runs the demo on `runtime`, giving up after a minute.
 pub async fn run<R: Runtime>(runtime: R) -> Result<(), DemoError> {
-    let scenario = scenario(&runtime);
+    run_over(runtime, None).await
+}
+
+/// Runs the demo on `runtime` over `transport` (the runtime's TCP if
+/// `None`), giving up after a minute.
+pub async fn run_over<R: Runtime>(
+    runtime: R,
+    transport: Option<DemoTransport>,
+) -> Result<(), DemoError> {
+    let scenario = scenario(&runtime, transport.as_ref());
     let limit = sleep_until(&runtime, runtime.now() + Duration::from_secs(60));
     match select(pin!(scenario), pin!(limit)).await {
         Either::Left((outcome, _)) => outcome,
@@ -194,22 +216,39 @@ pub async fn run<R: Runtime>(runtime: R) -> Result<(), DemoError> {
     }
 }
 
-async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
+async fn bind<R: Runtime>(
+    runtime: &R,
+    transport: Option<&DemoTransport>,
+    addr: &str,
+) -> std::io::Result<Box<dyn Listener>> {
+    match transport {
+        Some(transport) => (transport.bind)(addr).await,
+        None => runtime.bind(addr).await,
+    }
+}
+
+async fn scenario<R: Runtime>(
+    runtime: &R,
+    transport: Option<&DemoTransport>,
+) -> Result<(), DemoError> {
     let started = runtime.now();
     // Bind first so the node names (their addresses) are known to everyone.
     let mut listeners = Vec::new();
     for _ in 0..3 {
-        listeners.push(runtime.bind("127.0.0.1:0").await?);
+        listeners.push(bind(runtime, transport, "127.0.0.1:0").await?);
     }
     let names: Vec<String> = listeners
         .iter()
         .map(|l| l.local_addr().map(|a| a.to_string()))
         .collect::<std::io::Result<_>>()?;
     println!("grid demo: 3 nodes on loopback: {}", names.join(", "));
+    if let Some(transport) = transport {
+        println!("  over {}", transport.description);
+    }
     let mut nodes = Vec::new();
     for (name, listener) in names.iter().zip(listeners) {
         nodes.push(Some(
-            start_node(runtime, name, &names, Some(listener)).await?,
+            start_node(runtime, name, &names, Some(listener), transport).await?,
         ));
     }
     for node in nodes.iter().flatten() {
@@ -219,6 +258,15 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
         "mesh connected in {:.0} ms",
         (runtime.now() - started).as_secs_f64() * 1e3
     );
+    if let Some(node) = &nodes[1] {
+        let seen = node.peer(&names[0])?.request(WHO, "").await?;
+        println!(
+            "  node {} as node {} sees it: {}",
+            short(&names[1]),
+            short(&names[0]),
+            String::from_utf8_lossy(&seen)
+        );
+    }
 
     println!("\n1. single requests, every node to every other");
     mesh_requests(runtime, &nodes, &names, 2000).await?;
@@ -274,7 +322,8 @@ async fn scenario<R: Runtime>(runtime: &R) -> Result<(), DemoError> {
 
     println!("\n4. node {} comes back", short(&names[2]));
     let restarted = runtime.now();
-    nodes[2] = Some(start_node(runtime, &names[2], &names, None).await?);
+    let listener = bind(runtime, transport, &names[2]).await?;
+    nodes[2] = Some(start_node(runtime, &names[2], &names, Some(listener), transport).await?);
     for node in nodes.iter().flatten() {
         node.wait_all_connected(Duration::from_secs(10)).await?;
     }

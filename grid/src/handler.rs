@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use grid_proto::{CallId, Error};
 
+use crate::identity::PeerIdentity;
 use crate::shared::Shared;
 
 /// Identifies a handler on every node of the cluster.
@@ -73,6 +74,13 @@ impl Ctx {
     /// Node name of the caller.
     pub fn peer(&self) -> &str {
         &self.peer
+    }
+
+    /// The caller's identity as its transport verified it (the node names
+    /// of its TLS certificate), if the transport verifies one. grid has
+    /// already checked that it names [`Ctx::peer`].
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.shared.identity.as_ref()
     }
 
     /// The subroute the caller addressed (empty for none).

@@ -71,9 +71,12 @@ pub mod conformance;
 mod deadline;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+mod demo_transport;
 mod driver;
 mod failure;
 mod handler;
+mod identity;
 mod manager;
 mod peer;
 mod router;
@@ -81,6 +84,9 @@ pub mod runtime;
 mod serve;
 mod shared;
 mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod transport;
 pub mod typed;
 
 pub use access::{Access, Principal};
@@ -89,8 +95,9 @@ pub use call::{Request, RequestFuture};
 pub use failure::{FailureKind, PeerFailure};
 pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Refusal, Stats, Timeouts};
 pub use handler::{Ctx, HandlerError, HandlerId};
+pub use identity::PeerIdentity;
 pub use manager::{
-    Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError,
+    AcceptOutcome, Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError,
     DEFAULT_REPLACE_INTERVAL,
 };
 #[allow(deprecated)]
@@ -101,3 +108,4 @@ pub use runtime::{BoxFuture, BoxIo, Io, Listener, Runtime, Timer};
 pub use stream::{
     SendError, Stream, StreamReceiver, StreamRequest, StreamSender, DEFAULT_STREAM_WINDOW,
 };
+pub use transport::{Accepted, Dialed, Incoming};

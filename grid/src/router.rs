@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::access::Access;
 use crate::handler::{Ctx, HandlerError, HandlerId};
+use crate::identity::PeerIdentity;
 use crate::runtime::BoxFuture;
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::typed::{self, Single, Streaming, TypedReceiver, TypedSender};
@@ -318,11 +319,17 @@ impl Router {
         self
     }
 
-    /// Whether `peer` may call the handler at `key`.
-    pub(crate) fn admits(&self, key: &(HandlerId, Bytes), peer: &str) -> bool {
+    /// Whether `peer`, over a connection that verified `identity`, may call
+    /// the handler at `key`.
+    pub(crate) fn admits(
+        &self,
+        key: &(HandlerId, Bytes),
+        peer: &str,
+        identity: Option<&PeerIdentity>,
+    ) -> bool {
         self.access
             .get(key)
-            .is_none_or(|access| access.admits_peer(peer))
+            .is_none_or(|access| access.admits(peer, identity))
     }
 
     /// Adds every handler of `other`, e.g. a subsystem's own router. A route
@@ -445,9 +452,9 @@ mod tests {
             .restrict((1, "disk-1"), Access::peers(["a"]));
         let open = (1, Bytes::new());
         let disk = (1, Bytes::from("disk-1"));
-        assert!(router.admits(&open, "b"));
-        assert!(router.admits(&disk, "a"));
-        assert!(!router.admits(&disk, "b"));
+        assert!(router.admits(&open, "b", None));
+        assert!(router.admits(&disk, "a", None));
+        assert!(!router.admits(&disk, "b", None));
         let merged = Router::new().merge(router);
         assert!(!merged.admits(&disk, "b"));
     }

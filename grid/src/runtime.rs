@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::transport::Incoming;
+
 /// A boxed future, as returned by the [`Runtime`] and [`Listener`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -24,8 +26,11 @@ pub type BoxIo = Box<dyn Io>;
 
 /// A listening socket.
 pub trait Listener: Send + 'static {
-    /// Waits for the next incoming connection.
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxIo, SocketAddr)>>;
+    /// Waits for the next incoming connection. A transport with a handshake
+    /// of its own (TLS) returns it unfinished ([`Incoming::handshake`]): grid
+    /// runs it on the connection's task, so one slow client never delays
+    /// the next accept.
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Incoming>>;
     /// The address it listens on.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }

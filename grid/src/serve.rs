@@ -65,7 +65,7 @@ impl<R: Runtime> Serve<R> {
         let Some(function) = self.router.find_single(&key).cloned() else {
             return Some((call.id, Err(Error::UnknownHandler)));
         };
-        if !self.router.admits(&key, peer) {
+        if !self.router.admits(&key, peer, shared.identity.as_ref()) {
             return Some((call.id, Err(denied(peer, &call))));
         }
         let ctx = self.context(shared, peer, &call);
@@ -111,7 +111,7 @@ impl<R: Runtime> Serve<R> {
                 .ok();
             return;
         };
-        if !self.router.admits(&key, peer) {
+        if !self.router.admits(&key, peer, shared.identity.as_ref()) {
             let error = denied(peer, &call);
             shared
                 .command(|inner, _| inner.proto.fail(call.id, error))

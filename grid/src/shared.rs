@@ -22,6 +22,7 @@ use grid_proto::{
 use rustc_hash::FxHashMap;
 
 use crate::driver::{DriverLink, Writer};
+use crate::identity::PeerIdentity;
 use crate::runtime::{BoxIo, SharedClock, Timer};
 
 /// A single request's caller: its waker while it waits, then the outcome the
@@ -218,11 +219,22 @@ pub(crate) struct Shared {
     /// The runtime's clock and timers: the time the protocol is told, and
     /// timers for callers whose wait a deadline bounds.
     clock: SharedClock,
+    /// What the transport verified about the peer; fixed for the
+    /// connection's life, so read without the lock.
+    pub(crate) identity: Option<PeerIdentity>,
 }
 
 impl Shared {
-    pub(crate) fn new(proto: Proto, io: BoxIo, clock: SharedClock) -> Arc<Shared> {
+    /// A connection over `io`, whose transport verified the peer's
+    /// `identity` if it verifies one.
+    pub(crate) fn new(
+        proto: Proto,
+        io: BoxIo,
+        clock: SharedClock,
+        identity: Option<PeerIdentity>,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
+            identity,
             writer: Writer::new(io),
             clock,
             inner: Mutex::new(Inner {

@@ -128,6 +128,7 @@ fn a_refusal_after_the_handshake_reaches_the_peer_with_its_code() {
         Refusal::ShuttingDown,
         Refusal::Replaced,
         Refusal::ReplacingTooOften,
+        Refusal::IdentityMismatch,
     ] {
         let mut pair = Pair::connected(5);
         pair.server.conn.refuse(refusal, "go away");

@@ -4,6 +4,7 @@
 
 use grid_proto::{CloseReason, Config, Connection as Proto, Role};
 
+use crate::conformance::transport::dial_as;
 use crate::conformance::TestRuntime;
 use crate::driver::{Driver, Exit, Host};
 use crate::runtime::{clock, BoxIo};
@@ -37,7 +38,7 @@ pub(crate) fn raw_connection<R: TestRuntime>(
         [7; 32],
     );
     config.timeouts = crate::conformance::cluster::test_timeouts();
-    let shared = Shared::new(Proto::new(config, now), io, clock(rt));
+    let shared = Shared::new(Proto::new(config, now), io, clock(rt), None);
     let driver = Driver::new(shared.clone(), rt.timer(now));
     (shared, driver)
 }
@@ -55,7 +56,7 @@ pub(crate) async fn drive_to_close(driver: &mut Driver) -> CloseReason {
 /// Dials `addr` with a bare protocol connection that calls itself `name`, and
 /// returns why the connection ended.
 pub(crate) async fn raw_dial<R: TestRuntime>(rt: &R, addr: &str, name: &str) -> CloseReason {
-    let io = rt.connect(addr).await.expect("connect");
+    let io = dial_as(rt, addr, name).await.expect("connect");
     let (_shared, mut driver) = raw_connection(rt, io, name);
     drive_to_close(&mut driver).await
 }

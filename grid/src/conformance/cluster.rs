@@ -9,6 +9,7 @@ use grid_proto::{dials, BackoffConfig, Timeouts};
 use crate::conformance::probe::Probe;
 use crate::conformance::proxy::FaultProxy;
 use crate::conformance::sleep;
+use crate::conformance::transport::{bind_node, connector_for};
 use crate::handler::{Ctx, HandlerError};
 use crate::manager::{Manager, ManagerBuilder};
 use crate::peer::Peer;
@@ -276,7 +277,9 @@ impl<R: Runtime> Cluster<R> {
     pub async fn start_with(runtime: &R, size: usize, options: ClusterOptions) -> Cluster<R> {
         let mut listeners = Vec::new();
         for _ in 0..size {
-            let listener = runtime.bind("127.0.0.1:0").await.expect("bind loopback");
+            let listener = bind_node(runtime, "127.0.0.1:0")
+                .await
+                .expect("bind loopback");
             listeners.push(listener);
         }
         let names: Vec<String> = listeners
@@ -320,6 +323,9 @@ impl<R: Runtime> Cluster<R> {
             .secret("conformance secret")
             .timeouts(self.options.timeouts.clone().unwrap_or_else(test_timeouts))
             .backoff(test_backoff());
+        if let Some(connector) = connector_for(&self.names[index]) {
+            builder = builder.connector(connector);
+        }
         if let Some(limits) = &self.options.limits {
             builder = builder.limits(limits.clone());
         }
@@ -371,7 +377,15 @@ impl<R: Runtime> Cluster<R> {
 
     /// Starts node `index` again on the same address.
     pub async fn restart(&mut self, index: usize) {
-        let node = self.builder(index).start().await.expect("restart node");
+        let listener = bind_node(&self.runtime, &self.names[index])
+            .await
+            .expect("listen again");
+        let node = self
+            .builder(index)
+            .listener(listener)
+            .start()
+            .await
+            .expect("restart node");
         self.nodes[index] = Some(node);
     }
 

@@ -14,6 +14,7 @@ mod paused_reads;
 mod probe;
 mod proxy;
 pub mod suite;
+mod transport;
 pub mod typed_suite;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 pub use cluster::{handlers, register, test_backoff, test_timeouts, Cluster, ClusterOptions};
 pub use probe::Probe;
 pub use proxy::FaultProxy;
+pub use transport::{use_transport, BindFn, TestTransport};
 
 use crate::runtime::{sleep_until, BoxFuture, Runtime};
 
@@ -85,10 +87,16 @@ pub(crate) fn elapsed<R: Runtime>(rt: &R, start: Instant) -> Duration {
 macro_rules! conformance_tests {
     ($runtime:ty, $block_on:path) => {
         // `cfg(all())` is always true: an attribute that changes nothing.
-        $crate::conformance_tests!(@list (@tests $runtime, $block_on, cfg(all())));
+        $crate::conformance_tests!(@list (@tests $runtime, $block_on, cfg(all()), {}));
     };
     ($runtime:ty, $block_on:path, ignore_hostile = $reason:literal) => {
-        $crate::conformance_tests!(@list (@tests $runtime, $block_on, ignore = $reason));
+        $crate::conformance_tests!(@list (@tests $runtime, $block_on, ignore = $reason, {}));
+    };
+    // Over a transport other than the runtime's TCP (a `TestTransport`).
+    ($runtime:ty, $block_on:path, transport = $transport:expr, ignore_hostile = $reason:literal) => {
+        $crate::conformance_tests!(@list (@tests $runtime, $block_on, ignore = $reason, {
+            $crate::conformance::use_transport($transport);
+        }));
     };
     // Hands the list to the arm named by `$mode`: `@tests` (the user's
     // expansion), `@names` or `@hostile_names` (the list check).
@@ -155,7 +163,7 @@ macro_rules! conformance_tests {
             ]
         }
     };
-    (@tests $runtime:ty, $block_on:path, $hostile_attr:meta;
+    (@tests $runtime:ty, $block_on:path, $hostile_attr:meta, $setup:block;
         suite [$($name:ident),* $(,)?]
         typed [$($typed:ident),* $(,)?]
         hostile [$($hostile:ident),* $(,)?]
@@ -163,12 +171,14 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $name() {
+                $setup
                 $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::suite::$name::<$runtime>);
             }
         )*
         $(
             #[test]
             fn $typed() {
+                $setup
                 $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::typed_suite::$typed::<$runtime>);
             }
         )*
@@ -181,6 +191,7 @@ macro_rules! conformance_tests {
                 #[test]
                 #[$hostile_attr]
                 fn $hostile() {
+                    $setup
                     $crate::conformance::run::<$runtime, _, _>($block_on, $crate::conformance::hostile::$hostile::<$runtime>);
                 }
             )*

@@ -122,7 +122,11 @@ async fn accept_loop<R: Runtime>(
     target: String,
     controls: Arc<Controls>,
 ) {
-    while let Ok((inbound, _)) = listener.accept().await {
+    while let Ok(incoming) = listener.accept().await {
+        let Ok(accepted) = incoming.finish().await else {
+            continue;
+        };
+        let inbound = accepted.io;
         let Ok(outbound) = runtime.connect(&target).await else {
             continue;
         };

@@ -1,6 +1,12 @@
 //! Accepting: the loop that takes connections from the node's listener and
 //! runs each on a task of its own, until the node shuts down.
+//!
+//! The loop itself never waits for a peer: a transport handshake (TLS) runs
+//! on the connection's task, and one handshake timeout bounds it and grid's
+//! handshake together, so a client that connects and sends nothing delays
+//! nobody else.
 
+use std::io;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +17,9 @@ use tracing::Instrument;
 
 use super::connection::run_connection;
 use super::node::ManagerInner;
+use super::opened::{Opened, Reporter};
 use crate::runtime::{sleep_until, Listener, Runtime};
+use crate::transport::Incoming;
 
 /// Accepts until shutdown, then says the listener is closed.
 pub(super) async fn accept_loop<R: Runtime>(
@@ -37,15 +45,14 @@ async fn accept_until_shutdown<R: Runtime>(
             }
         };
         match accepted {
-            Ok((io, addr)) => {
+            Ok(incoming) => {
                 let inner = inner.clone();
+                let addr = incoming.addr();
                 let span = tracing::debug_span!("grid.accept", node = %inner.name, %addr);
-                inner.runtime.clone().spawn(
-                    async move {
-                        run_connection(&inner, io, Role::Acceptor, None).await;
-                    }
-                    .instrument(span),
-                );
+                inner
+                    .runtime
+                    .clone()
+                    .spawn(serve_incoming(inner, incoming).instrument(span));
             }
             Err(error) => {
                 tracing::warn!(node = %inner.name, %error, "accept failed");
@@ -56,6 +63,44 @@ async fn accept_until_shutdown<R: Runtime>(
                 )
                 .await;
             }
+        }
+    }
+}
+
+/// Finishes the transport's handshake within the handshake timeout, then
+/// runs grid's handshake and the connection in the time left.
+async fn serve_incoming<R: Runtime>(inner: Arc<ManagerInner<R>>, incoming: Incoming) {
+    let started = inner.runtime.now();
+    let addr = incoming.addr();
+    let timeout = sleep_until(&inner.runtime, started + inner.timeouts.handshake);
+    let stop = inner.shutdown.wait();
+    let finished = match select(select(pin!(incoming.finish()), pin!(timeout)), pin!(stop)).await {
+        Either::Left((Either::Left((finished, _)), _)) => finished,
+        Either::Left((Either::Right(_), _)) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "transport handshake timed out",
+        )),
+        Either::Right(_) => return,
+    };
+    match finished {
+        Ok(accepted) => {
+            let opened = Opened {
+                io: accepted.io,
+                identity: accepted.identity,
+                started,
+                outcome: Reporter::default(),
+            };
+            run_connection(&inner, opened, Role::Acceptor, None).await;
+        }
+        // A transport that rejected the peer's credentials (a certificate
+        // from another CA) says so with `PermissionDenied`: a misconfigured
+        // or hostile node the operator should hear about. Anything else is
+        // what scanners and dropped connections look like.
+        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+            tracing::warn!(node = %inner.name, %addr, %error, "refusing a connection: its credentials were rejected");
+        }
+        Err(error) => {
+            tracing::debug!(node = %inner.name, %addr, %error, "transport handshake failed");
         }
     }
 }

@@ -15,6 +15,7 @@ use super::signal::Signal;
 use crate::peer::PeerSlot;
 use crate::router::{DuplicateHandler, Router};
 use crate::runtime::{clock, random_u64, Listener, Runtime};
+use crate::transport::Dialed;
 
 /// Why a Manager could not start.
 #[derive(Debug, thiserror::Error)]
@@ -237,7 +238,10 @@ impl<R: Runtime> ManagerBuilder<R> {
         let runtime = self.runtime.clone();
         let connector = self.connector.unwrap_or_else(|| {
             let runtime = runtime.clone();
-            Arc::new(move |addr: &str| runtime.connect(addr))
+            Arc::new(move |addr: &str| {
+                let connect = runtime.connect(addr);
+                Box::pin(async move { connect.await.map(Dialed::plain) })
+            })
         });
         let inner = Arc::new(ManagerInner {
             runtime: self.runtime,

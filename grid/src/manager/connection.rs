@@ -9,21 +9,38 @@ use std::sync::Arc;
 use grid_proto::{dials, Config, Connection as Proto, Refusal, Role};
 
 use super::node::ManagerInner;
+use super::opened::{identity_refusal, remaining, Opened};
+use super::outcome::AcceptOutcome;
 use crate::driver::{Driver, Exit};
 use crate::failure::FailureKind;
+use crate::identity::PeerIdentity;
 use crate::peer::{Install, PeerSlot};
-use crate::runtime::{clock, BoxIo, Runtime};
+use crate::runtime::{clock, Runtime};
 use crate::serve::Serve;
 use crate::shared::Shared;
 
 /// Runs one connection to its end. Returns whether it was established.
 pub(super) async fn run_connection<R: Runtime>(
     inner: &Arc<ManagerInner<R>>,
-    io: BoxIo,
+    opened: Opened,
     role: Role,
     expected_peer: Option<String>,
 ) -> bool {
+    let Opened {
+        io,
+        identity,
+        started,
+        outcome: mut opened,
+    } = opened;
     let now = inner.runtime.now();
+    if let Some(expected) = &expected_peer {
+        // Checked before grid's handshake: the proof of the secret never
+        // goes to a node that is not the one dialed.
+        if let Some((_, reason)) = identity_refusal(identity.as_ref(), expected) {
+            tracing::warn!(node = %inner.name, peer = %expected, %reason, "not the node dialed, closing");
+            return false;
+        }
+    }
     let mut seed = [0u8; 32];
     inner.runtime.fill_random(&mut seed);
     let mut config = Config::new(
@@ -35,8 +52,13 @@ pub(super) async fn run_connection<R: Runtime>(
     );
     config.expected_peer = expected_peer.clone();
     config.limits = inner.limits.clone();
-    config.timeouts = inner.timeouts.clone();
-    let shared = Shared::new(Proto::new(config, now), io, clock(&inner.runtime));
+    config.timeouts = remaining(&inner.timeouts, started, now);
+    let shared = Shared::new(
+        Proto::new(config, now),
+        io,
+        clock(&inner.runtime),
+        identity.clone(),
+    );
     {
         let mut connections = inner.connections.lock().unwrap_or_else(|p| p.into_inner());
         connections.retain(|weak| weak.strong_count() > 0);
@@ -61,12 +83,21 @@ pub(super) async fn run_connection<R: Runtime>(
                 let kind = FailureKind::of(&reason, false);
                 inner.report_failure(peer.as_deref(), kind, false, &reason);
             }
+            opened.report(AcceptOutcome::Failed(reason));
             return false;
         }
         Exit::Connected(peer) => peer,
     };
     let slot = inner.peers.get(&peer.node_name).cloned();
-    let installed = match (refusal(inner, role, &peer.node_name, &slot), slot) {
+    let refused = refusal(inner, role, &peer.node_name, &slot, identity.as_ref());
+    if let Some((refusal, reason)) = &refused {
+        opened.report(AcceptOutcome::Refused {
+            peer: peer.node_name.clone(),
+            refusal: *refusal,
+            reason: reason.clone(),
+        });
+    }
+    let installed = match (refused, slot) {
         (None, Some(slot)) => {
             match slot.install(
                 shared.clone(),
@@ -135,6 +166,16 @@ pub(super) async fn run_connection<R: Runtime>(
             None
         }
     };
+    opened.report(match installed {
+        Some(_) => AcceptOutcome::Admitted {
+            peer: peer.node_name.clone(),
+        },
+        None => AcceptOutcome::Refused {
+            peer: peer.node_name.clone(),
+            refusal: Refusal::ReplacingTooOften,
+            reason: "replaced too recently, retry later".to_string(),
+        },
+    });
     let exit = std::future::poll_fn(|cx| driver.poll_drive(cx, &host)).await;
     if let Some(slot) = &installed {
         slot.uninstall(&shared);
@@ -152,7 +193,11 @@ fn refusal<R: Runtime>(
     role: Role,
     peer: &str,
     slot: &Option<Arc<PeerSlot>>,
+    identity: Option<&PeerIdentity>,
 ) -> Option<(Refusal, String)> {
+    if let Some(refused) = identity_refusal(identity, peer) {
+        return Some(refused);
+    }
     match slot {
         None => Some((
             Refusal::NotAPeer,

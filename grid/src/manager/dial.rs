@@ -12,11 +12,17 @@ use tracing::Instrument;
 
 use super::connection::run_connection;
 use super::node::ManagerInner;
+use super::opened::{Opened, Reporter};
 use crate::failure::FailureKind;
-use crate::runtime::{random_u64, sleep_until, BoxFuture, BoxIo, Runtime};
+use crate::runtime::{random_u64, sleep_until, BoxFuture, Runtime};
+use crate::transport::Dialed;
 
 /// Opens a byte stream to a peer address; replaces plain TCP (e.g. for TLS).
-pub type Connector = Arc<dyn Fn(&str) -> BoxFuture<'static, io::Result<BoxIo>> + Send + Sync>;
+/// A connector that verifies the identity of the node it reached (a TLS
+/// server certificate) says so in [`Dialed::identity`], and grid then runs
+/// its handshake only if that identity names the peer it dialed. A plain
+/// byte stream converts with `Dialed::from(io)`.
+pub type Connector = Arc<dyn Fn(&str) -> BoxFuture<'static, io::Result<Dialed>> + Send + Sync>;
 
 /// Keeps a connection to `peer` up until the node shuts down.
 pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: String) {
@@ -27,6 +33,7 @@ pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: Str
         .cloned()
         .unwrap_or_else(|| peer.clone());
     while !inner.shutdown.is_set() {
+        let started = inner.runtime.now();
         let connect = (inner.connector)(&addr);
         let timeout = sleep_until(
             &inner.runtime,
@@ -41,9 +48,15 @@ pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: Str
             Either::Right(_) => return,
         };
         match outcome {
-            Ok(io) => {
+            Ok(dialed) => {
                 let span = tracing::debug_span!("grid.dial", node = %inner.name, %peer);
-                let established = run_connection(&inner, io, Role::Dialer, Some(peer.clone()))
+                let opened = Opened {
+                    io: dialed.io,
+                    identity: dialed.identity,
+                    started,
+                    outcome: Reporter::default(),
+                };
+                let established = run_connection(&inner, opened, Role::Dialer, Some(peer.clone()))
                     .instrument(span)
                     .await;
                 if established {

@@ -14,9 +14,12 @@ mod connection;
 mod dial;
 mod log_limit;
 mod node;
+mod opened;
+mod outcome;
 mod report;
 mod signal;
 
 pub use builder::{ManagerBuilder, StartError, DEFAULT_REPLACE_INTERVAL};
 pub use dial::Connector;
 pub use node::{Manager, UnknownPeer, WaitError};
+pub use outcome::AcceptOutcome;

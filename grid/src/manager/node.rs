@@ -8,15 +8,20 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
+use futures_channel::oneshot;
 use futures_util::future::{join_all, select, Either};
-use grid_proto::{BackoffConfig, Limits, Role, Timeouts};
+use grid_proto::{BackoffConfig, CloseReason, Limits, Role, Timeouts};
+use tracing::Instrument;
 
 use super::builder::ManagerBuilder;
 use super::connection::run_connection;
 use super::dial::Connector;
 use super::log_limit::LogLimit;
+use super::opened::{Opened, Reporter};
+use super::outcome::AcceptOutcome;
 use super::signal::Signal;
 use crate::failure::PeerFailure;
+use crate::identity::PeerIdentity;
 use crate::peer::{Peer, PeerSlot, PeerStats};
 use crate::router::Router;
 use crate::runtime::{sleep_until, BoxIo, Runtime};
@@ -202,12 +207,37 @@ impl<R: Runtime> Manager<R> {
     }
 
     /// Runs a connection over a byte stream accepted elsewhere (e.g. an HTTP
-    /// upgrade on the server's main port). The peer authenticates as usual.
-    pub fn accept(&self, io: BoxIo) {
+    /// upgrade on the server's main port) from `remote_addr`, whose transport
+    /// verified `identity` if it verifies one. The peer authenticates as
+    /// usual, within the handshake timeout, and a peer whose claimed name
+    /// `identity` does not name is refused.
+    ///
+    /// Resolves once the peer is admitted or refused, or the handshake
+    /// failed; an admitted connection goes on serving on a task of its own.
+    pub async fn accept(
+        &self,
+        io: BoxIo,
+        remote_addr: SocketAddr,
+        identity: Option<PeerIdentity>,
+    ) -> AcceptOutcome {
         let inner = self.inner.clone();
-        self.inner.runtime.spawn(async move {
-            run_connection(&inner, io, Role::Acceptor, None).await;
-        });
+        let (sender, receiver) = oneshot::channel();
+        let opened = Opened {
+            io,
+            identity,
+            started: inner.runtime.now(),
+            outcome: Reporter::to(sender),
+        };
+        let span = tracing::debug_span!("grid.accept", node = %inner.name, addr = %remote_addr);
+        self.inner.runtime.spawn(
+            async move {
+                run_connection(&inner, opened, Role::Acceptor, None).await;
+            }
+            .instrument(span),
+        );
+        receiver.await.unwrap_or_else(|_| {
+            AcceptOutcome::Failed(CloseReason::Local("the connection's task ended".into()))
+        })
     }
 
     /// Stops the node gracefully: stops accepting and dialing, tells every

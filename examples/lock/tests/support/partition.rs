@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use grid::{BoxIo, Connector, Runtime};
+use grid::{BoxIo, Connector, Dialed, Runtime};
 
 /// Which nodes are cut off from the rest.
 #[derive(Clone, Default)]
@@ -103,7 +103,7 @@ impl Partition {
                 if partition.separated(&link.ends.0, &link.ends.1) {
                     link.cut();
                 }
-                Ok(Box::new(CutIo { io, link }) as BoxIo)
+                Ok(Dialed::plain(Box::new(CutIo { io, link })))
             })
         })
     }

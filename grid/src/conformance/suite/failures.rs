@@ -10,6 +10,7 @@ use grid_proto::{dials, CloseReason, Error};
 use crate::conformance::bare::{drive_to_close, raw_connection, NoHandlers};
 use crate::conformance::cluster::{handlers::*, Cluster, ClusterOptions};
 use crate::conformance::paused_reads::{PausedReads, ReadSwitch};
+use crate::conformance::transport::dial_as;
 use crate::conformance::TestRuntime;
 use crate::conformance::{elapsed, sleep};
 use crate::driver::Exit;
@@ -199,7 +200,9 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
             sleep(&rt, Duration::from_millis(5)).await;
         }
         let reads = ReadSwitch::default();
-        let io = rt.connect(&cluster.names[closer]).await.expect("connect");
+        let io = dial_as(&rt, &cluster.names[closer], &cluster.names[sender])
+            .await
+            .expect("connect");
         let io = Box::new(PausedReads::new(io, reads.clone()));
         let (shared, mut driver) = raw_connection(&rt, io, &cluster.names[sender]);
         match std::future::poll_fn(|cx| driver.poll_drive(cx, &NoHandlers)).await {
