@@ -456,7 +456,7 @@ mod tests {
         assert!(router.admits(&disk, "a", None));
         assert!(!router.admits(&disk, "b", None));
         let merged = Router::new().merge(router);
-        assert!(!merged.admits(&disk, "b"));
+        assert!(!merged.admits(&disk, "b", None));
     }
 
     #[test]
