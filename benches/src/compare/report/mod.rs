@@ -189,7 +189,7 @@ impl<'a> Report<'a> {
              headline rows: every caller a task of its own, every setting at its default (grid's builder\n\
              \x20 defaults, tonic's and tarpc's as a new user gets them; tarpc leaves TCP_NODELAY off).\n\
              \x20 Extra rows say in brackets what differs: [one task] = the callers are futures joined in one\n\
-             \x20 task; [window N] = grid's stream receive window set by hand to N messages; [nodelay] =\n\
+             \x20 task; [window N] = grid's stream receive window set by hand to N bytes; [nodelay] =\n\
              \x20 TCP_NODELAY set on both ends. raw-tcp with many in flight: caller tasks sharing the socket\n\
              \x20 through a minimal multiplexer; [one task] = one task pipelining them all.\n\
              cpu = process user+system CPU over the window / calls (both sides, all threads).\n\
