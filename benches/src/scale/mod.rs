@@ -38,7 +38,7 @@
 //!   started with no peers (measured after the mesh, on a runtime of its
 //!   own), over N(N-1) ends. It includes everything a connection costs on its
 //!   node: the peer slot, the driver task, the protocol state, buffers, the
-//!   socket's registration with tokio. Issue 13's target is at most 16 KiB.
+//!   socket's registration with tokio. The target is at most 16 KiB.
 //! - **after use**: the same, once the mesh carried a first all-to-all round
 //!   (below) and was idle again: what connections keep after traffic.
 //!   Counting stays on from before the first node started until then, since

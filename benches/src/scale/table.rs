@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::row::Row;
 
-/// Issue 13's target for heap bytes held per idle connection end.
+/// The target for heap bytes held per idle connection end.
 pub const ALLOC_TARGET: f64 = 16.0 * 1024.0;
 
 /// What became of one size: its row, or why it has none.
