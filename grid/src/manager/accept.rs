@@ -96,8 +96,23 @@ async fn serve_incoming<R: Runtime>(inner: Arc<ManagerInner<R>>, incoming: Incom
         // from another CA) says so with `PermissionDenied`: a misconfigured
         // or hostile node the operator should hear about. Anything else is
         // what scanners and dropped connections look like.
+        // Rate-limited as one party: before its credentials pass, a caller
+        // has no name worth keying on, and a redialing misconfigured node
+        // would otherwise log a WARN per attempt.
         Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-            tracing::warn!(node = %inner.name, %addr, %error, "refusing a connection: its credentials were rejected");
+            match inner
+                .log_limit
+                .warn("(unverified)", "credentials rejected", inner.runtime.now())
+            {
+                Some(suppressed) => tracing::warn!(
+                    node = %inner.name, %addr, %error, suppressed,
+                    "refusing a connection: its credentials were rejected"
+                ),
+                None => tracing::debug!(
+                    node = %inner.name, %addr, %error,
+                    "refusing a connection: its credentials were rejected"
+                ),
+            }
         }
         Err(error) => {
             tracing::debug!(node = %inner.name, %addr, %error, "transport handshake failed");
