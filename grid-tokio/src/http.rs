@@ -231,7 +231,8 @@ where
 #[cfg(feature = "tls")]
 mod tls {
     use super::*;
-    use grid::tls::{explained, handshake_error, verified_identity, TlsConfig};
+    use crate::tls_stream::{client_handshake, server_handshake};
+    use grid::tls::{explained, TlsConfig};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
     /// [`serve_connection`] over mutual TLS with `config`: the client's
@@ -253,11 +254,8 @@ mod tls {
         E: Into<BoxError>,
     {
         let _ = stream.set_nodelay(true);
-        let tls = TlsAcceptor::from(config.server_config())
-            .accept(stream)
-            .await
-            .map_err(handshake_error)?;
-        let identity = verified_identity(tls.get_ref().1.peer_certificates())?;
+        let acceptor = TlsAcceptor::from(config.server_config());
+        let (tls, identity) = server_handshake(&acceptor, stream).await?;
         serve(node, tls, remote, Some(identity), service).await
     }
 
@@ -273,11 +271,7 @@ mod tls {
             Box::pin(async move {
                 let stream = TcpStream::connect(&addr).await?;
                 stream.set_nodelay(true)?;
-                let tls = connector
-                    .connect(TlsConfig::server_name(), stream)
-                    .await
-                    .map_err(handshake_error)?;
-                let identity = verified_identity(tls.get_ref().1.peer_certificates())?;
+                let (tls, identity) = client_handshake(&connector, stream).await?;
                 let io = request_upgrade(tls, &addr, &path).await?;
                 Ok(Dialed {
                     io: explained(io),

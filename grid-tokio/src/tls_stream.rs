@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use grid::tls::{explained, handshake_error, verified_identity, TlsConfig};
-use grid::{Accepted, BoxFuture, Connector, Dialed, Incoming, Listener};
+use grid::{Accepted, BoxFuture, Connector, Dialed, Incoming, Listener, PeerIdentity};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -42,8 +42,7 @@ async fn accept(
     stream: TcpStream,
     addr: SocketAddr,
 ) -> io::Result<Accepted> {
-    let tls = acceptor.accept(stream).await.map_err(handshake_error)?;
-    let identity = verified_identity(tls.get_ref().1.peer_certificates())?;
+    let (tls, identity) = server_handshake(&acceptor, stream).await?;
     Ok(Accepted {
         io: Tokio::compat(tls),
         addr,
@@ -112,14 +111,37 @@ impl Tokio {
     }
 
     async fn tls_dial(connector: &TlsConnector, stream: TcpStream) -> io::Result<Dialed> {
-        let tls = connector
-            .connect(TlsConfig::server_name(), stream)
-            .await
-            .map_err(handshake_error)?;
-        let identity = verified_identity(tls.get_ref().1.peer_certificates())?;
+        let (tls, identity) = client_handshake(connector, stream).await?;
         Ok(Dialed {
             io: explained(Tokio::compat(tls)),
             identity: Some(identity),
         })
     }
+}
+
+/// The server side of mutual TLS over `stream`, and the identity the
+/// client's certificate proves: the one handshake every tokio listener and
+/// the HTTP mount run.
+pub(crate) async fn server_handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+) -> io::Result<(tokio_rustls::server::TlsStream<TcpStream>, PeerIdentity)> {
+    let tls = acceptor.accept(stream).await.map_err(handshake_error)?;
+    let identity = verified_identity(tls.get_ref().1.peer_certificates())?;
+    Ok((tls, identity))
+}
+
+/// The client side of mutual TLS over `stream`, and the identity the
+/// server's certificate proves: the one handshake every tokio connector and
+/// the HTTP mount's dialer run.
+pub(crate) async fn client_handshake(
+    connector: &TlsConnector,
+    stream: TcpStream,
+) -> io::Result<(tokio_rustls::client::TlsStream<TcpStream>, PeerIdentity)> {
+    let tls = connector
+        .connect(TlsConfig::server_name(), stream)
+        .await
+        .map_err(handshake_error)?;
+    let identity = verified_identity(tls.get_ref().1.peer_certificates())?;
+    Ok((tls, identity))
 }
