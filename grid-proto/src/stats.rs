@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// A snapshot of a connection's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Stats {
     /// Bytes handed to the driver for writing.
     pub bytes_sent: u64,

@@ -12,6 +12,7 @@ use grid_proto::{CallId, CallTarget, CommandError, Error};
 use crate::deadline::{poll_open, CallDeadline, OpenLock, RoomWait};
 use crate::handler::HandlerId;
 use crate::shared::{RequestSlot, Shared};
+use crate::telemetry::CallObserver;
 
 /// A single request being built: add a subroute or timeout, then `.await` it.
 #[must_use = "a request does nothing until awaited"]
@@ -22,6 +23,7 @@ pub struct Request {
     pub(crate) subroute: Bytes,
     pub(crate) payload: Bytes,
     pub(crate) deadline: CallDeadline,
+    pub(crate) observer: CallObserver,
 }
 
 impl Request {
@@ -47,8 +49,9 @@ impl IntoFuture for Request {
     type Output = Result<Bytes, Error>;
     type IntoFuture = RequestFuture;
 
-    fn into_future(self) -> RequestFuture {
+    fn into_future(mut self) -> RequestFuture {
         RequestFuture {
+            observer: std::mem::take(&mut self.observer),
             state: State::Start {
                 request: self,
                 room: RoomWait::default(),
@@ -68,6 +71,8 @@ enum State {
 #[must_use = "futures do nothing unless polled"]
 pub struct RequestFuture {
     state: State,
+    /// Outside `state`, which drops the request once it is sent.
+    observer: CallObserver,
 }
 
 impl std::fmt::Debug for RequestFuture {
@@ -80,7 +85,15 @@ impl Future for RequestFuture {
     type Output = Result<Bytes, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+        let answer = std::task::ready!(self.poll_answer(cx));
+        self.observer.finish(answer.as_ref().map(|_| ()));
+        Poll::Ready(answer)
+    }
+}
+
+impl RequestFuture {
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, Error>> {
+        let this = self;
         match &mut this.state {
             State::Start { request, room } => {
                 let shared = match &request.shared {

@@ -12,7 +12,7 @@ use futures_util::future::{join_all, select, Either, FutureExt};
 
 use crate::handler::{Ctx, HandlerError};
 use crate::manager::{Manager, ManagerBuilder};
-use crate::peer::PeerStats;
+use crate::peer_stats::PeerStats;
 use crate::router::Router;
 use crate::runtime::{sleep_until, Listener, Runtime};
 use crate::stream::{StreamReceiver, StreamSender};

@@ -44,6 +44,34 @@ impl FailureKind {
         }
     }
 
+    /// A snake_case name, for metric labels and serialized stats.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            FailureKind::SecretRefused => "secret_refused",
+            FailureKind::PeerUnauthenticated => "peer_unauthenticated",
+            FailureKind::Refused(_) => "refused",
+            FailureKind::Dial => "dial",
+            FailureKind::Handshake => "handshake",
+            FailureKind::Disconnected => "disconnected",
+        }
+    }
+
+    /// The refusal's snake_case name, for a refusal.
+    pub(crate) fn refusal_code(self) -> Option<&'static str> {
+        let FailureKind::Refused(refusal) = self else {
+            return None;
+        };
+        Some(match refusal {
+            Refusal::NotAPeer => "not_a_peer",
+            Refusal::WrongSide => "wrong_side",
+            Refusal::ShuttingDown => "shutting_down",
+            Refusal::Replaced => "replaced",
+            Refusal::ReplacingTooOften => "replacing_too_often",
+            Refusal::IdentityMismatch => "identity_mismatch",
+            _ => "other",
+        })
+    }
+
     /// A short name for logs and rate limiting.
     pub(crate) fn label(self) -> &'static str {
         match self {

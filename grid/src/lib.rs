@@ -79,11 +79,13 @@ mod handler;
 mod identity;
 mod manager;
 mod peer;
+mod peer_stats;
 mod router;
 pub mod runtime;
 mod serve;
 mod shared;
 mod stream;
+mod telemetry;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transport;
@@ -96,13 +98,16 @@ pub use failure::{FailureKind, PeerFailure};
 pub use grid_proto::{BackoffConfig, CloseReason, Error, Limits, Refusal, Stats, Timeouts};
 pub use handler::{Ctx, HandlerError, HandlerId};
 pub use identity::PeerIdentity;
+#[cfg(feature = "metrics")]
+pub use manager::DEFAULT_METRICS_INTERVAL;
 pub use manager::{
     AcceptOutcome, Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError,
     DEFAULT_REPLACE_INTERVAL,
 };
 #[allow(deprecated)]
 pub use peer::{Connection, ConnectionState, ConnectionStats};
-pub use peer::{Peer, PeerState, PeerStats, DEFAULT_CONNECT_WAIT};
+pub use peer::{Peer, DEFAULT_CONNECT_WAIT};
+pub use peer_stats::{PeerState, PeerStats, PeerTotals};
 pub use router::{DuplicateHandler, Route, Router, TypedRoute};
 pub use runtime::{BoxFuture, BoxIo, Io, Listener, Runtime, Timer};
 pub use stream::{

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use grid_proto::{Error, Stats};
 
+use crate::peer_stats::{PeerState, PeerStats, PeerTotals};
+
 use crate::call::Request;
 use crate::deadline::CallDeadline;
 use crate::failure::{FailureKind, PeerFailure};
@@ -16,6 +18,7 @@ use crate::handler::HandlerId;
 use crate::runtime::SharedClock;
 use crate::shared::Shared;
 use crate::stream::{StreamRequest, DEFAULT_STREAM_WINDOW};
+use crate::telemetry::{CallKind, CallObserver, Side, Telemetry};
 use crate::typed::{Single, Streaming, TypedRequest, TypedStreamRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -28,8 +31,12 @@ pub(crate) struct PeerSlot {
     pub(crate) reconnects: AtomicU64,
     /// Connections established in total.
     pub(crate) connects: AtomicU64,
+    /// Times this node dialed the peer.
+    pub(crate) dial_attempts: AtomicU64,
     /// The node's runtime clock: a call's deadline counts from its creation.
     clock: SharedClock,
+    /// The node's metric handles.
+    telemetry: Arc<Telemetry>,
 }
 
 #[derive(Default)]
@@ -51,6 +58,12 @@ struct Current {
     /// A connection was installed since `failure`: the next failure starts
     /// a new streak.
     connected_since_failure: bool,
+    /// When the current connection was installed.
+    connected_since: Option<Instant>,
+    /// The counters of the connections that have ended. Read together with
+    /// the current connection's, under this lock, so that a connection
+    /// ending between the two reads is never counted twice.
+    retired: PeerTotals,
 }
 
 /// What [`PeerSlot::install`] did with a new connection.
@@ -73,13 +86,15 @@ fn within(at: Option<Instant>, now: Instant, interval: Duration) -> bool {
 }
 
 impl PeerSlot {
-    pub(crate) fn new(name: &str, clock: SharedClock) -> Arc<PeerSlot> {
+    pub(crate) fn new(name: &str, clock: SharedClock, telemetry: Arc<Telemetry>) -> Arc<PeerSlot> {
         Arc::new(PeerSlot {
             name: name.into(),
             clock,
+            telemetry,
             current: Mutex::new(Current::default()),
             reconnects: AtomicU64::new(0),
             connects: AtomicU64::new(0),
+            dial_attempts: AtomicU64::new(0),
         })
     }
 
@@ -137,6 +152,7 @@ impl PeerSlot {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         current.connected_since_failure = true;
+        current.connected_since = Some(now);
         let old = current.shared.replace(shared);
         for waker in current.waiters.drain(..) {
             waker.wake();
@@ -147,15 +163,55 @@ impl PeerSlot {
         }
     }
 
-    /// Forgets `shared` if it is still the current connection.
-    pub(crate) fn uninstall(&self, shared: &Arc<Shared>) {
+    /// Adds the counters of `shared`, an installed connection whose driver
+    /// has ended, to the peer's totals, and forgets it if it is still the
+    /// current connection.
+    pub(crate) fn retire(&self, shared: &Arc<Shared>) {
         let mut current = self.lock();
+        let (stats, socket_writes) = connection_counters(shared);
+        current.retired.add(&stats, socket_writes);
         if current
             .shared
             .as_ref()
             .is_some_and(|existing| Arc::ptr_eq(existing, shared))
         {
             current.shared = None;
+            current.connected_since = None;
+        }
+    }
+
+    /// The peer's statistics now.
+    pub(crate) fn stats(&self) -> PeerStats {
+        let current = self.lock();
+        let (state, protocol, socket_writes) = match &current.shared {
+            Some(shared) => {
+                let (stats, socket_writes) = connection_counters(shared);
+                let inner = shared.lock();
+                let state = if inner.proto.is_closed() {
+                    PeerState::Disconnected
+                } else if inner.proto.is_peer_draining() {
+                    PeerState::PeerDraining
+                } else {
+                    PeerState::Connected
+                };
+                (state, stats, socket_writes)
+            }
+            None => (PeerState::Disconnected, Stats::default(), 0),
+        };
+        let mut totals = current.retired;
+        totals.add(&protocol, socket_writes);
+        PeerStats {
+            peer: self.name.to_string(),
+            state,
+            protocol,
+            socket_writes,
+            totals,
+            connects: self.connects.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            dial_attempts: self.dial_attempts.load(Ordering::Relaxed),
+            connected_since: current.connected_since,
+            last_failure: current.failure.clone(),
+            taken_at: self.clock.now(),
         }
     }
 
@@ -260,24 +316,34 @@ impl Peer {
     /// A single request to `handler`; `.await` it. Add `.subroute(..)` or
     /// `.timeout(..)` first if needed.
     pub fn request(&self, handler: HandlerId, payload: impl Into<Bytes>) -> Request {
+        let now = self.slot.clock.now();
         Request {
             shared: self.shared(),
             handler,
             subroute: Bytes::new(),
             payload: payload.into(),
-            deadline: CallDeadline::starting_at(self.slot.clock.now()),
+            deadline: CallDeadline::starting_at(now),
+            observer: self.observe(CallKind::Request, handler, now),
         }
+    }
+
+    fn observe(&self, kind: CallKind, handler: HandlerId, now: Instant) -> CallObserver {
+        let slot = &self.slot;
+        slot.telemetry
+            .start(Side::Outgoing, kind, Some(handler), now, &slot.clock)
     }
 
     /// A stream to `handler` with an initial payload; `.open().await` it.
     pub fn stream(&self, handler: HandlerId, payload: impl Into<Bytes>) -> StreamRequest {
+        let now = self.slot.clock.now();
         StreamRequest {
             shared: self.shared(),
             handler,
             subroute: Bytes::new(),
             payload: payload.into(),
-            deadline: CallDeadline::starting_at(self.slot.clock.now()),
+            deadline: CallDeadline::starting_at(now),
             window: DEFAULT_STREAM_WINDOW,
+            observer: self.observe(CallKind::Stream, handler, now),
         }
     }
 
@@ -306,69 +372,15 @@ impl Peer {
 
     /// Counters of the current connection and of the peer's history.
     pub fn stats(&self) -> PeerStats {
-        let current = self.slot.current();
-        let (state, proto, socket_writes) = match &current {
-            Some(shared) => {
-                let inner = shared.lock();
-                let state = if inner.proto.is_closed() {
-                    PeerState::Disconnected
-                } else if inner.proto.is_peer_draining() {
-                    PeerState::PeerDraining
-                } else {
-                    PeerState::Connected
-                };
-                // The writer's lock after the connection's, as everywhere.
-                let socket_writes = shared.writer.lock().write_calls();
-                (state, inner.proto.stats(), socket_writes)
-            }
-            None => (PeerState::Disconnected, Stats::default(), 0),
-        };
-        PeerStats {
-            peer: self.slot.name.to_string(),
-            state,
-            protocol: proto,
-            socket_writes,
-            connects: self.slot.connects.load(Ordering::Relaxed),
-            reconnects: self.slot.reconnects.load(Ordering::Relaxed),
-            last_failure: self.slot.last_failure(),
-        }
+        self.slot.stats()
     }
 }
 
-/// State of a peer's connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PeerState {
-    /// Calls flow.
-    Connected,
-    /// The peer is draining: new calls fail with [`Error::Draining`].
-    PeerDraining,
-    /// No connection: calls fail with [`Error::Disconnected`].
-    Disconnected,
-}
-
-/// Statistics of one peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PeerStats {
-    /// The peer's node name.
-    pub peer: String,
-    /// State now.
-    pub state: PeerState,
-    /// Counters of the current connection (zero when disconnected): bytes and
-    /// messages each way, calls and streams in flight, last RTT.
-    pub protocol: Stats,
-    /// Writes to the current connection's socket (zero when disconnected):
-    /// system calls, for TCP. Against `protocol.messages_sent`, how many
-    /// frames share one.
-    pub socket_writes: u64,
-    /// Connections established in total.
-    pub connects: u64,
-    /// Connections established after the first.
-    pub reconnects: u64,
-    /// The last failure to connect, or the last disconnect, and since when
-    /// (kept after a reconnect, as the reason of the last disconnect).
-    pub last_failure: Option<PeerFailure>,
+/// A connection's protocol counters and socket writes.
+fn connection_counters(shared: &Shared) -> (Stats, u64) {
+    let stats = shared.lock().proto.stats();
+    let socket_writes = shared.writer.lock().write_calls();
+    (stats, socket_writes)
 }
 
 /// The old name of [`Peer`]: it is a handle to a peer, not a connection.
@@ -405,7 +417,7 @@ mod tests {
     }
 
     fn slot() -> Arc<PeerSlot> {
-        PeerSlot::new("b", Arc::new(Unused))
+        PeerSlot::new("b", Arc::new(Unused), Default::default())
     }
 
     #[test]

@@ -21,11 +21,13 @@ use crate::router::Router;
 use crate::runtime::Runtime;
 use crate::shared::{Dispatched, IncomingSlot, Shared, StreamSlot};
 use crate::stream::Stream;
+use crate::telemetry::{CallKind, CallObserver, Side, Telemetry};
 
 /// Starts handlers for the calls a connection's driver received.
 pub(crate) struct Serve<R: Runtime> {
     pub(crate) runtime: R,
     pub(crate) router: Arc<Router>,
+    pub(crate) telemetry: Arc<Telemetry>,
 }
 
 impl<R: Runtime> Host for Serve<R> {
@@ -53,6 +55,12 @@ impl<R: Runtime> Serve<R> {
         }
     }
 
+    fn observe(&self, shared: &Shared, kind: CallKind, handler: Option<HandlerId>) -> CallObserver {
+        let clock = shared.clock();
+        self.telemetry
+            .start(Side::Incoming, kind, handler, clock.now(), clock)
+    }
+
     /// Starts the handler of a single request whose cancellation slot is in
     /// place; returns its answer if it had one without waiting.
     fn start_single(
@@ -63,10 +71,16 @@ impl<R: Runtime> Serve<R> {
     ) -> Option<(CallId, Result<Bytes, Error>)> {
         let key = (call.handler, call.subroute.clone());
         let Some(function) = self.router.find_single(&key).cloned() else {
-            return Some((call.id, Err(Error::UnknownHandler)));
+            let error = Error::UnknownHandler;
+            self.observe(shared, CallKind::Request, None)
+                .finish(Err(&error));
+            return Some((call.id, Err(error)));
         };
+        let mut observer = self.observe(shared, CallKind::Request, Some(call.handler));
         if !self.router.admits(&key, peer, shared.identity.as_ref()) {
-            return Some((call.id, Err(denied(peer, &call))));
+            let error = denied(peer, &call);
+            observer.finish(Err(&error));
+            return Some((call.id, Err(error)));
         }
         let ctx = self.context(shared, peer, &call);
         let id = call.id;
@@ -81,8 +95,15 @@ impl<R: Runtime> Serve<R> {
             std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(&mut cx)))
         });
         match first {
-            Ok(Poll::Ready(result)) => Some((id, result)),
-            Err(panic) => Some((id, Err(panicked(panic, peer, call.handler)))),
+            Ok(Poll::Ready(result)) => {
+                observer.finish(result.as_ref().map(|_| ()));
+                Some((id, result))
+            }
+            Err(panic) => {
+                let error = panicked(panic, peer, call.handler);
+                observer.finish(Err(&error));
+                Some((id, Err(error)))
+            }
             Ok(Poll::Pending) => {
                 let (peer, handler) = (peer.clone(), call.handler);
                 let shared = shared.clone();
@@ -94,7 +115,7 @@ impl<R: Runtime> Serve<R> {
                             Either::Left((outcome, _)) => Some(outcome),
                             Either::Right(_) => None,
                         };
-                        answer(&shared, id, outcome, &peer, handler);
+                        answer(&shared, id, outcome, &peer, handler, observer);
                     }
                     .instrument(span),
                 );
@@ -106,13 +127,18 @@ impl<R: Runtime> Serve<R> {
     fn start_stream(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
         let key = (call.handler, call.subroute.clone());
         let Some(entry) = self.router.find_stream(&key).cloned() else {
+            let error = Error::UnknownHandler;
+            self.observe(shared, CallKind::Stream, None)
+                .finish(Err(&error));
             shared
-                .command(|inner, _| inner.proto.fail(call.id, Error::UnknownHandler))
+                .command(|inner, _| inner.proto.fail(call.id, error))
                 .ok();
             return;
         };
+        let mut observer = self.observe(shared, CallKind::Stream, Some(call.handler));
         if !self.router.admits(&key, peer, shared.identity.as_ref()) {
             let error = denied(peer, &call);
+            observer.finish(Err(&error));
             shared
                 .command(|inner, _| inner.proto.fail(call.id, error))
                 .ok();
@@ -139,6 +165,7 @@ impl<R: Runtime> Serve<R> {
             accepted
         });
         if accepted.is_err() {
+            observer.finish(Err(&Error::Cancelled));
             return;
         }
         let stream = Stream::new(shared.clone(), id);
@@ -162,10 +189,20 @@ impl<R: Runtime> Serve<R> {
                     // before the lock below is taken.
                 };
                 let outcome = match outcome {
-                    Some(Ok(result)) => result,
-                    Some(Err(panic)) => Err(panicked(panic, &caller, handler)),
+                    Some(Ok(result)) => {
+                        observer.finish(result.as_ref().map(|_| ()));
+                        result
+                    }
+                    Some(Err(panic)) => {
+                        let error = panicked(panic, &caller, handler);
+                        observer.finish(Err(&error));
+                        Err(error)
+                    }
                     // Cancelled: ending it only frees its slot.
-                    None => Ok(()),
+                    None => {
+                        observer.finish(Err(&Error::Cancelled));
+                        Ok(())
+                    }
                 };
                 shared.command(|inner, _| inner.end_stream(id, outcome));
             }
@@ -178,12 +215,29 @@ impl<R: Runtime> Serve<R> {
 type Outcome = Option<std::thread::Result<Result<Bytes, Error>>>;
 
 /// Sends a spawned single-request handler's answer and forgets the call.
-fn answer(shared: &Shared, id: CallId, outcome: Outcome, peer: &str, handler: HandlerId) {
+fn answer(
+    shared: &Shared,
+    id: CallId,
+    outcome: Outcome,
+    peer: &str,
+    handler: HandlerId,
+    mut observer: CallObserver,
+) {
     let result = match outcome {
-        Some(Ok(result)) => result,
-        Some(Err(panic)) => Err(panicked(panic, peer, handler)),
+        Some(Ok(result)) => {
+            observer.finish(result.as_ref().map(|_| ()));
+            result
+        }
+        Some(Err(panic)) => {
+            let error = panicked(panic, peer, handler);
+            observer.finish(Err(&error));
+            Err(error)
+        }
         // Cancelled: the empty answer only frees the call's slot.
-        None => Ok(Bytes::new()),
+        None => {
+            observer.finish(Err(&Error::Cancelled));
+            Ok(Bytes::new())
+        }
     };
     shared.command(|inner, _| inner.answer(id, result));
 }

@@ -257,6 +257,11 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The connection's runtime clock.
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// The time now, on the connection's runtime.
     pub(crate) fn now(&self) -> Instant {
         self.clock.now()

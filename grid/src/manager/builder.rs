@@ -15,6 +15,7 @@ use super::signal::Signal;
 use crate::peer::PeerSlot;
 use crate::router::{DuplicateHandler, Router};
 use crate::runtime::{clock, random_u64, Listener, Runtime};
+use crate::telemetry::Telemetry;
 use crate::transport::Dialed;
 
 /// Why a Manager could not start.
@@ -64,6 +65,8 @@ pub struct ManagerBuilder<R: Runtime> {
     timeouts: Timeouts,
     backoff: BackoffConfig,
     replace_interval: Duration,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
     connector: Option<Connector>,
 }
 
@@ -92,6 +95,8 @@ impl<R: Runtime> ManagerBuilder<R> {
             timeouts: Timeouts::default(),
             backoff: BackoffConfig::default(),
             replace_interval: DEFAULT_REPLACE_INTERVAL,
+            #[cfg(feature = "metrics")]
+            metrics_interval: super::metrics_loop::DEFAULT_METRICS_INTERVAL,
             connector: None,
         }
     }
@@ -186,6 +191,14 @@ impl<R: Runtime> ManagerBuilder<R> {
         self
     }
 
+    /// How often each peer's connection metrics (`grid_peer_*`) are
+    /// published (default [`DEFAULT_METRICS_INTERVAL`](crate::DEFAULT_METRICS_INTERVAL), one second).
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
+        self
+    }
+
     /// The handlers the node serves. Called more than once, the routers are
     /// merged (see [`Router::merge`]), so each subsystem can bring its own; a
     /// route registered twice fails [`start`](Self::start).
@@ -222,10 +235,12 @@ impl<R: Runtime> ManagerBuilder<R> {
         if secret.len() < MIN_SECRET_LEN {
             return Err(StartError::WeakSecret { len: secret.len() });
         }
+        let telemetry = Arc::new(Telemetry::new());
         let mut peers = BTreeMap::new();
         for peer in &self.peers {
             if *peer != self.name {
-                peers.insert(peer.clone(), PeerSlot::new(peer, clock(&self.runtime)));
+                let slot = PeerSlot::new(peer, clock(&self.runtime), telemetry.clone());
+                peers.insert(peer.clone(), slot);
             }
         }
         let listener = match self.listen {
@@ -261,11 +276,17 @@ impl<R: Runtime> ManagerBuilder<R> {
             listener_closed: Signal::default(),
             connections: Mutex::new(Vec::new()),
             log_limit: Default::default(),
+            telemetry,
         });
         match listener {
             Some(listener) => inner.runtime.spawn(accept_loop(inner.clone(), listener)),
             None => inner.listener_closed.raise(),
         }
+        #[cfg(feature = "metrics")]
+        inner.runtime.spawn(super::metrics_loop::metrics_loop(
+            inner.clone(),
+            self.metrics_interval,
+        ));
         for name in inner.peers.keys() {
             if dials(&inner.name, name) {
                 inner.runtime.spawn(dial_loop(inner.clone(), name.clone()));

@@ -68,6 +68,7 @@ pub(super) async fn run_connection<R: Runtime>(
     let host = Serve {
         runtime: inner.runtime.clone(),
         router: inner.router.clone(),
+        telemetry: inner.telemetry.clone(),
     };
     let peer = match std::future::poll_fn(|cx| driver.poll_drive(cx, &host)).await {
         Exit::Closed(reason) => {
@@ -178,7 +179,7 @@ pub(super) async fn run_connection<R: Runtime>(
     });
     let exit = std::future::poll_fn(|cx| driver.poll_drive(cx, &host)).await;
     if let Some(slot) = &installed {
-        slot.uninstall(&shared);
+        slot.retire(&shared);
         if let Exit::Closed(reason) = exit {
             let kind = FailureKind::of(&reason, true);
             inner.report_failure(Some(&peer.node_name), kind, true, &reason);

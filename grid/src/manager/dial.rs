@@ -4,6 +4,7 @@
 
 use std::io;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_util::future::{select, Either};
@@ -32,7 +33,11 @@ pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: Str
         .get(&peer)
         .cloned()
         .unwrap_or_else(|| peer.clone());
+    let slot = inner.peers.get(&peer).cloned();
     while !inner.shutdown.is_set() {
+        if let Some(slot) = &slot {
+            slot.dial_attempts.fetch_add(1, Ordering::Relaxed);
+        }
         let started = inner.runtime.now();
         let connect = (inner.connector)(&addr);
         let timeout = sleep_until(

@@ -13,6 +13,8 @@ mod builder;
 mod connection;
 mod dial;
 mod log_limit;
+#[cfg(feature = "metrics")]
+mod metrics_loop;
 mod node;
 mod opened;
 mod outcome;
@@ -21,5 +23,7 @@ mod signal;
 
 pub use builder::{ManagerBuilder, StartError, DEFAULT_REPLACE_INTERVAL};
 pub use dial::Connector;
+#[cfg(feature = "metrics")]
+pub use metrics_loop::DEFAULT_METRICS_INTERVAL;
 pub use node::{Manager, UnknownPeer, WaitError};
 pub use outcome::AcceptOutcome;

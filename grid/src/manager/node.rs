@@ -22,10 +22,12 @@ use super::outcome::AcceptOutcome;
 use super::signal::Signal;
 use crate::failure::PeerFailure;
 use crate::identity::PeerIdentity;
-use crate::peer::{Peer, PeerSlot, PeerStats};
+use crate::peer::{Peer, PeerSlot};
+use crate::peer_stats::PeerStats;
 use crate::router::Router;
 use crate::runtime::{sleep_until, BoxIo, Runtime};
 use crate::shared::Shared;
+use crate::telemetry::Telemetry;
 
 /// Why waiting for a connection ended without one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +88,8 @@ pub(super) struct ManagerInner<R: Runtime> {
     pub(super) connections: Mutex<Vec<Weak<Shared>>>,
     /// Which failing peers were reported at WARN lately.
     pub(super) log_limit: LogLimit,
+    /// The node's metric handles.
+    pub(super) telemetry: Arc<Telemetry>,
 }
 
 /// A node of the cluster: its handlers, and a connection to every peer.

@@ -9,6 +9,7 @@ use grid_proto::Refusal;
 use super::node::ManagerInner;
 use crate::failure::FailureKind;
 use crate::runtime::Runtime;
+use crate::telemetry::count_failure;
 
 /// The name failures of unknown parties are logged under.
 const UNKNOWN_PEER: &str = "(not a peer)";
@@ -30,6 +31,7 @@ impl<R: Runtime> ManagerInner<R> {
             slot.record_failure(kind, reason.to_string(), now);
         }
         let name = slot.map_or(UNKNOWN_PEER, |slot| &*slot.name);
+        count_failure(name, kind);
         let what = kind.label();
         if established {
             // One line per disconnect is what an operator expects, and a

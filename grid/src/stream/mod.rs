@@ -25,6 +25,7 @@ pub use self::sender::StreamSender;
 use crate::deadline::{poll_open, CallDeadline, OpenLock, RoomWait};
 use crate::handler::HandlerId;
 use crate::shared::{Shared, StreamSlot};
+use crate::telemetry::CallObserver;
 
 /// A stream being built: set subroute, timeout and window, then `open` it.
 #[must_use = "a stream does nothing until opened"]
@@ -36,6 +37,7 @@ pub struct StreamRequest {
     pub(crate) payload: Bytes,
     pub(crate) deadline: CallDeadline,
     pub(crate) window: u32,
+    pub(crate) observer: CallObserver,
 }
 
 impl StreamRequest {
@@ -70,8 +72,14 @@ impl StreamRequest {
 
     /// Opens the stream. Returns at once, without a round trip: a refusal by the
     /// peer arrives as the stream's end.
-    pub async fn open(self) -> Result<Stream, Error> {
-        let shared = self.shared?;
+    pub async fn open(mut self) -> Result<Stream, Error> {
+        let opened = self.open_stream().await;
+        self.observer.finish(opened.as_ref().map(|_| ()));
+        opened
+    }
+
+    async fn open_stream(&self) -> Result<Stream, Error> {
+        let shared = self.shared.clone()?;
         let mut room = RoomWait::default();
         let id = std::future::poll_fn(|cx| {
             poll_open(

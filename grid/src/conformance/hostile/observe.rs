@@ -9,7 +9,8 @@ use grid_proto::{Error, Stats};
 
 use super::arena::handlers::ECHO;
 use super::mailbox::{mailbox, Mailbox};
-use crate::peer::{Peer, PeerState};
+use crate::peer::Peer;
+use crate::peer_stats::PeerState;
 use crate::runtime::{sleep_until, Runtime};
 
 /// A loop of echo calls from the legitimate node to the victim, one every

@@ -209,7 +209,11 @@ pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
             Exit::Connected(_) => {}
             Exit::Closed(reason) => panic!("round {round}: handshake failed: {reason}"),
         }
-        let slot = crate::peer::PeerSlot::new(&cluster.names[closer], crate::runtime::clock(&rt));
+        let slot = crate::peer::PeerSlot::new(
+            &cluster.names[closer],
+            crate::runtime::clock(&rt),
+            Default::default(),
+        );
         slot.install(shared, 0, rt.now(), Duration::ZERO);
         let peer = crate::peer::Peer { slot };
         let sent = AtomicUsize::new(0);
