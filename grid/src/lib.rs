@@ -102,7 +102,7 @@ pub use identity::PeerIdentity;
 pub use manager::DEFAULT_METRICS_INTERVAL;
 pub use manager::{
     AcceptOutcome, Connector, Manager, ManagerBuilder, StartError, UnknownPeer, WaitError,
-    DEFAULT_REPLACE_INTERVAL,
+    DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_REPLACE_INTERVAL,
 };
 #[allow(deprecated)]
 pub use peer::{Connection, ConnectionState, ConnectionStats};

@@ -16,6 +16,7 @@ use grid_proto::Role;
 use tracing::Instrument;
 
 use super::connection::run_connection;
+use super::handshakes::{Pending, TOO_MANY_HANDSHAKES};
 use super::node::ManagerInner;
 use super::opened::{Opened, Reporter};
 use crate::runtime::{sleep_until, Listener, Runtime};
@@ -46,13 +47,20 @@ async fn accept_until_shutdown<R: Runtime>(
         };
         match accepted {
             Ok(incoming) => {
-                let inner = inner.clone();
                 let addr = incoming.addr();
+                let Some(pending) = inner.handshakes.begin() else {
+                    // Closed at once: a flood of silent clients costs this
+                    // node a bounded number of sockets and tasks, and an
+                    // honest dialer retries after its backoff.
+                    refuse_over_limit(inner, addr);
+                    continue;
+                };
+                let inner = inner.clone();
                 let span = tracing::debug_span!("grid.accept", node = %inner.name, %addr);
                 inner
                     .runtime
                     .clone()
-                    .spawn(serve_incoming(inner, incoming).instrument(span));
+                    .spawn(serve_incoming(inner, incoming, pending).instrument(span));
             }
             Err(error) => {
                 tracing::warn!(node = %inner.name, %error, "accept failed");
@@ -69,7 +77,11 @@ async fn accept_until_shutdown<R: Runtime>(
 
 /// Finishes the transport's handshake within the handshake timeout, then
 /// runs grid's handshake and the connection in the time left.
-async fn serve_incoming<R: Runtime>(inner: Arc<ManagerInner<R>>, incoming: Incoming) {
+async fn serve_incoming<R: Runtime>(
+    inner: Arc<ManagerInner<R>>,
+    incoming: Incoming,
+    pending: Pending,
+) {
     let started = inner.runtime.now();
     let addr = incoming.addr();
     let timeout = sleep_until(&inner.runtime, started + inner.timeouts.handshake);
@@ -89,6 +101,7 @@ async fn serve_incoming<R: Runtime>(inner: Arc<ManagerInner<R>>, incoming: Incom
                 identity: accepted.identity,
                 started,
                 outcome: Reporter::default(),
+                pending: Some(pending),
             };
             run_connection(&inner, opened, Role::Acceptor, None).await;
         }
@@ -117,5 +130,21 @@ async fn serve_incoming<R: Runtime>(inner: Arc<ManagerInner<R>>, incoming: Incom
         Err(error) => {
             tracing::debug!(node = %inner.name, %addr, %error, "transport handshake failed");
         }
+    }
+}
+
+/// Logs a connection closed because too many are in their handshake: at
+/// WARN once per interval, since a flood is what it looks like.
+fn refuse_over_limit<R: Runtime>(inner: &ManagerInner<R>, addr: impl std::fmt::Display) {
+    let now = inner.runtime.now();
+    match inner.log_limit.warn("(unverified)", "handshake limit", now) {
+        Some(suppressed) => tracing::warn!(
+            node = %inner.name, %addr, suppressed,
+            "closing a connection: {TOO_MANY_HANDSHAKES}"
+        ),
+        None => tracing::debug!(
+            node = %inner.name, %addr,
+            "closing a connection: {TOO_MANY_HANDSHAKES}"
+        ),
     }
 }

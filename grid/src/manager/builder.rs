@@ -10,6 +10,7 @@ use grid_proto::{dials, BackoffConfig, Limits, Timeouts, MIN_SECRET_LEN};
 
 use super::accept::accept_loop;
 use super::dial::{dial_loop, Connector};
+use super::handshakes::{Handshakes, DEFAULT_MAX_PENDING_HANDSHAKES};
 use super::node::{Manager, ManagerInner};
 use super::signal::Signal;
 use crate::peer::PeerSlot;
@@ -65,6 +66,7 @@ pub struct ManagerBuilder<R: Runtime> {
     timeouts: Timeouts,
     backoff: BackoffConfig,
     replace_interval: Duration,
+    max_pending_handshakes: usize,
     #[cfg(feature = "metrics")]
     metrics_interval: Duration,
     connector: Option<Connector>,
@@ -95,6 +97,7 @@ impl<R: Runtime> ManagerBuilder<R> {
             timeouts: Timeouts::default(),
             backoff: BackoffConfig::default(),
             replace_interval: DEFAULT_REPLACE_INTERVAL,
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
             #[cfg(feature = "metrics")]
             metrics_interval: super::metrics_loop::DEFAULT_METRICS_INTERVAL,
             connector: None,
@@ -191,6 +194,18 @@ impl<R: Runtime> ManagerBuilder<R> {
         self
     }
 
+    /// How many incoming connections may be in their handshake at once
+    /// (default [`DEFAULT_MAX_PENDING_HANDSHAKES`], 512): TLS and grid's
+    /// handshake, until the peer is admitted or refused or the handshake
+    /// timeout passes. Connections over the limit are closed at once (and
+    /// logged at WARN, rate-limited); honest dialers retry after their
+    /// backoff. It bounds what clients that connect and say nothing can
+    /// hold; set it above the number of peers that dial this node.
+    pub fn max_pending_handshakes(mut self, max: usize) -> Self {
+        self.max_pending_handshakes = max.max(1);
+        self
+    }
+
     /// How often each peer's connection metrics (`grid_peer_*`) are
     /// published (default [`DEFAULT_METRICS_INTERVAL`](crate::DEFAULT_METRICS_INTERVAL), one second).
     #[cfg(feature = "metrics")]
@@ -277,6 +292,7 @@ impl<R: Runtime> ManagerBuilder<R> {
             connections: Mutex::new(Vec::new()),
             log_limit: Default::default(),
             telemetry,
+            handshakes: Handshakes::new(self.max_pending_handshakes),
         });
         match listener {
             Some(listener) => inner.runtime.spawn(accept_loop(inner.clone(), listener)),

@@ -31,6 +31,7 @@ pub(super) async fn run_connection<R: Runtime>(
         identity,
         started,
         outcome: mut opened,
+        pending,
     } = opened;
     let now = inner.runtime.now();
     if let Some(expected) = &expected_peer {
@@ -89,6 +90,7 @@ pub(super) async fn run_connection<R: Runtime>(
         }
         Exit::Connected(peer) => peer,
     };
+    drop(pending);
     let slot = inner.peers.get(&peer.node_name).cloned();
     let refused = refusal(inner, role, &peer.node_name, &slot, identity.as_ref());
     if let Some((refusal, reason)) = &refused {

@@ -60,6 +60,7 @@ pub(super) async fn dial_loop<R: Runtime>(inner: Arc<ManagerInner<R>>, peer: Str
                     identity: dialed.identity,
                     started,
                     outcome: Reporter::default(),
+                    pending: None,
                 };
                 let established = run_connection(&inner, opened, Role::Dialer, Some(peer.clone()))
                     .instrument(span)

@@ -12,6 +12,7 @@ mod accept;
 mod builder;
 mod connection;
 mod dial;
+mod handshakes;
 mod log_limit;
 #[cfg(feature = "metrics")]
 mod metrics_loop;
@@ -23,6 +24,7 @@ mod signal;
 
 pub use builder::{ManagerBuilder, StartError, DEFAULT_REPLACE_INTERVAL};
 pub use dial::Connector;
+pub use handshakes::DEFAULT_MAX_PENDING_HANDSHAKES;
 #[cfg(feature = "metrics")]
 pub use metrics_loop::DEFAULT_METRICS_INTERVAL;
 pub use node::{Manager, UnknownPeer, WaitError};

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::builder::ManagerBuilder;
 use super::connection::run_connection;
 use super::dial::Connector;
+use super::handshakes::{Handshakes, TOO_MANY_HANDSHAKES};
 use super::log_limit::LogLimit;
 use super::opened::{Opened, Reporter};
 use super::outcome::AcceptOutcome;
@@ -90,6 +91,8 @@ pub(super) struct ManagerInner<R: Runtime> {
     pub(super) log_limit: LogLimit,
     /// The node's metric handles.
     pub(super) telemetry: Arc<Telemetry>,
+    /// Incoming connections in their handshake.
+    pub(super) handshakes: Handshakes,
 }
 
 /// A node of the cluster: its handlers, and a connection to every peer.
@@ -225,12 +228,18 @@ impl<R: Runtime> Manager<R> {
         identity: Option<PeerIdentity>,
     ) -> AcceptOutcome {
         let inner = self.inner.clone();
+        let Some(pending) = inner.handshakes.begin() else {
+            return AcceptOutcome::Failed(CloseReason::LimitExceeded(
+                TOO_MANY_HANDSHAKES.to_string(),
+            ));
+        };
         let (sender, receiver) = oneshot::channel();
         let opened = Opened {
             io,
             identity,
             started: inner.runtime.now(),
             outcome: Reporter::to(sender),
+            pending: Some(pending),
         };
         let span = tracing::debug_span!("grid.accept", node = %inner.name, addr = %remote_addr);
         self.inner.runtime.spawn(

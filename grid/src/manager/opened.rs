@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use grid_proto::{Refusal, Timeouts};
 
+use super::handshakes::Pending;
 use super::outcome::AcceptOutcome;
 use crate::identity::PeerIdentity;
 use crate::runtime::BoxIo;
@@ -21,6 +22,9 @@ pub(super) struct Opened {
     pub(super) started: Instant,
     /// Told whether the peer was admitted (for [`super::Manager::accept`]).
     pub(super) outcome: Reporter,
+    /// The incoming connection's place among those in their handshake,
+    /// given back once the handshake is over.
+    pub(super) pending: Option<Pending>,
 }
 
 /// Whoever waits to learn whether a connection was admitted, if anyone.
