@@ -35,43 +35,22 @@ fn main() {
 }
 
 /// Mutual TLS: a CA made now, and for each node a certificate naming it,
-/// issued when the node binds (its name is the address it is bound to).
+/// issued when the node binds.
 #[cfg(feature = "tls")]
 fn tls_transport() -> Result<grid::demo::DemoTransport, Box<dyn std::error::Error>> {
-    use std::sync::Arc;
-
-    use grid_tokio::tls::DemoCa;
     use grid_tokio::Tokio;
 
-    let ca = Arc::new(DemoCa::new("grid demo CA")?);
-    let for_bind = ca.clone();
-    Ok(grid::demo::DemoTransport {
-        description: "mutual TLS, each node's certificate from a CA made at start".to_string(),
-        bind: Box::new(move |addr: &str| {
-            let ca = for_bind.clone();
-            let addr = addr.to_string();
+    grid::demo::DemoTransport::mutual_tls(
+        |addr| {
             Box::pin(async move {
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 let name = listener.local_addr()?.to_string();
-                let tls = ca
-                    .node_config(&[&name])
-                    .map_err(|error| std::io::Error::other(error.to_string()))?;
-                Ok(Tokio::tls_listener(listener, &tls))
+                Ok((listener, name))
             })
-        }),
-        connector: Box::new(move |name: &str| match ca.node_config(&[name]) {
-            Ok(tls) => Tokio::tls_connector(&tls),
-            // Not reachable with a name the demo bound; a connector that
-            // fails every dial says why instead of panicking.
-            Err(error) => {
-                let error = error.to_string();
-                Arc::new(move |_addr: &str| {
-                    let error = std::io::Error::other(error.clone());
-                    Box::pin(async move { Err(error) })
-                })
-            }
-        }),
-    })
+        },
+        Tokio::tls_listener,
+        Tokio::tls_connector,
+    )
 }
 
 #[cfg(not(feature = "tls"))]
