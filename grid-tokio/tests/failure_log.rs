@@ -6,7 +6,7 @@
 //! lines at INFO and above.
 
 use std::fmt::{Debug, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use grid_tokio::{Bytes, Ctx, Error, Manager, Router};
@@ -21,6 +21,13 @@ struct Capture(Arc<Mutex<Vec<String>>>);
 impl Capture {
     fn lines(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
+    }
+
+    /// The lines that name one of `nodes`.
+    fn lines_about(&self, nodes: &[String]) -> Vec<String> {
+        let mut lines = self.lines();
+        lines.retain(|line| nodes.iter().any(|node| line.contains(node.as_str())));
+        lines
     }
 }
 
@@ -80,10 +87,22 @@ async fn node(name: &str, peers: &[String], secret: &str) -> Manager {
         .expect("start")
 }
 
+/// The subscriber of this test binary, shared by its tests: each reads the
+/// lines that name its own nodes.
+fn capture() -> Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            tracing::subscriber::set_global_default(capture.clone()).expect("one subscriber");
+            capture
+        })
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_sees_wrong_secret_drain_and_panic_at_info_and_above() {
-    let capture = Capture::default();
-    tracing::subscriber::set_global_default(capture.clone()).expect("one subscriber");
+    let capture = capture();
 
     let names: Vec<String> = (0..2)
         .map(|_| {
@@ -115,7 +134,7 @@ async fn operator_sees_wrong_secret_drain_and_panic_at_info_and_above() {
     println!("wait_connected on {}: {}", names[1], waited.unwrap_err());
     println!("a call from {}: {error2}", names[1]);
 
-    let lines = capture.lines();
+    let lines = capture.lines_about(&names);
     let warns: Vec<&String> = lines
         .iter()
         .filter(|line| line.starts_with("WARN") && line.contains("secret"))
@@ -156,7 +175,7 @@ async fn operator_sees_wrong_secret_drain_and_panic_at_info_and_above() {
         "{error}"
     );
     c.shutdown(Duration::from_secs(1)).await;
-    let lines = capture.lines();
+    let lines = capture.lines_about(&names);
     assert!(
         lines.iter().any(|l| l.starts_with("ERROR")
             && l.contains("handler panicked")
@@ -177,4 +196,103 @@ async fn operator_sees_wrong_secret_drain_and_panic_at_info_and_above() {
         "{lines:#?}"
     );
     a.shutdown(Duration::ZERO).await;
+}
+
+/// A node whose certificate another CA issued (it trusts the cluster's CA,
+/// as a node handed the wrong certificate would), in both roles: what each
+/// side logs at INFO and above, and what a caller on the correct node gets.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sees_a_certificate_from_another_ca_at_info_and_above() {
+    for wrong_node_dials in [false, true] {
+        certificate_from_another_ca(wrong_node_dials).await;
+    }
+}
+
+#[cfg(feature = "tls")]
+async fn certificate_from_another_ca(wrong_node_dials: bool) {
+    use grid_tokio::tls::{DemoCa, TlsConfig};
+    use grid_tokio::Tokio;
+
+    let capture = capture();
+    let ca = DemoCa::new("cluster CA").unwrap();
+    let other_ca = DemoCa::new("another CA").unwrap();
+    let mut listeners = Vec::new();
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        names.push(listener.local_addr().unwrap().to_string());
+        listeners.push(listener);
+    }
+    // names[0] is the correct node, names[1] the one with the wrong
+    // certificate; which of them dials is the dial rule's choice.
+    if grid_proto::dials(&names[1], &names[0]) != wrong_node_dials {
+        names.swap(0, 1);
+        listeners.swap(0, 1);
+    }
+    println!(
+        "-- the node with the wrong certificate {}",
+        if wrong_node_dials {
+            "dials"
+        } else {
+            "is dialed"
+        }
+    );
+    let good = ca.node_config(&[&names[0]]).unwrap();
+    let wrong = other_ca.issue(&[&names[1]]).unwrap();
+    let wrong = TlsConfig::new(ca.ca_pem(), wrong.cert_pem, wrong.key_pem).unwrap();
+    let mut nodes = Vec::new();
+    for (listener, (name, tls)) in listeners.into_iter().zip(names.iter().zip([good, wrong])) {
+        let node = Manager::builder(name.as_str())
+            .peers(names.clone())
+            .secret("the cluster's secret 0123")
+            .listener(Tokio::tls_listener(listener, &tls))
+            .connector(Tokio::tls_connector(&tls))
+            .router(Router::new().single(1, |_ctx: Ctx, request: Bytes| async move { Ok(request) }))
+            .start()
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    let waited = nodes[0]
+        .wait_connected(&names[1], Duration::from_millis(1500))
+        .await
+        .unwrap_err();
+    let error = nodes[0]
+        .peer(&names[1])
+        .unwrap()
+        .request(1, "x")
+        .await
+        .unwrap_err();
+    println!("wait_connected on the correct node: {waited}");
+    println!(
+        "a call from the correct node: {error} (retryable: {})",
+        error.is_retryable()
+    );
+    let lines = capture.lines_about(&names);
+    let warns: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.starts_with("WARN") && line.contains("cluster's CA"))
+        .collect();
+    // Each side says so once, not once per redial: the acceptor that
+    // rejects the certificate, and the dialer whose handshake failed.
+    assert_eq!(warns.len(), 2, "{lines:#?}");
+    assert!(
+        warns
+            .iter()
+            .all(|line| line.contains("UnknownIssuer") || line.contains("UnknownCA")),
+        "{lines:#?}"
+    );
+    // A caller gets the retryable `Disconnected`: a certificate is fixed
+    // by the operator, not by the caller, and the node may come back with
+    // the right one.
+    assert_eq!(error, Error::Disconnected);
+    if !wrong_node_dials {
+        // The correct node dialed and rejected the certificate itself: its
+        // wait names the reason.
+        assert!(waited.to_string().contains("cluster's CA"), "{waited}");
+    }
+    for node in nodes {
+        node.shutdown(Duration::ZERO).await;
+    }
 }
