@@ -6,6 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::error::{CommandError, Error};
+use crate::window::ReceiveWindow;
 
 /// Credit a stream message costs beyond its payload, in bytes.
 ///
@@ -119,10 +120,14 @@ pub(crate) struct StreamState {
     /// The application stopped reading: messages are dropped on arrival and
     /// their credit returned.
     pub(crate) discard_input: bool,
-    /// Cost of read messages whose credit has not been returned yet.
-    pub(crate) pending_grant: u64,
-    /// Receive window granted at the start, the basis of grant batching.
-    pub(crate) window: u32,
+    /// Cost of read messages whose credit has not been returned yet, plus
+    /// what a larger window owes the peer, less what a smaller one withholds
+    /// (so below zero for a while after the window shrinks). The credit the
+    /// peer holds, what it sent that is unread and this always add up to
+    /// the window.
+    pub(crate) pending_grant: i64,
+    /// The receive window: its size now, the basis of grant batching.
+    pub(crate) window: ReceiveWindow,
 }
 
 impl StreamState {
@@ -245,33 +250,39 @@ impl StreamState {
     /// credit (returned at half the window) goes back while the application
     /// still works through what it read.
     pub(crate) fn read_budget(&self) -> u64 {
-        (u64::from(self.window) / 4).max(1)
+        (u64::from(self.window.current()) / 4).max(1)
     }
 
-    /// The application read `messages` messages of `bytes` payload bytes.
-    /// Returns the credit to grant now, if the batch is due.
-    pub(crate) fn on_read(&mut self, messages: u32, bytes: usize) -> Option<u64> {
+    /// The application read `messages` messages of `bytes` payload bytes
+    /// at `now`. Returns the credit to grant now, if the batch is due.
+    pub(crate) fn on_read(&mut self, messages: u32, bytes: usize, now: Instant) -> Option<u64> {
         if messages == 0 || self.recv_fin {
             return None;
         }
-        self.pending_grant +=
-            bytes as u64 + u64::from(messages) * u64::from(STREAM_MESSAGE_OVERHEAD);
+        let cost = bytes as u64 + u64::from(messages) * u64::from(STREAM_MESSAGE_OVERHEAD);
+        self.pending_grant += cost as i64;
+        let before = self.window.current();
+        self.window.on_consumed(cost, now);
+        self.pending_grant += i64::from(self.window.current()) - i64::from(before);
         // Granting in batches of half the window keeps frames few while never
-        // leaving the peer without credit when everything has been read.
-        let batch = u64::from(self.window.div_ceil(2)).max(1);
+        // leaving the peer without credit when everything has been read:
+        // then what the peer holds and this add up to the whole window.
+        let batch = i64::from(self.window.current().div_ceil(2)).max(1);
         if self.pending_grant >= batch {
             let grant = std::mem::take(&mut self.pending_grant);
-            self.recv_allowed += grant as i64;
-            Some(grant)
+            self.recv_allowed += grant;
+            Some(grant as u64)
         } else {
             None
         }
     }
 
-    /// Grants the initial receive window.
-    pub(crate) fn grant_window(&mut self, window: u32) {
+    /// Grants the initial receive window; returns its size.
+    pub(crate) fn grant_window(&mut self, window: ReceiveWindow) -> u32 {
+        let granted = window.current();
         self.window = window;
-        self.recv_allowed += i64::from(window);
+        self.recv_allowed += i64::from(granted);
+        granted
     }
 }
 
@@ -338,16 +349,21 @@ mod tests {
         message_cost(len) as u32
     }
 
+    /// A window of `size` bytes that is not tuned.
+    fn fixed(size: u32) -> ReceiveWindow {
+        ReceiveWindow::new(size, size)
+    }
+
     #[test]
     fn credit_is_enforced_in_bytes_and_returned_in_batches() {
         let mut stream = StreamState::default();
-        stream.grant_window(4 * cost(8));
+        stream.grant_window(fixed(4 * cost(8)));
         for seq in 0..4 {
             stream.on_message(seq, 8).unwrap();
         }
         assert!(stream.on_message(4, 0).is_err());
-        assert_eq!(stream.on_read(1, 8), None);
-        assert_eq!(stream.on_read(1, 8), Some(u64::from(2 * cost(8))));
+        assert_eq!(stream.on_read(1, 8, Instant::now()), None);
+        assert_eq!(stream.on_read(1, 8, Instant::now()), Some(u64::from(2 * cost(8))));
         assert_eq!(stream.recv_allowed, i64::from(2 * cost(8)));
         stream.on_message(4, 8).unwrap();
         assert!(stream.on_message(9, 8).is_err());
@@ -356,12 +372,12 @@ mod tests {
     #[test]
     fn a_message_larger_than_the_window_passes_alone() {
         let mut stream = StreamState::default();
-        stream.grant_window(100);
+        stream.grant_window(fixed(100));
         // Credit above zero admits a message of any size...
         stream.on_message(0, 1_000_000).unwrap();
         // ...and nothing more until it is read and returned.
         assert!(stream.on_message(1, 0).is_err());
-        assert_eq!(stream.on_read(1, 1_000_000), Some(message_cost(1_000_000)));
+        assert_eq!(stream.on_read(1, 1_000_000, Instant::now()), Some(message_cost(1_000_000)));
         assert_eq!(stream.recv_allowed, 100);
         stream.on_message(1, 0).unwrap();
     }
@@ -369,13 +385,13 @@ mod tests {
     #[test]
     fn reading_in_bulk_grants_like_one_at_a_time() {
         let mut stream = StreamState::default();
-        stream.grant_window(8 * cost(0));
+        stream.grant_window(fixed(8 * cost(0)));
         for seq in 0..8 {
             stream.on_message(seq, 0).unwrap();
         }
-        assert_eq!(stream.on_read(3, 0), None);
-        assert_eq!(stream.on_read(2, 0), Some(u64::from(5 * cost(0))));
-        assert_eq!(stream.on_read(0, 0), None);
+        assert_eq!(stream.on_read(3, 0, Instant::now()), None);
+        assert_eq!(stream.on_read(2, 0, Instant::now()), Some(u64::from(5 * cost(0))));
+        assert_eq!(stream.on_read(0, 0, Instant::now()), None);
     }
 
     #[test]
@@ -431,13 +447,13 @@ mod tests {
     #[test]
     fn fin_must_count_every_message() {
         let mut stream = StreamState::default();
-        stream.grant_window(2 * cost(0));
+        stream.grant_window(fixed(2 * cost(0)));
         stream.on_message(0, 0).unwrap();
         assert!(stream.on_fin(2).is_err());
         stream.on_fin(1).unwrap();
         assert!(stream.on_message(1, 0).is_err());
         // Reading after the peer finished returns no credit.
-        assert_eq!(stream.on_read(1, 0), None);
+        assert_eq!(stream.on_read(1, 0, Instant::now()), None);
     }
 
     #[test]
@@ -454,5 +470,75 @@ mod tests {
         assert_eq!(inbox.clear(), (1, 1));
         assert!(inbox.is_empty());
         assert_eq!(out, [Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// The peer sends a message of this many bytes, if it has credit.
+        Send(usize),
+        /// The application reads up to this many messages.
+        Read(usize),
+        /// Time passes, in microseconds.
+        Wait(u64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0usize..70_000).prop_map(Step::Send),
+            (1usize..8).prop_map(Step::Read),
+            (1u64..3_000).prop_map(Step::Wait),
+        ]
+    }
+
+    proptest::proptest! {
+        /// However the window is tuned: what the receiver holds unread stays
+        /// under the largest window plus one message, a receiver that has
+        /// read everything has left the peer credit, and the peer's credit,
+        /// the unread messages and the credit not yet returned add up to the
+        /// window now.
+        #[test]
+        fn tuned_windows_stay_bounded_and_never_starve_the_sender(
+            max_kib in 1u32..2048,
+            start_kib in 1u32..256,
+            steps in proptest::collection::vec(step(), 1..400),
+        ) {
+            let (max, start) = (max_kib * 1024, start_kib * 1024);
+            let mut stream = StreamState::default();
+            stream.grant_window(ReceiveWindow::new(max, start));
+            let mut now = Instant::now();
+            let mut unread: VecDeque<usize> = VecDeque::new();
+            let mut largest = 0u64;
+            for step in steps {
+                match step {
+                    Step::Send(len) => {
+                        // The sender's view of its credit is the receiver's:
+                        // grants arrive at once here.
+                        if stream.recv_allowed > 0 {
+                            stream.on_message(stream.recv_seq, len).unwrap();
+                            unread.push_back(len);
+                            largest = largest.max(message_cost(len));
+                        }
+                    }
+                    Step::Read(count) => {
+                        let taken: Vec<usize> =
+                            (0..count).map_while(|_| unread.pop_front()).collect();
+                        let bytes = taken.iter().sum();
+                        stream.on_read(taken.len() as u32, bytes, now);
+                    }
+                    Step::Wait(micros) => now += std::time::Duration::from_micros(micros),
+                }
+                let unread_cost: u64 = unread.iter().map(|&len| message_cost(len)).sum();
+                proptest::prop_assert!(unread_cost <= u64::from(max) + largest);
+                proptest::prop_assert!(stream.window.current() <= max);
+                proptest::prop_assert_eq!(
+                    stream.recv_allowed + unread_cost as i64 + stream.pending_grant,
+                    i64::from(stream.window.current())
+                );
+                if unread.is_empty() {
+                    proptest::prop_assert!(stream.recv_allowed > 0);
+                }
+            }
+        }
     }
 }

@@ -90,6 +90,17 @@ pub struct Limits {
     /// Stops a fast local producer from growing memory without bound when the
     /// socket is slow; [`crate::Event::Writable`] says when to try again.
     pub send_buffer_size: usize,
+    /// The receive window every stream starts with, in bytes. Default
+    /// [`DEFAULT_STREAM_WINDOW_START`], 64 KiB.
+    ///
+    /// A stream's window (set when it is opened or accepted) is the most it
+    /// grows to: it starts here and doubles while doubling raises the rate at
+    /// which the application reads the stream (PROTOCOL.md §8.2). A stream
+    /// between two tasks on one thread stays small, so a small call on the
+    /// same connection does not wait behind a large window of stream data;
+    /// one across threads or hosts grows until the window covers the round
+    /// trip. At or above a stream's window, the window is fixed.
+    pub stream_window_start: u32,
     /// Most bytes of frames that the peer's traffic makes this side queue (pongs,
     /// overload rejections, credit grants) while the driver is not writing.
     /// Default 4 MiB.
@@ -119,6 +130,7 @@ impl Default for Limits {
             max_held_request_bytes: 256 * 1024 * 1024,
             max_outbound_backlog: 64 * 1024 * 1024,
             send_buffer_size: 32 * 1024 * 1024,
+            stream_window_start: DEFAULT_STREAM_WINDOW_START,
             max_control_backlog: 4 * 1024 * 1024,
             cheap_frame_burst: 20_000,
             cheap_frames_per_second: 10_000,
@@ -195,6 +207,10 @@ pub const DEFAULT_FRAGMENT_SIZE: u32 = 64 * 1024;
 /// window. Many streams that are not read are bounded together by
 /// `Limits::max_buffered_bytes`.
 pub const DEFAULT_STREAM_WINDOW: u32 = 1024 * 1024;
+
+/// Default of [`Limits::stream_window_start`]: where a stream's receive window
+/// starts before it is tuned. One 64 KiB message, or 1024 of 32 B.
+pub const DEFAULT_STREAM_WINDOW_START: u32 = 64 * 1024;
 
 /// Shortest cluster secret a node accepts, in bytes.
 ///

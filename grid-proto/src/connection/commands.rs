@@ -13,6 +13,7 @@ use crate::event::{CallId, ReadOutcome, Reservation};
 use crate::frame::Op;
 use crate::handshake::MAX_NODE_NAME;
 use crate::send_queue::OutMessage;
+use crate::window::ReceiveWindow;
 
 /// Longest subroute, in bytes (its length travels in one byte).
 pub const MAX_SUBROUTE: usize = 255;
@@ -135,14 +136,15 @@ impl Connection {
         let millis = u32::try_from(relative.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
         let deadline = now + relative;
         let mux = self.allocate_mux();
-        let (op, stream) = match window {
-            Some(window) => {
+        // A stream's open announces the window it starts with.
+        let (op, stream, window) = match window {
+            Some(max) => {
                 let mut stream = StreamState::default();
-                stream.grant_window(window);
+                let granted = stream.grant_window(self.receive_window(max));
                 self.outgoing_streams += 1;
-                (Op::StreamOpen, Some(stream))
+                (Op::StreamOpen, Some(stream), Some(granted))
             }
-            None => (Op::Request, None),
+            None => (Op::Request, None, None),
         };
         self.outgoing.insert(mux, OutCall { deadline, stream });
         self.deadlines.insert(deadline, mux);
@@ -221,11 +223,17 @@ impl Connection {
             return Err(CommandError::UnknownCall);
         };
         call.accepted = true;
-        stream.grant_window(recv_window);
-        if recv_window > 0 {
-            self.send.control(Op::Credit, mux, recv_window, &[]);
+        let start = self.config.limits.stream_window_start;
+        let granted = stream.grant_window(ReceiveWindow::new(recv_window, start));
+        if granted > 0 {
+            self.send.control(Op::Credit, mux, granted, &[]);
         }
         Ok(())
+    }
+
+    /// A receive window of at most `max` bytes, starting where the limits say.
+    fn receive_window(&self, max: u32) -> ReceiveWindow {
+        ReceiveWindow::new(max, self.config.limits.stream_window_start)
     }
 
     /// Sends one stream message, in either role. Refused with `NoCredit` when
@@ -411,7 +419,7 @@ impl Connection {
         let (count, bytes) = stream.inbox.take_into(out, max, budget);
         self.stream_buffered -= bytes;
         let grant = if cancelled.is_none() {
-            stream.on_read(count, bytes)
+            stream.on_read(count, bytes, self.latest)
         } else {
             None
         };
@@ -449,7 +457,7 @@ impl Connection {
         stream.discard_input = true;
         let (count, bytes) = stream.inbox.clear();
         self.stream_buffered -= bytes;
-        if let Some(grant) = stream.on_read(count, bytes).filter(|_| live) {
+        if let Some(grant) = stream.on_read(count, bytes, self.latest).filter(|_| live) {
             queue_grant(&mut self.send, mux, grant);
         }
         Ok(())

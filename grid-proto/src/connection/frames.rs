@@ -58,6 +58,7 @@ struct Delivery<'a> {
     send: &'a mut SendQueue,
     stats: &'a mut Stats,
     stream_buffered: &'a mut usize,
+    now: Instant,
 }
 
 impl Delivery<'_> {
@@ -96,7 +97,7 @@ impl Delivery<'_> {
         self.stats.messages_received += 1;
         if stream.discard_input {
             // Nobody will read it: the peer gets the credit back at once.
-            if let Some(grant) = stream.on_read(1, payload.len()) {
+            if let Some(grant) = stream.on_read(1, payload.len(), self.now) {
                 queue_grant(self.send, id.0, grant);
             }
             return Ok(());
@@ -290,6 +291,7 @@ impl Connection {
                     send: &mut self.send,
                     stats: &mut self.stats,
                     stream_buffered: &mut self.stream_buffered,
+                    now: self.latest,
                 };
                 delivery.flow(stream, CallId(mux), op, arg, payload)
             }
@@ -337,6 +339,7 @@ impl Connection {
                     send: &mut self.send,
                     stats: &mut self.stats,
                     stream_buffered: &mut self.stream_buffered,
+                    now,
                 };
                 delivery.flow(stream, CallId(mux), op, arg, payload)
             }

@@ -74,6 +74,9 @@ pub struct Connection {
     /// Progress of queued output, for the write-stall rules.
     output: OutputProgress,
     stats: Stats,
+    /// The latest time the driver gave: what commands that carry no time
+    /// (reading a stream) go by.
+    latest: Instant,
 }
 
 impl Connection {
@@ -111,6 +114,7 @@ impl Connection {
             held_request_bytes: 0,
             output: OutputProgress::default(),
             stats: Stats::default(),
+            latest: now,
         }
     }
 
@@ -276,6 +280,7 @@ impl Connection {
 
     /// Decodes and handles the frames that `len` new bytes completed.
     fn input_arrived(&mut self, now: Instant, len: usize) {
+        self.latest = self.latest.max(now);
         self.stats.bytes_received += len as u64;
         self.keepalive.last_received = now;
         while !self.is_closed() {
@@ -353,6 +358,7 @@ impl Connection {
     /// as a separate buffer sliced from the application's own bytes. Write the
     /// buffers in the order they are returned.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        self.latest = self.latest.max(now);
         let fragment = self.fragment_size();
         self.release_held_pong();
         let out = match self.send.poll(fragment) {

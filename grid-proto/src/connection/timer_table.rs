@@ -60,6 +60,7 @@ impl Connection {
     /// and stuck-reader detection, call deadlines, drain deadline. Extra
     /// calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.latest = self.latest.max(now);
         // Output queued by commands that carry no time starts waiting now.
         self.observe_output(now);
         for timer in Timer::ALL {

@@ -224,6 +224,8 @@ fn unconsumed_input_beyond_the_buffer_limit_closes_the_connection() {
     let client = sim_config(Role::Dialer, 1);
     let mut server = sim_config(Role::Acceptor, 2);
     server.limits.max_buffered_bytes = 100_000;
+    // The whole window at once, so that the three messages are sent unread.
+    server.limits.stream_window_start = u32::MAX;
     let mut pair = Pair::connected_with(client, server, 12);
     let (id, _) = pair.accepted_stream(0, window_of(3, 40_000));
     for _ in 0..3 {

@@ -4,8 +4,8 @@ use bytes::Bytes;
 
 use crate::sim::events::{read_messages, read_to_end};
 use crate::sim::streams::window_of;
-use crate::sim::Pair;
-use crate::{CallId, CallTarget, CommandError, Error, Event, IncomingCall, ReadOutcome};
+use crate::sim::{sim_config, Pair};
+use crate::{CallId, CallTarget, CommandError, Error, Event, IncomingCall, ReadOutcome, Role};
 
 /// A stream the client opened with the payload `init` and a window of
 /// `window`, as both sides know it.
@@ -125,7 +125,7 @@ fn sender_blocks_without_credit_and_resumes_when_the_receiver_reads() {
 
 #[test]
 fn finish_delivers_every_buffered_message_before_the_end() {
-    let mut pair = Pair::connected(3);
+    let mut pair = fixed_windows(3);
     pair.max_chunk = 1000;
     let (id, call) = open(&mut pair, window_of(64, 100_000));
     let big = Bytes::from(vec![9u8; 100_000]);
@@ -261,7 +261,7 @@ fn blocked_consumer_does_not_stop_keepalive() {
 
 #[test]
 fn stalled_stream_does_not_hold_small_requests_hostage() {
-    let mut pair = Pair::connected(8);
+    let mut pair = fixed_windows(8);
     let (_, call) = open(&mut pair, window_of(100, 20_000));
     for i in 0..100u32 {
         pair.server
@@ -365,4 +365,15 @@ fn a_reader_that_stops_reading_never_blocks_its_peer() {
         read_to_end(&mut pair.client.conn, id),
         (Vec::new(), ReadOutcome::Finished)
     );
+}
+
+/// A connected pair whose streams' windows are granted whole at once, for
+/// tests that fill a window before anything is read.
+fn fixed_windows(seed: u64) -> Pair {
+    let [client, server] = [(Role::Dialer, seed), (Role::Acceptor, seed + 1)].map(|(role, seed)| {
+        let mut config = sim_config(role, seed);
+        config.limits.stream_window_start = u32::MAX;
+        config
+    });
+    Pair::connected_with(client, server, seed)
 }

@@ -179,7 +179,16 @@ pub async fn graceful_shutdown_drains<R: TestRuntime>(rt: R) {
 pub async fn close_reason_arrives_despite_unread_input<R: TestRuntime>(rt: R) {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let mut cluster = Cluster::start(&rt, 2).await;
+    // The sink grants its whole window at once (it is not tuned), so that
+    // the sender gets well ahead of the closing node's reads.
+    let options = ClusterOptions {
+        limits: Some(grid_proto::Limits {
+            stream_window_start: u32::MAX,
+            ..grid_proto::Limits::default()
+        }),
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start_with(&rt, 2, options).await;
     // A bare connection takes the place of the node that dials the other.
     let (closer, sender) = if dials(&cluster.names[1], &cluster.names[0]) {
         (0, 1)

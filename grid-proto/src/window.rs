@@ -1,0 +1,181 @@
+//! A stream's receive window, tuned by the receiver: it starts small and
+//! doubles, up to the window the application set, for as long as doubling
+//! raises the rate at which the application consumes the stream.
+//!
+//! What a window buys depends on where the two ends run. When they run on
+//! one thread, everything in flight is work that thread does before anything
+//! queued behind it, such as a small call's answer on the same connection: a
+//! larger window raises a stream's rate a little and the latency of
+//! everything else on the connection in proportion. Across threads or hosts,
+//! a window smaller than the rate times the round trip starves the stream.
+//! Measuring tells the two apart; the configuration cannot.
+//!
+//! Only the receiver's grants change, so the wire protocol is unchanged and
+//! the memory bound stays the configured window plus one message.
+
+use std::time::{Duration, Instant};
+
+/// A tuned window doubles only if the doubling raised the consumed rate by
+/// at least this factor.
+const GAIN: f64 = 1.2;
+/// A measurement spans at least this many windows' worth of consumed bytes...
+const SPAN_WINDOWS: u64 = 4;
+/// ...and at least this long, so that one scheduling hiccup does not decide.
+const SPAN_TIME: Duration = Duration::from_micros(500);
+/// After a doubling that did not pay, the next try waits this long, twice as
+/// long after each further failure, up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(20);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// The receive window of one stream direction.
+#[derive(Debug, Default)]
+pub(crate) struct ReceiveWindow {
+    /// What the application set: the window is never larger.
+    max: u32,
+    /// The window now.
+    current: u32,
+    /// The measurement under way: when it started and the cost consumed since.
+    span: Option<(Instant, u64)>,
+    /// A doubling being tried: the window before it and the rate with it.
+    trial: Option<(u32, f64)>,
+    /// No doubling is tried before this.
+    next_try: Option<Instant>,
+    /// How long the next failed trial makes the one after wait.
+    retry: Duration,
+}
+
+impl ReceiveWindow {
+    /// A window of at most `max` bytes that starts at `start` (a window
+    /// starting at `max` or above stays fixed).
+    pub(crate) fn new(max: u32, start: u32) -> ReceiveWindow {
+        ReceiveWindow {
+            max,
+            current: start.min(max),
+            retry: FIRST_RETRY,
+            ..ReceiveWindow::default()
+        }
+    }
+
+    /// The window now.
+    pub(crate) fn current(&self) -> u32 {
+        self.current
+    }
+
+    /// The application consumed `cost` bytes of messages at `now`. Ends a
+    /// measurement when it is long enough, and doubles the window or takes a
+    /// trial back by what it measured.
+    pub(crate) fn on_consumed(&mut self, cost: u64, now: Instant) {
+        if self.current >= self.max && self.trial.is_none() {
+            return;
+        }
+        let (start, consumed) = self.span.get_or_insert((now, 0));
+        *consumed += cost;
+        let elapsed = now.saturating_duration_since(*start);
+        if *consumed < SPAN_WINDOWS * u64::from(self.current) || elapsed < SPAN_TIME {
+            return;
+        }
+        let rate = *consumed as f64 / elapsed.as_secs_f64();
+        self.span = None;
+        match self.trial.take() {
+            Some((before, rate_before)) if rate < rate_before * GAIN => {
+                // The larger window bought too little: back, and try again
+                // later, in case what limited the rate changes.
+                self.current = before;
+                self.next_try = Some(now + self.retry);
+                self.retry = (self.retry * 2).min(MAX_RETRY);
+            }
+            Some(_) => {
+                self.next_try = None;
+                self.retry = FIRST_RETRY;
+                self.try_doubling(rate);
+            }
+            None if self.next_try.is_none_or(|at| now >= at) => self.try_doubling(rate),
+            None => {}
+        }
+    }
+
+    /// Doubles the window, to be kept if the rate with it beats `rate`.
+    fn try_doubling(&mut self, rate: f64) {
+        if self.current < self.max {
+            self.trial = Some((self.current, rate));
+            self.current = self.current.saturating_mul(2).min(self.max);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u32 = 1024;
+
+    /// Consumes at `rate(window)` bytes per second for `time`, in reads of
+    /// half a window; returns the time reached.
+    fn run(
+        window: &mut ReceiveWindow,
+        mut now: Instant,
+        time: Duration,
+        rate: impl Fn(u32) -> f64,
+    ) -> Instant {
+        let end = now + time;
+        while now < end {
+            let read = u64::from(window.current() / 2).max(1);
+            now += Duration::from_secs_f64(read as f64 / rate(window.current()));
+            window.on_consumed(read, now);
+        }
+        now
+    }
+
+    #[test]
+    fn grows_while_growing_pays_and_stops_at_the_maximum() {
+        // Across threads: the rate is the window over a 100 us round trip.
+        let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
+        run(&mut window, Instant::now(), Duration::from_millis(50), |w| {
+            f64::from(w) / 100e-6
+        });
+        assert_eq!(window.current(), 1024 * KIB);
+    }
+
+    #[test]
+    fn stays_small_when_growing_does_not_pay() {
+        // On one thread: the rate barely depends on the window.
+        let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
+        let start = Instant::now();
+        let rate = |w: u32| 5e9 * (1.0 + f64::from(w) / f64::from(4096 * KIB));
+        let mut now = start;
+        let mut largest = 0;
+        let mut time_above = Duration::ZERO;
+        while now < start + Duration::from_secs(2) {
+            let before = now;
+            now = run(&mut window, now, Duration::from_micros(100), rate);
+            largest = largest.max(window.current());
+            if window.current() > 64 * KIB {
+                time_above += now - before;
+            }
+        }
+        assert_eq!(window.current(), 64 * KIB);
+        assert_eq!(largest, 128 * KIB, "only trials go above the start");
+        // Trials back off: the window spends a small share of the time above.
+        assert!(time_above < Duration::from_millis(20), "{time_above:?}");
+    }
+
+    #[test]
+    fn finds_the_window_where_the_gain_flattens() {
+        // The rate grows with the window up to 256 KiB, then not at all.
+        let mut window = ReceiveWindow::new(4096 * KIB, 64 * KIB);
+        run(&mut window, Instant::now(), Duration::from_secs(1), |w| {
+            f64::from(w.min(256 * KIB)) / 100e-6
+        });
+        assert_eq!(window.current(), 256 * KIB);
+    }
+
+    #[test]
+    fn a_window_starting_at_its_maximum_is_fixed() {
+        let mut window = ReceiveWindow::new(64 * KIB, 1024 * KIB);
+        assert_eq!(window.current(), 64 * KIB);
+        run(&mut window, Instant::now(), Duration::from_millis(50), |w| {
+            f64::from(w) / 100e-6
+        });
+        assert_eq!(window.current(), 64 * KIB);
+    }
+}
