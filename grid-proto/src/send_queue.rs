@@ -32,6 +32,12 @@ const BATCH_MAX: usize = 16 * 1024;
 
 const NO_NODE: usize = usize::MAX;
 
+/// Prefix bytes an [`OutMessage`] holds without allocating.
+pub(crate) const PREFIX_INLINE: usize = 24;
+
+/// Op-specific fields in front of a message's body.
+pub(crate) type MessagePrefix = SmallVec<[u8; PREFIX_INLINE]>;
+
 /// A message waiting to be sent: `prefix` then `body` form its payload.
 #[derive(Debug)]
 pub(crate) struct OutMessage {
@@ -39,7 +45,7 @@ pub(crate) struct OutMessage {
     pub(crate) mux: u32,
     pub(crate) arg: u32,
     /// Op-specific fields in front of the body (handler id, subroute, window).
-    pub(crate) prefix: SmallVec<[u8; 24]>,
+    pub(crate) prefix: MessagePrefix,
     pub(crate) body: Bytes,
 }
 
