@@ -150,7 +150,8 @@ impl SendQueue {
     /// the largest payload a frame may carry.
     pub(crate) fn push(&mut self, message: OutMessage, fragment: usize) {
         let mux = message.mux;
-        if message.len() <= DIRECT_MAX.min(fragment) && !self.lanes.contains_key(&mux) {
+        let lane_free = self.lanes.is_empty() || !self.lanes.contains_key(&mux);
+        if message.len() <= DIRECT_MAX.min(fragment) && lane_free {
             let before = self.out.len();
             if !self.join(&message, fragment) {
                 Header {
@@ -247,6 +248,10 @@ impl SendQueue {
     /// Drops every queued message of `mux`. A message already partly sent is cut
     /// short; the caller follows up with a frame that tells the peer to discard it.
     pub(crate) fn remove_mux(&mut self, mux: u32) {
+        if self.lanes.is_empty() {
+            // Small frames are encoded at once: most calls never had a lane.
+            return;
+        }
         let Some(lane) = self.lanes.remove(&mux) else {
             return;
         };

@@ -191,7 +191,8 @@ impl Connection {
             let low = self.next_mux;
             self.next_mux = if low >= 0x7fff_ffff { 1 } else { low + 1 };
             let mux = low | self.own_namespace();
-            if !self.outgoing.contains_key(&mux) && !self.ended_streams.contains_key(&mux) {
+            let ended = !self.ended_streams.is_empty() && self.ended_streams.contains_key(&mux);
+            if !ended && !self.outgoing.contains_key(&mux) {
                 return mux;
             }
         }
@@ -512,13 +513,15 @@ impl Connection {
     pub fn respond(&mut self, id: CallId, payload: Bytes) -> Result<(), CommandError> {
         let mux = id.0;
         let call = self.incoming.get(&mux).ok_or(CommandError::UnknownCall)?;
-        if call.stream.is_some() && !call.is_cancelled() {
+        let cancelled = call.is_cancelled();
+        if call.stream.is_some() && !cancelled {
             return Err(CommandError::UnknownCall);
         }
-        if !call.is_cancelled() {
+        if !cancelled {
             self.check_message_size(payload.len())?;
         }
-        self.end_incoming(mux, OutMessage::new(Op::Response, mux, 0, payload));
+        let last = OutMessage::new(Op::Response, mux, 0, payload);
+        self.end_held_incoming(mux, cancelled, last);
         Ok(())
     }
 
@@ -542,9 +545,16 @@ impl Connection {
         let Some(call) = self.incoming.get(&mux) else {
             return;
         };
+        let cancelled = call.is_cancelled();
+        self.end_held_incoming(mux, cancelled, last);
+    }
+
+    /// Ends incoming call `mux`, which is held and `cancelled` or not, with
+    /// `last` unless it was cancelled.
+    fn end_held_incoming(&mut self, mux: u32, cancelled: bool, last: OutMessage) {
         // Queued before the call is removed: removing the last call of a drain
         // closes the connection, and this answer must precede the `Close`.
-        if !call.is_cancelled() && !self.is_closed() {
+        if !cancelled && !self.is_closed() {
             self.queue_message(last);
         }
         self.remove_incoming(mux);

@@ -498,7 +498,9 @@ impl Connection {
     /// the peer to stop when `notify_peer`, and emits its final event. A
     /// stream's unread messages stay readable, followed by `result`.
     fn end_outgoing(&mut self, mux: u32, result: Result<Bytes, Error>, notify_peer: bool) {
-        let Some(is_stream) = self.outgoing.get(&mux).map(|call| call.stream.is_some()) else {
+        // One lookup takes the call out; what removing it means for the
+        // connection (a drain's end) follows the event, below.
+        let Some(call) = self.outgoing.remove(&mux) else {
             return;
         };
         self.send.remove_mux(mux);
@@ -508,33 +510,39 @@ impl Connection {
         let id = CallId(mux);
         // The event goes first: removing the last call of a drain closes the
         // connection, and `Closed` must be the last event.
-        let stream_result = if is_stream {
-            self.events.push_back(Event::StreamEnded { id });
-            Some(result.map(|_| ()))
-        } else {
-            self.events.push_back(Event::RequestEnded { id, result });
-            None
+        let is_stream = match call.stream {
+            None => {
+                self.events.push_back(Event::RequestEnded { id, result });
+                false
+            }
+            Some(stream) => {
+                self.events.push_back(Event::StreamEnded { id });
+                let ended = EndedStream {
+                    inbox: stream.inbox,
+                    result: result.map(|_| ()),
+                };
+                self.ended_streams.insert(mux, ended);
+                true
+            }
         };
-        let Some(call) = self.remove_outgoing(mux) else {
-            return;
-        };
-        if let (Some(stream), Some(result)) = (call.stream, stream_result) {
-            let inbox = stream.inbox;
-            self.ended_streams
-                .insert(mux, EndedStream { inbox, result });
-        }
+        self.outgoing_removed(mux, is_stream);
     }
 
     /// Removes a call this side opened. Its stream's unread messages go with
     /// the returned call: the caller keeps them or forgets their bytes.
     fn remove_outgoing(&mut self, mux: u32) -> Option<OutCall> {
         let call = self.outgoing.remove(&mux)?;
-        if call.stream.is_some() {
+        self.outgoing_removed(mux, call.stream.is_some());
+        Some(call)
+    }
+
+    /// What follows taking call `mux` out of `outgoing`.
+    fn outgoing_removed(&mut self, mux: u32, is_stream: bool) {
+        if is_stream {
             self.outgoing_streams -= 1;
         }
         self.assembler.discard(mux);
         self.after_call_removed();
-        Some(call)
     }
 
     fn remove_incoming(&mut self, mux: u32) -> Option<InCall> {
