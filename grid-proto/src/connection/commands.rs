@@ -170,7 +170,7 @@ impl Connection {
                 let mut stream = StreamState::default();
                 stream.grant_window(window);
                 self.outgoing_streams += 1;
-                (Op::StreamOpen, Some(stream))
+                (Op::StreamOpen, Some(Box::new(stream)))
             }
             None => (Op::Request, None),
         };
@@ -240,7 +240,7 @@ impl Connection {
         if let Some(reason) = &call.cancelled {
             return Err(reason.clone().into());
         }
-        let (Some(stream), false) = (call.stream.as_mut(), call.accepted) else {
+        let (Some(stream), false) = (call.stream.as_deref_mut(), call.accepted) else {
             return Err(CommandError::UnknownCall);
         };
         call.accepted = true;
@@ -325,7 +325,7 @@ impl Connection {
         let mux = id.0;
         if self.owns(mux) {
             if let Some(call) = self.outgoing.get_mut(&mux) {
-                return call.stream.as_mut().ok_or(CommandError::UnknownCall);
+                return call.stream.as_deref_mut().ok_or(CommandError::UnknownCall);
             }
             return match self.ended_streams.get(&mux) {
                 Some(ended) => Err(match &ended.result {
@@ -338,7 +338,7 @@ impl Connection {
         match self.incoming.get_mut(&mux) {
             Some(call) => match &call.cancelled {
                 Some(reason) => Err(reason.clone().into()),
-                None => call.stream.as_mut().ok_or(CommandError::UnknownCall),
+                None => call.stream.as_deref_mut().ok_or(CommandError::UnknownCall),
             },
             None => Err(CommandError::UnknownCall),
         }
@@ -351,12 +351,12 @@ impl Connection {
         let stream = if self.owns(id.0) {
             self.outgoing
                 .get(&id.0)
-                .and_then(|call| call.stream.as_ref())
+                .and_then(|call| call.stream.as_deref())
         } else {
             self.incoming
                 .get(&id.0)
                 .filter(|call| !call.is_cancelled())
-                .and_then(|call| call.stream.as_ref())
+                .and_then(|call| call.stream.as_deref())
         };
         stream.map_or(0, StreamState::sendable)
     }
@@ -415,10 +415,10 @@ impl Connection {
         }
         let (stream, cancelled) = if self.owns(mux) {
             let call = self.outgoing.get_mut(&mux);
-            (call.and_then(|call| call.stream.as_mut()), None)
+            (call.and_then(|call| call.stream.as_deref_mut()), None)
         } else {
             match self.incoming.get_mut(&mux) {
-                Some(call) => (call.stream.as_mut(), call.cancelled.clone()),
+                Some(call) => (call.stream.as_deref_mut(), call.cancelled.clone()),
                 None => (None, None),
             }
         };
@@ -458,12 +458,12 @@ impl Connection {
         }
         let (stream, live) = if self.owns(mux) {
             let call = self.outgoing.get_mut(&mux);
-            (call.and_then(|call| call.stream.as_mut()), true)
+            (call.and_then(|call| call.stream.as_deref_mut()), true)
         } else {
             match self.incoming.get_mut(&mux) {
                 Some(call) => {
                     let live = !call.is_cancelled();
-                    (call.stream.as_mut(), live)
+                    (call.stream.as_deref_mut(), live)
                 }
                 None => (None, false),
             }

@@ -171,7 +171,7 @@ impl Connection {
         let mux = id.0;
         let stream = if self.owns(mux) {
             match self.outgoing.get(&mux) {
-                Some(call) => call.stream.as_ref(),
+                Some(call) => call.stream.as_deref(),
                 None => {
                     return self
                         .ended_streams
@@ -182,7 +182,7 @@ impl Connection {
         } else {
             self.incoming
                 .get(&mux)
-                .and_then(|call| call.stream.as_ref())
+                .and_then(|call| call.stream.as_deref())
         };
         stream.map_or(0, |stream| stream.inbox.bytes())
     }
