@@ -231,7 +231,7 @@ impl Connection {
         }
     }
 
-    /// Entries in the deadline heap, live or stale.
+    /// Entries in the table of call deadlines, live or stale.
     #[cfg(test)]
     pub(crate) fn pending_deadlines(&self) -> usize {
         self.deadlines.len()
@@ -336,12 +336,21 @@ impl Connection {
     /// Drops deadlines of ended calls once they outnumber the live ones. Called
     /// on every insertion, so memory stays proportional to calls in flight even
     /// when no timer fires for a long time.
+    #[inline]
     pub(super) fn compact_deadlines(&mut self) {
         let live = self.outgoing.len() + self.incoming.len();
+        if !self.deadlines.needs_compaction(live) {
+            return;
+        }
         let (outgoing, incoming) = (&self.outgoing, &self.incoming);
-        self.deadlines.compact(live, |&(at, mux)| {
-            outgoing.get(&mux).map(|c| c.deadline) == Some(at)
-                || incoming.get(&mux).map(|c| c.deadline) == Some(at)
+        let own = self.own_namespace();
+        // A mux's namespace says which table may hold its call.
+        self.deadlines.compact(|&(at, mux)| {
+            if mux & ACCEPTOR_NAMESPACE == own {
+                outgoing.get(&mux).is_some_and(|c| c.deadline == at)
+            } else {
+                incoming.get(&mux).is_some_and(|c| c.deadline == at)
+            }
         });
     }
 
@@ -525,19 +534,20 @@ impl Connection {
                 true
             }
         };
-        self.outgoing_removed(mux, is_stream);
+        self.outgoing_removed(mux, call.deadline, is_stream);
     }
 
     /// Removes a call this side opened. Its stream's unread messages go with
     /// the returned call: the caller keeps them or forgets their bytes.
     fn remove_outgoing(&mut self, mux: u32) -> Option<OutCall> {
         let call = self.outgoing.remove(&mux)?;
-        self.outgoing_removed(mux, call.stream.is_some());
+        self.outgoing_removed(mux, call.deadline, call.stream.is_some());
         Some(call)
     }
 
-    /// What follows taking call `mux` out of `outgoing`.
-    fn outgoing_removed(&mut self, mux: u32, is_stream: bool) {
+    /// What follows taking call `mux`, due at `deadline`, out of `outgoing`.
+    fn outgoing_removed(&mut self, mux: u32, deadline: Instant, is_stream: bool) {
+        self.deadlines.ended(deadline, mux);
         if is_stream {
             self.outgoing_streams -= 1;
         }
@@ -547,6 +557,7 @@ impl Connection {
 
     fn remove_incoming(&mut self, mux: u32) -> Option<InCall> {
         let call = self.incoming.remove(&mux)?;
+        self.deadlines.ended(call.deadline, mux);
         self.held_request_bytes -= call.held;
         if let Some(stream) = &call.stream {
             self.incoming_streams -= 1;
