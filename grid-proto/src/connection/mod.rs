@@ -22,6 +22,7 @@ use rustc_hash::FxHashMap;
 
 use crate::assembly::Assembler;
 use crate::budget::CheapFrameBudget;
+use crate::call_table::CallTable;
 use crate::calls::{EndedStream, InCall, OutCall};
 use crate::config::{Config, Role};
 use crate::decoder::FrameDecoder;
@@ -53,8 +54,8 @@ pub struct Connection {
     assembler: Assembler,
     send: SendQueue,
     events: VecDeque<Event>,
-    outgoing: FxHashMap<u32, OutCall>,
-    incoming: FxHashMap<u32, InCall>,
+    outgoing: CallTable<OutCall>,
+    incoming: CallTable<InCall>,
     /// Streams this side opened that ended on the wire and that the
     /// application has not released yet.
     ended_streams: FxHashMap<u32, EndedStream>,
@@ -98,8 +99,8 @@ impl Connection {
             assembler: Assembler::new(pool),
             send,
             events: VecDeque::new(),
-            outgoing: FxHashMap::default(),
-            incoming: FxHashMap::default(),
+            outgoing: CallTable::default(),
+            incoming: CallTable::default(),
             ended_streams: FxHashMap::default(),
             outgoing_streams: 0,
             incoming_streams: 0,

@@ -160,9 +160,12 @@ impl Connection {
             Timer::Ping => {
                 // Once per interval, an idle connection gives its buffers
                 // back to the system: the transmit buffer if nothing waits to
-                // be sent, and the receive buffers no payload needed since
-                // the last ping and the input buffer's spare room.
+                // be sent, the receive buffers no payload needed since the
+                // last ping and the input buffer's spare room, and the call
+                // tables if no call is in flight.
                 self.send.release_if_idle();
+                self.outgoing.release_if_empty();
+                self.incoming.release_if_empty();
                 self.decoder.release_idle_buffers();
                 self.send_ping(now);
             }
