@@ -81,15 +81,32 @@ impl<T> CallTable<T> {
 
     /// Holds `call` under `mux`; returns the call it replaces, if any.
     pub(crate) fn insert(&mut self, mux: u32, call: T) -> Option<T> {
-        if self.contains_key(&mux) {
-            return self.get_mut(&mux).map(|held| std::mem::replace(held, call));
-        }
+        // Grown first, so the slot found below is the one it will be in (a
+        // replacement grows the table needlessly at most once).
         if self.len + 1 > self.slots.len() / 2 {
             self.grow();
         }
-        self.len += 1;
-        self.place(mux, call);
-        None
+        let index = mux as usize & (self.slots.len() - 1);
+        let overflowed = !self.overflow.is_empty();
+        let replaced = match self.slots.get_mut(index) {
+            Some(Some((held, old))) if *held == mux => Some(std::mem::replace(old, call)),
+            Some(slot @ None) if !overflowed => {
+                *slot = Some((mux, call));
+                None
+            }
+            Some(None) => match self.overflow.get_mut(&mux) {
+                Some(old) => Some(std::mem::replace(old, call)),
+                None => {
+                    self.slots[index] = Some((mux, call));
+                    None
+                }
+            },
+            _ => self.overflow.insert(mux, call),
+        };
+        if replaced.is_none() {
+            self.len += 1;
+        }
+        replaced
     }
 
     /// Puts a call not held yet in its slot, or beside the table if the slot
