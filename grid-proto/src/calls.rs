@@ -300,16 +300,17 @@ pub(crate) fn queue_grant(send: &mut crate::send_queue::SendQueue, mux: u32, mut
 #[derive(Debug)]
 pub(crate) struct OutCall {
     pub(crate) deadline: Instant,
-    /// `None` for a single request.
-    pub(crate) stream: Option<StreamState>,
+    /// `None` for a single request. Boxed, so that the table of calls moves
+    /// small entries for the many single requests.
+    pub(crate) stream: Option<Box<StreamState>>,
 }
 
 /// A call the peer opened.
 #[derive(Debug)]
 pub(crate) struct InCall {
     pub(crate) deadline: Instant,
-    /// `None` for a single request.
-    pub(crate) stream: Option<StreamState>,
+    /// `None` for a single request; boxed, as in [`OutCall`].
+    pub(crate) stream: Option<Box<StreamState>>,
     /// The stream's input window was granted.
     pub(crate) accepted: bool,
     /// Why the call was cancelled (by the peer, the deadline or a protocol

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::frame::{FrameError, Header, HEADER_LEN};
 use crate::recycle::{BufferPool, RECYCLE_MIN};
@@ -25,7 +25,10 @@ const IN_PLACE_MIN: usize = 4096;
 /// allocator hands back to the kernel and faults in again on every frame.
 #[derive(Debug)]
 pub struct FrameDecoder {
-    buf: BytesMut,
+    /// Input not yet decoded starts at `read`: a frame is taken by moving
+    /// `read` past it, and the consumed front is dropped when input arrives.
+    buf: Vec<u8>,
+    read: usize,
     /// The frame whose header has been read, and its payload so far.
     pending: Option<Pending>,
     /// Bytes [`input_space`](Self::input_space) last offered; only those can
@@ -72,7 +75,8 @@ impl FrameDecoder {
     /// A decoder whose large payloads get their buffers from `pool`.
     pub(crate) fn with_pool(max_frame: u32, pool: Arc<BufferPool>) -> FrameDecoder {
         FrameDecoder {
-            buf: BytesMut::new(),
+            buf: Vec::new(),
+            read: 0,
             pending: None,
             offered: 0,
             max_frame,
@@ -91,6 +95,13 @@ impl FrameDecoder {
         if let Some(pending) = &mut self.pending {
             data = &data[pending.fill(data)..];
         }
+        // What was decoded goes; what is left is at most part of a header.
+        if self.read == self.buf.len() {
+            self.buf.clear();
+        } else {
+            self.buf.drain(..self.read);
+        }
+        self.read = 0;
         self.buf.extend_from_slice(data);
     }
 
@@ -99,8 +110,9 @@ impl FrameDecoder {
     /// Read into a prefix of it, then report how much with
     /// [`push_in_place`](Self::push_in_place).
     pub fn input_space(&mut self) -> Option<&mut [u8]> {
+        let unread = self.unread();
         let pending = self.pending.as_mut()?;
-        if pending.missing() < IN_PLACE_MIN || !self.buf.is_empty() {
+        if pending.missing() < IN_PLACE_MIN || unread != 0 {
             return None;
         }
         // Initialized before it is offered; a recycled buffer mostly already is.
@@ -123,21 +135,28 @@ impl FrameDecoder {
     /// partial frame: an idle connection keeps no receive buffers.
     pub(crate) fn release_idle_buffers(&mut self) {
         self.pool.trim_if_unused();
-        if self.buf.is_empty() && self.pending.is_none() {
-            self.buf = BytesMut::new();
+        if self.unread() == 0 && self.pending.is_none() {
+            self.buf = Vec::new();
+            self.read = 0;
         }
     }
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.pending.as_ref().map_or(0, |pending| pending.filled)
+        self.unread() + self.pending.as_ref().map_or(0, |pending| pending.filled)
+    }
+
+    /// Bytes of `buf` not yet decoded.
+    fn unread(&self) -> usize {
+        self.buf.len() - self.read
     }
 
     /// The next complete frame, `Ok(None)` if more input is needed.
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<(Header, Bytes)>, FrameError> {
         if self.pending.is_none() {
-            let Some(raw) = self.buf.get(..HEADER_LEN) else {
+            let unread = &self.buf[self.read..];
+            let Some(raw) = unread.get(..HEADER_LEN) else {
                 return Ok(None);
             };
             let mut bytes = [0u8; HEADER_LEN];
@@ -149,7 +168,6 @@ impl FrameDecoder {
                     max: self.max_frame,
                 });
             }
-            self.buf.advance(HEADER_LEN);
             let len = header.len as usize;
             let payload = if len >= RECYCLE_MIN {
                 self.pool.take(len)
@@ -161,24 +179,34 @@ impl FrameDecoder {
                 payload,
                 filled: 0,
             };
-            let used = pending.fill(&self.buf);
-            self.buf.advance(used);
+            let used = pending.fill(&unread[HEADER_LEN..]);
+            self.read += HEADER_LEN + used;
+            if pending.missing() == 0 {
+                // The whole frame was there: the common case of small frames.
+                return Ok(Some(self.complete(pending)));
+            }
             self.pending = Some(pending);
+            return Ok(None);
         }
-        match &self.pending {
-            Some(pending) if pending.missing() == 0 => {}
-            _ => return Ok(None),
+        match self.pending.take() {
+            Some(pending) if pending.missing() == 0 => Ok(Some(self.complete(pending))),
+            still => {
+                self.pending = still;
+                Ok(None)
+            }
         }
-        Ok(self.pending.take().map(|mut pending| {
-            pending.payload.truncate(pending.filled);
-            let payload = if pending.payload.capacity() >= RECYCLE_MIN {
-                self.pool.payload(pending.payload)
-            } else {
-                // Exactly its size: no copy, no second allocation.
-                Bytes::from(pending.payload)
-            };
-            (pending.header, payload)
-        }))
+    }
+
+    /// The frame of a payload received whole.
+    fn complete(&self, mut pending: Pending) -> (Header, Bytes) {
+        pending.payload.truncate(pending.filled);
+        let payload = if pending.payload.capacity() >= RECYCLE_MIN {
+            self.pool.payload(pending.payload)
+        } else {
+            // Exactly its size: no copy, no second allocation.
+            Bytes::from(pending.payload)
+        };
+        (pending.header, payload)
     }
 }
 

@@ -87,6 +87,7 @@
 mod assembly;
 pub mod backoff;
 mod budget;
+mod call_table;
 mod calls;
 mod config;
 mod connection;

@@ -32,6 +32,12 @@ const BATCH_MAX: usize = 16 * 1024;
 
 const NO_NODE: usize = usize::MAX;
 
+/// Prefix bytes an [`OutMessage`] holds without allocating.
+pub(crate) const PREFIX_INLINE: usize = 24;
+
+/// Op-specific fields in front of a message's body.
+pub(crate) type MessagePrefix = SmallVec<[u8; PREFIX_INLINE]>;
+
 /// A message waiting to be sent: `prefix` then `body` form its payload.
 #[derive(Debug)]
 pub(crate) struct OutMessage {
@@ -39,7 +45,7 @@ pub(crate) struct OutMessage {
     pub(crate) mux: u32,
     pub(crate) arg: u32,
     /// Op-specific fields in front of the body (handler id, subroute, window).
-    pub(crate) prefix: SmallVec<[u8; 24]>,
+    pub(crate) prefix: MessagePrefix,
     pub(crate) body: Bytes,
 }
 
@@ -144,7 +150,8 @@ impl SendQueue {
     /// the largest payload a frame may carry.
     pub(crate) fn push(&mut self, message: OutMessage, fragment: usize) {
         let mux = message.mux;
-        if message.len() <= DIRECT_MAX.min(fragment) && !self.lanes.contains_key(&mux) {
+        let lane_free = self.lanes.is_empty() || !self.lanes.contains_key(&mux);
+        if message.len() <= DIRECT_MAX.min(fragment) && lane_free {
             let before = self.out.len();
             if !self.join(&message, fragment) {
                 Header {
@@ -241,6 +248,10 @@ impl SendQueue {
     /// Drops every queued message of `mux`. A message already partly sent is cut
     /// short; the caller follows up with a frame that tells the peer to discard it.
     pub(crate) fn remove_mux(&mut self, mux: u32) {
+        if self.lanes.is_empty() {
+            // Small frames are encoded at once: most calls never had a lane.
+            return;
+        }
         let Some(lane) = self.lanes.remove(&mux) else {
             return;
         };

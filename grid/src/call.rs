@@ -1,5 +1,6 @@
 //! Single requests as futures whose drop cancels the call on the remote side.
 
+use std::collections::hash_map::Entry;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -138,28 +139,25 @@ impl RequestFuture {
             }
             State::Waiting { shared, id } => {
                 let mut inner = shared.lock();
-                let Some(slot) = inner.requests.get_mut(id) else {
+                // One lookup, whether the answer is there or not.
+                let Entry::Occupied(mut slot) = inner.requests.entry(*id) else {
                     drop(inner);
                     this.state = State::Done;
                     return Poll::Ready(Err(Error::Disconnected));
                 };
-                match slot {
-                    RequestSlot::Waiting(waker) => {
-                        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                            *waker = Some(cx.waker().clone());
-                        }
-                        Poll::Pending
+                if let RequestSlot::Waiting(waker) = slot.get_mut() {
+                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *waker = Some(cx.waker().clone());
                     }
-                    RequestSlot::Done(_) => {
-                        let result = match inner.requests.remove(id) {
-                            Some(RequestSlot::Done(result)) => result,
-                            _ => Err(Error::Disconnected),
-                        };
-                        drop(inner);
-                        this.state = State::Done;
-                        Poll::Ready(result)
-                    }
+                    return Poll::Pending;
                 }
+                let result = match slot.remove() {
+                    RequestSlot::Done(result) => result,
+                    RequestSlot::Waiting(_) => Err(Error::Disconnected),
+                };
+                drop(inner);
+                this.state = State::Done;
+                Poll::Ready(result)
             }
             State::Done => panic!("RequestFuture polled after it completed"),
         }

@@ -55,7 +55,9 @@ impl StreamSlot {
 }
 
 /// Tasks waiting for a call the peer opened to be cancelled (see
-/// [`crate::Ctx::cancelled`]); whether and why it was is the protocol's.
+/// [`crate::Ctx::cancelled`]); whether and why it was is the protocol's. A
+/// single request gets one only when a task first waits, so the many
+/// handlers that never ask cost no table entry.
 #[derive(Debug, Default)]
 pub(crate) struct IncomingSlot {
     pub(crate) wakers: Vec<Waker>,
@@ -82,7 +84,7 @@ pub(crate) struct Dispatched {
     /// The peer's name, shared by the contexts of its calls: set once the
     /// handshake completes, and kept across rounds.
     pub(crate) peer_name: Arc<str>,
-    /// Single requests to start; each already has its cancellation slot.
+    /// Single requests to start.
     pub(crate) requests: Vec<IncomingCall>,
     /// Streams to start.
     pub(crate) streams: Vec<IncomingCall>,
@@ -111,10 +113,7 @@ impl Inner {
                     out.peer_name = peer.node_name.as_str().into();
                     out.connected = Some(peer);
                 }
-                Event::IncomingRequest(call) => {
-                    self.incoming.insert(call.id, IncomingSlot::default());
-                    out.requests.push(call);
-                }
+                Event::IncomingRequest(call) => out.requests.push(call),
                 Event::IncomingStream(call) => out.streams.push(call),
                 Event::RequestEnded { id, result } => {
                     if let Some(slot) = self.requests.get_mut(&id) {
@@ -181,7 +180,9 @@ impl Inner {
     /// Sends a single-request handler's answer and forgets the call. A call
     /// cancelled in the meantime sends nothing: answering only frees its slot.
     pub(crate) fn answer(&mut self, id: CallId, result: Result<Bytes, Error>) {
-        self.incoming.remove(&id);
+        if !self.incoming.is_empty() {
+            self.incoming.remove(&id);
+        }
         let sent = match result {
             Ok(response) => match self.proto.respond(id, response) {
                 Err(CommandError::Call(error @ Error::TooLarge { .. })) => {

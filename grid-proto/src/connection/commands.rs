@@ -12,7 +12,7 @@ use crate::error::{CommandError, Error};
 use crate::event::{CallId, ReadOutcome, Reservation};
 use crate::frame::Op;
 use crate::handshake::MAX_NODE_NAME;
-use crate::send_queue::OutMessage;
+use crate::send_queue::{MessagePrefix, OutMessage, PREFIX_INLINE};
 use crate::window::ReceiveWindow;
 
 /// Longest subroute, in bytes (its length travels in one byte).
@@ -46,6 +46,36 @@ impl<'a> CallTarget<'a> {
 }
 
 const _: () = assert!(MAX_SUBROUTE <= MAX_NODE_NAME);
+
+/// The fields in front of a `Request` or `StreamOpen` body (PROTOCOL.md §7.1,
+/// §8.1): handler, subroute length, subroute, and a stream's window.
+fn open_prefix(target: &CallTarget<'_>, window: Option<u32>) -> MessagePrefix {
+    let subroute = target.subroute.len();
+    let len = 3 + subroute + if window.is_some() { 4 } else { 0 };
+    if len > PREFIX_INLINE {
+        // A long subroute: the prefix lives on the heap anyway.
+        let mut prefix = MessagePrefix::new();
+        prefix.extend_from_slice(&target.handler.to_le_bytes());
+        // Lossless: checked against MAX_SUBROUTE (255) by the caller.
+        prefix.push(subroute as u8);
+        prefix.extend_from_slice(target.subroute);
+        if let Some(window) = window {
+            prefix.extend_from_slice(&window.to_le_bytes());
+        }
+        return prefix;
+    }
+    // Written in place: the common prefix (a handler, a short subroute) then
+    // costs a few stores instead of a growable vector's appends.
+    let mut buf = [0u8; PREFIX_INLINE];
+    buf[..2].copy_from_slice(&target.handler.to_le_bytes());
+    // Lossless: checked against MAX_SUBROUTE (255) by the caller.
+    buf[2] = subroute as u8;
+    buf[3..3 + subroute].copy_from_slice(target.subroute);
+    if let Some(window) = window {
+        buf[3 + subroute..len].copy_from_slice(&window.to_le_bytes());
+    }
+    MessagePrefix::from_buf_and_len(buf, len)
+}
 
 impl Connection {
     /// Opens a single request. Its outcome arrives as [`crate::Event::RequestEnded`].
@@ -142,7 +172,7 @@ impl Connection {
                 let mut stream = StreamState::default();
                 let granted = stream.grant_window(self.receive_window(max));
                 self.outgoing_streams += 1;
-                (Op::StreamOpen, Some(stream), Some(granted))
+                (Op::StreamOpen, Some(Box::new(stream)), Some(granted))
             }
             None => (Op::Request, None, None),
         };
@@ -150,15 +180,7 @@ impl Connection {
         self.deadlines.insert(deadline, mux);
         self.compact_deadlines();
         let mut message = OutMessage::new(op, mux, millis, payload);
-        message
-            .prefix
-            .extend_from_slice(&target.handler.to_le_bytes());
-        // Lossless: checked against MAX_SUBROUTE (255) above.
-        message.prefix.push(target.subroute.len() as u8);
-        message.prefix.extend_from_slice(target.subroute);
-        if let Some(window) = window {
-            message.prefix.extend_from_slice(&window.to_le_bytes());
-        }
+        message.prefix = open_prefix(&target, window);
         self.queue_message(message);
         self.observe_output(now);
         Ok(CallId(mux))
@@ -171,7 +193,8 @@ impl Connection {
             let low = self.next_mux;
             self.next_mux = if low >= 0x7fff_ffff { 1 } else { low + 1 };
             let mux = low | self.own_namespace();
-            if !self.outgoing.contains_key(&mux) && !self.ended_streams.contains_key(&mux) {
+            let ended = !self.ended_streams.is_empty() && self.ended_streams.contains_key(&mux);
+            if !ended && !self.outgoing.contains_key(&mux) {
                 return mux;
             }
         }
@@ -219,7 +242,7 @@ impl Connection {
         if let Some(reason) = &call.cancelled {
             return Err(reason.clone().into());
         }
-        let (Some(stream), false) = (call.stream.as_mut(), call.accepted) else {
+        let (Some(stream), false) = (call.stream.as_deref_mut(), call.accepted) else {
             return Err(CommandError::UnknownCall);
         };
         call.accepted = true;
@@ -310,7 +333,7 @@ impl Connection {
         let mux = id.0;
         if self.owns(mux) {
             if let Some(call) = self.outgoing.get_mut(&mux) {
-                return call.stream.as_mut().ok_or(CommandError::UnknownCall);
+                return call.stream.as_deref_mut().ok_or(CommandError::UnknownCall);
             }
             return match self.ended_streams.get(&mux) {
                 Some(ended) => Err(match &ended.result {
@@ -323,7 +346,7 @@ impl Connection {
         match self.incoming.get_mut(&mux) {
             Some(call) => match &call.cancelled {
                 Some(reason) => Err(reason.clone().into()),
-                None => call.stream.as_mut().ok_or(CommandError::UnknownCall),
+                None => call.stream.as_deref_mut().ok_or(CommandError::UnknownCall),
             },
             None => Err(CommandError::UnknownCall),
         }
@@ -336,12 +359,12 @@ impl Connection {
         let stream = if self.owns(id.0) {
             self.outgoing
                 .get(&id.0)
-                .and_then(|call| call.stream.as_ref())
+                .and_then(|call| call.stream.as_deref())
         } else {
             self.incoming
                 .get(&id.0)
                 .filter(|call| !call.is_cancelled())
-                .and_then(|call| call.stream.as_ref())
+                .and_then(|call| call.stream.as_deref())
         };
         stream.map_or(0, StreamState::sendable)
     }
@@ -400,10 +423,10 @@ impl Connection {
         }
         let (stream, cancelled) = if self.owns(mux) {
             let call = self.outgoing.get_mut(&mux);
-            (call.and_then(|call| call.stream.as_mut()), None)
+            (call.and_then(|call| call.stream.as_deref_mut()), None)
         } else {
             match self.incoming.get_mut(&mux) {
-                Some(call) => (call.stream.as_mut(), call.cancelled.clone()),
+                Some(call) => (call.stream.as_deref_mut(), call.cancelled.clone()),
                 None => (None, None),
             }
         };
@@ -443,12 +466,12 @@ impl Connection {
         }
         let (stream, live) = if self.owns(mux) {
             let call = self.outgoing.get_mut(&mux);
-            (call.and_then(|call| call.stream.as_mut()), true)
+            (call.and_then(|call| call.stream.as_deref_mut()), true)
         } else {
             match self.incoming.get_mut(&mux) {
                 Some(call) => {
                     let live = !call.is_cancelled();
-                    (call.stream.as_mut(), live)
+                    (call.stream.as_deref_mut(), live)
                 }
                 None => (None, false),
             }
@@ -498,13 +521,15 @@ impl Connection {
     pub fn respond(&mut self, id: CallId, payload: Bytes) -> Result<(), CommandError> {
         let mux = id.0;
         let call = self.incoming.get(&mux).ok_or(CommandError::UnknownCall)?;
-        if call.stream.is_some() && !call.is_cancelled() {
+        let cancelled = call.is_cancelled();
+        if call.stream.is_some() && !cancelled {
             return Err(CommandError::UnknownCall);
         }
-        if !call.is_cancelled() {
+        if !cancelled {
             self.check_message_size(payload.len())?;
         }
-        self.end_incoming(mux, OutMessage::new(Op::Response, mux, 0, payload));
+        let last = OutMessage::new(Op::Response, mux, 0, payload);
+        self.end_held_incoming(mux, cancelled, last);
         Ok(())
     }
 
@@ -528,9 +553,16 @@ impl Connection {
         let Some(call) = self.incoming.get(&mux) else {
             return;
         };
+        let cancelled = call.is_cancelled();
+        self.end_held_incoming(mux, cancelled, last);
+    }
+
+    /// Ends incoming call `mux`, which is held and `cancelled` or not, with
+    /// `last` unless it was cancelled.
+    fn end_held_incoming(&mut self, mux: u32, cancelled: bool, last: OutMessage) {
         // Queued before the call is removed: removing the last call of a drain
         // closes the connection, and this answer must precede the `Close`.
-        if !call.is_cancelled() && !self.is_closed() {
+        if !cancelled && !self.is_closed() {
             self.queue_message(last);
         }
         self.remove_incoming(mux);

@@ -430,9 +430,11 @@ impl Connection {
         let requested = Duration::from_millis(u64::from(arg.max(1)));
         let relative = requested.min(self.config.timeouts.max_deadline);
         let deadline = now + relative;
-        let stream = is_stream.then(|| StreamState {
-            send_credit: i64::from(open.window),
-            ..StreamState::default()
+        let stream = is_stream.then(|| {
+            Box::new(StreamState {
+                send_credit: i64::from(open.window),
+                ..StreamState::default()
+            })
         });
         if is_stream {
             self.incoming_streams += 1;

@@ -56,6 +56,11 @@ impl Keepalive {
         self.last_received.checked_add(idle)
     }
 
+    /// When the oldest ping that no pong has answered was sent.
+    pub(super) fn unanswered_since(&self) -> Option<Instant> {
+        self.unanswered_since
+    }
+
     /// When the peer counts as dead for leaving a ping unanswered for `idle`.
     pub(super) fn unanswered_deadline(&self, idle: Duration) -> Option<Instant> {
         self.unanswered_since?.checked_add(idle)

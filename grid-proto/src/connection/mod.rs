@@ -22,6 +22,7 @@ use rustc_hash::FxHashMap;
 
 use crate::assembly::Assembler;
 use crate::budget::CheapFrameBudget;
+use crate::call_table::CallTable;
 use crate::calls::{EndedStream, InCall, OutCall};
 use crate::config::{Config, Role};
 use crate::decoder::FrameDecoder;
@@ -53,8 +54,8 @@ pub struct Connection {
     assembler: Assembler,
     send: SendQueue,
     events: VecDeque<Event>,
-    outgoing: FxHashMap<u32, OutCall>,
-    incoming: FxHashMap<u32, InCall>,
+    outgoing: CallTable<OutCall>,
+    incoming: CallTable<InCall>,
     /// Streams this side opened that ended on the wire and that the
     /// application has not released yet.
     ended_streams: FxHashMap<u32, EndedStream>,
@@ -101,8 +102,8 @@ impl Connection {
             assembler: Assembler::new(pool),
             send,
             events: VecDeque::new(),
-            outgoing: FxHashMap::default(),
-            incoming: FxHashMap::default(),
+            outgoing: CallTable::default(),
+            incoming: CallTable::default(),
             ended_streams: FxHashMap::default(),
             outgoing_streams: 0,
             incoming_streams: 0,
@@ -175,7 +176,7 @@ impl Connection {
         let mux = id.0;
         let stream = if self.owns(mux) {
             match self.outgoing.get(&mux) {
-                Some(call) => call.stream.as_ref(),
+                Some(call) => call.stream.as_deref(),
                 None => {
                     return self
                         .ended_streams
@@ -186,7 +187,7 @@ impl Connection {
         } else {
             self.incoming
                 .get(&mux)
-                .and_then(|call| call.stream.as_ref())
+                .and_then(|call| call.stream.as_deref())
         };
         stream.map_or(0, |stream| stream.inbox.bytes())
     }
@@ -235,7 +236,7 @@ impl Connection {
         }
     }
 
-    /// Entries in the deadline heap, live or stale.
+    /// Entries in the table of call deadlines, live or stale.
     #[cfg(test)]
     pub(crate) fn pending_deadlines(&self) -> usize {
         self.deadlines.len()
@@ -341,12 +342,21 @@ impl Connection {
     /// Drops deadlines of ended calls once they outnumber the live ones. Called
     /// on every insertion, so memory stays proportional to calls in flight even
     /// when no timer fires for a long time.
+    #[inline]
     pub(super) fn compact_deadlines(&mut self) {
         let live = self.outgoing.len() + self.incoming.len();
+        if !self.deadlines.needs_compaction(live) {
+            return;
+        }
         let (outgoing, incoming) = (&self.outgoing, &self.incoming);
-        self.deadlines.compact(live, |&(at, mux)| {
-            outgoing.get(&mux).map(|c| c.deadline) == Some(at)
-                || incoming.get(&mux).map(|c| c.deadline) == Some(at)
+        let own = self.own_namespace();
+        // A mux's namespace says which table may hold its call.
+        self.deadlines.compact(|&(at, mux)| {
+            if mux & ACCEPTOR_NAMESPACE == own {
+                outgoing.get(&mux).is_some_and(|c| c.deadline == at)
+            } else {
+                incoming.get(&mux).is_some_and(|c| c.deadline == at)
+            }
         });
     }
 
@@ -504,7 +514,9 @@ impl Connection {
     /// the peer to stop when `notify_peer`, and emits its final event. A
     /// stream's unread messages stay readable, followed by `result`.
     fn end_outgoing(&mut self, mux: u32, result: Result<Bytes, Error>, notify_peer: bool) {
-        let Some(is_stream) = self.outgoing.get(&mux).map(|call| call.stream.is_some()) else {
+        // One lookup takes the call out; what removing it means for the
+        // connection (a drain's end) follows the event, below.
+        let Some(call) = self.outgoing.remove(&mux) else {
             return;
         };
         self.send.remove_mux(mux);
@@ -514,37 +526,45 @@ impl Connection {
         let id = CallId(mux);
         // The event goes first: removing the last call of a drain closes the
         // connection, and `Closed` must be the last event.
-        let stream_result = if is_stream {
-            self.events.push_back(Event::StreamEnded { id });
-            Some(result.map(|_| ()))
-        } else {
-            self.events.push_back(Event::RequestEnded { id, result });
-            None
+        let is_stream = match call.stream {
+            None => {
+                self.events.push_back(Event::RequestEnded { id, result });
+                false
+            }
+            Some(stream) => {
+                self.events.push_back(Event::StreamEnded { id });
+                let ended = EndedStream {
+                    inbox: stream.inbox,
+                    result: result.map(|_| ()),
+                };
+                self.ended_streams.insert(mux, ended);
+                true
+            }
         };
-        let Some(call) = self.remove_outgoing(mux) else {
-            return;
-        };
-        if let (Some(stream), Some(result)) = (call.stream, stream_result) {
-            let inbox = stream.inbox;
-            self.ended_streams
-                .insert(mux, EndedStream { inbox, result });
-        }
+        self.outgoing_removed(mux, call.deadline, is_stream);
     }
 
     /// Removes a call this side opened. Its stream's unread messages go with
     /// the returned call: the caller keeps them or forgets their bytes.
     fn remove_outgoing(&mut self, mux: u32) -> Option<OutCall> {
         let call = self.outgoing.remove(&mux)?;
-        if call.stream.is_some() {
+        self.outgoing_removed(mux, call.deadline, call.stream.is_some());
+        Some(call)
+    }
+
+    /// What follows taking call `mux`, due at `deadline`, out of `outgoing`.
+    fn outgoing_removed(&mut self, mux: u32, deadline: Instant, is_stream: bool) {
+        self.deadlines.ended(deadline, mux);
+        if is_stream {
             self.outgoing_streams -= 1;
         }
         self.assembler.discard(mux);
         self.after_call_removed();
-        Some(call)
     }
 
     fn remove_incoming(&mut self, mux: u32) -> Option<InCall> {
         let call = self.incoming.remove(&mux)?;
+        self.deadlines.ended(call.deadline, mux);
         self.held_request_bytes -= call.held;
         if let Some(stream) = &call.stream {
             self.incoming_streams -= 1;

@@ -47,13 +47,61 @@ impl Timer {
     ];
 }
 
+/// The earlier of two optional instants; `None` only if both are.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 impl Connection {
     /// When [`Connection::handle_timeout`] should next be called; `None` once closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Timer::ALL
-            .into_iter()
-            .filter_map(|timer| self.deadline(timer))
-            .min()
+        let soonest = self.soonest();
+        debug_assert_eq!(
+            soonest,
+            Timer::ALL
+                .into_iter()
+                .filter_map(|timer| self.deadline(timer))
+                .min(),
+            "the soonest deadline differs from the table's"
+        );
+        soonest
+    }
+
+    /// The earliest of the table's deadlines, as [`Connection::deadline`]
+    /// gives them, without walking the table: a driver asks several times
+    /// per turn. Timers counted over the same duration share its addition:
+    /// the earlier start, plus the duration, is the earlier deadline (and
+    /// if that addition overflows, so does the other).
+    fn soonest(&self) -> Option<Instant> {
+        let drain = match &self.phase {
+            Phase::Handshaking(handshake) => return Some(handshake.deadline),
+            Phase::Closed(_) => return None,
+            Phase::Established => None,
+            Phase::Draining(drain) => Some(drain.deadline),
+        };
+        let timeouts = &self.config.timeouts;
+        // Unanswered ping and silence, both counted over `idle`.
+        let dead_peer = earliest(
+            self.keepalive.unanswered_since(),
+            Some(self.keepalive.last_received),
+        )
+        .and_then(|since| since.checked_add(timeouts.idle));
+        // Stuck and too slow a reader, both counted over `write_stall`.
+        let stalled = earliest(self.output_waiting_since(), self.output_over_bound_since())
+            .and_then(|since| since.checked_add(timeouts.write_stall));
+        [
+            dead_peer,
+            stalled,
+            drain,
+            Some(self.keepalive.next_ping),
+            self.deadlines.next(),
+        ]
+        .into_iter()
+        .fold(None, earliest)
     }
 
     /// Runs timers due at `now`: handshake timeout, keepalive, dead-peer
@@ -113,9 +161,12 @@ impl Connection {
             Timer::Ping => {
                 // Once per interval, an idle connection gives its buffers
                 // back to the system: the transmit buffer if nothing waits to
-                // be sent, and the receive buffers no payload needed since
-                // the last ping and the input buffer's spare room.
+                // be sent, the receive buffers no payload needed since the
+                // last ping and the input buffer's spare room, and the call
+                // tables if no call is in flight.
                 self.send.release_if_idle();
+                self.outgoing.release_if_empty();
+                self.incoming.release_if_empty();
                 self.decoder.release_idle_buffers();
                 self.send_ping(now);
             }

@@ -51,6 +51,16 @@ impl Connection {
         }
     }
 
+    /// Since when queued output has waited with nothing handed out.
+    pub(super) fn output_waiting_since(&self) -> Option<Instant> {
+        self.output.waiting_since
+    }
+
+    /// Since when the backlog has been over its bound.
+    pub(super) fn output_over_bound_since(&self) -> Option<Instant> {
+        self.output.over_bound_since.map(|(since, _)| since)
+    }
+
     /// When queued output has made no progress for `write_stall`.
     pub(super) fn write_stall_deadline(&self) -> Option<Instant> {
         self.output

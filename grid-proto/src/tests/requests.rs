@@ -112,3 +112,43 @@ fn deadline_bookkeeping_stays_bounded_when_no_timer_fires() {
         "stale deadlines pile up"
     );
 }
+
+#[test]
+fn open_prefixes_of_every_subroute_length_arrive_intact() {
+    // Around the size kept inline (24 bytes: 3 + subroute + a stream's 4)
+    // and at the longest subroute.
+    for len in [0usize, 1, 17, 18, 20, 21, 22, 255] {
+        let mut pair = Pair::connected(40 + len as u64);
+        let subroute: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5a).collect();
+        let target = CallTarget::with_subroute(0xbeef, &subroute);
+        let body = Bytes::from_static(b"body");
+        let now = pair.now;
+        let request = pair
+            .client
+            .conn
+            .open_request(now, target.clone(), body.clone(), None)
+            .unwrap();
+        let stream = pair
+            .client
+            .conn
+            // Under the window a stream starts with, so announced as given.
+            .open_stream(now, target, body.clone(), None, 0xf0e1)
+            .unwrap();
+        pair.drive();
+        let events = pair.server.take_events();
+        let [Event::IncomingRequest(first), Event::IncomingStream(second)] = &events[..] else {
+            panic!("subroute of {len}: {events:?}")
+        };
+        for (call, id) in [(first, request), (second, stream)] {
+            assert_eq!(call.id, id);
+            assert_eq!(call.handler, 0xbeef, "subroute of {len}");
+            assert_eq!(call.subroute.as_ref(), &subroute[..], "subroute of {len}");
+            assert_eq!(call.payload, body, "subroute of {len}");
+        }
+        assert_eq!(
+            pair.server.conn.send_credit(stream),
+            0xf0e1,
+            "subroute of {len}"
+        );
+    }
+}
