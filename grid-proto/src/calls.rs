@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::error::{CommandError, Error};
-use crate::window::ReceiveWindow;
+use crate::window::{ReceiveWindow, RequestLatency};
 
 /// Credit a stream message costs beyond its payload, in bytes.
 ///
@@ -254,15 +254,22 @@ impl StreamState {
     }
 
     /// The application read `messages` messages of `bytes` payload bytes
-    /// at `now`. Returns the credit to grant now, if the batch is due.
-    pub(crate) fn on_read(&mut self, messages: u32, bytes: usize, now: Instant) -> Option<u64> {
+    /// at `now`, when this side's requests on the connection stood at
+    /// `requests`. Returns the credit to grant now, if the batch is due.
+    pub(crate) fn on_read(
+        &mut self,
+        messages: u32,
+        bytes: usize,
+        now: Instant,
+        requests: RequestLatency,
+    ) -> Option<u64> {
         if messages == 0 || self.recv_fin {
             return None;
         }
         let cost = bytes as u64 + u64::from(messages) * u64::from(STREAM_MESSAGE_OVERHEAD);
         self.pending_grant += cost as i64;
         let before = self.window.current();
-        self.window.on_consumed(cost, now);
+        self.window.on_consumed(cost, now, requests);
         self.pending_grant += i64::from(self.window.current()) - i64::from(before);
         // Granting in batches of half the window keeps frames few while never
         // leaving the peer without credit when everything has been read:
@@ -300,6 +307,8 @@ pub(crate) fn queue_grant(send: &mut crate::send_queue::SendQueue, mux: u32, mut
 #[derive(Debug)]
 pub(crate) struct OutCall {
     pub(crate) deadline: Instant,
+    /// When it was opened: a request's latency, for stream windows' tuning.
+    pub(crate) opened: Instant,
     /// `None` for a single request. Boxed, so that the table of calls moves
     /// small entries for the many single requests.
     pub(crate) stream: Option<Box<StreamState>>,
@@ -363,8 +372,8 @@ mod tests {
             stream.on_message(seq, 8).unwrap();
         }
         assert!(stream.on_message(4, 0).is_err());
-        assert_eq!(stream.on_read(1, 8, Instant::now()), None);
-        assert_eq!(stream.on_read(1, 8, Instant::now()), Some(u64::from(2 * cost(8))));
+        assert_eq!(stream.on_read(1, 8, Instant::now(), RequestLatency::default()), None);
+        assert_eq!(stream.on_read(1, 8, Instant::now(), RequestLatency::default()), Some(u64::from(2 * cost(8))));
         assert_eq!(stream.recv_allowed, i64::from(2 * cost(8)));
         stream.on_message(4, 8).unwrap();
         assert!(stream.on_message(9, 8).is_err());
@@ -378,7 +387,7 @@ mod tests {
         stream.on_message(0, 1_000_000).unwrap();
         // ...and nothing more until it is read and returned.
         assert!(stream.on_message(1, 0).is_err());
-        assert_eq!(stream.on_read(1, 1_000_000, Instant::now()), Some(message_cost(1_000_000)));
+        assert_eq!(stream.on_read(1, 1_000_000, Instant::now(), RequestLatency::default()), Some(message_cost(1_000_000)));
         assert_eq!(stream.recv_allowed, 100);
         stream.on_message(1, 0).unwrap();
     }
@@ -390,9 +399,9 @@ mod tests {
         for seq in 0..8 {
             stream.on_message(seq, 0).unwrap();
         }
-        assert_eq!(stream.on_read(3, 0, Instant::now()), None);
-        assert_eq!(stream.on_read(2, 0, Instant::now()), Some(u64::from(5 * cost(0))));
-        assert_eq!(stream.on_read(0, 0, Instant::now()), None);
+        assert_eq!(stream.on_read(3, 0, Instant::now(), RequestLatency::default()), None);
+        assert_eq!(stream.on_read(2, 0, Instant::now(), RequestLatency::default()), Some(u64::from(5 * cost(0))));
+        assert_eq!(stream.on_read(0, 0, Instant::now(), RequestLatency::default()), None);
     }
 
     #[test]
@@ -454,7 +463,7 @@ mod tests {
         stream.on_fin(1).unwrap();
         assert!(stream.on_message(1, 0).is_err());
         // Reading after the peer finished returns no credit.
-        assert_eq!(stream.on_read(1, 0, Instant::now()), None);
+        assert_eq!(stream.on_read(1, 0, Instant::now(), RequestLatency::default()), None);
     }
 
     #[test]
@@ -525,7 +534,7 @@ mod tests {
                         let taken: Vec<usize> =
                             (0..count).map_while(|_| unread.pop_front()).collect();
                         let bytes = taken.iter().sum();
-                        stream.on_read(taken.len() as u32, bytes, now);
+                        stream.on_read(taken.len() as u32, bytes, now, RequestLatency::default());
                     }
                     Step::Wait(micros) => now += std::time::Duration::from_micros(micros),
                 }

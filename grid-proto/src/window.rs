@@ -10,6 +10,12 @@
 //! a window smaller than the rate times the round trip starves the stream.
 //! Measuring tells the two apart; the configuration cannot.
 //!
+//! The stream's rate is not all a window affects: the single requests this
+//! side makes on the same connection wait behind the stream's data in
+//! flight. A doubling that slows their answers by more than
+//! [`LATENCY_LIMIT`] is taken back even if it raised the rate; requests the
+//! peer makes are not seen here, so only the rate decides for them.
+//!
 //! Only the receiver's grants change, so the wire protocol is unchanged and
 //! the memory bound stays the configured window plus one message.
 
@@ -18,14 +24,65 @@ use std::time::{Duration, Instant};
 /// A tuned window doubles only if the doubling raised the consumed rate by
 /// at least this factor.
 const GAIN: f64 = 1.2;
+/// A doubling is taken back if it made this side's requests on the
+/// connection this much slower on average.
+const LATENCY_LIMIT: f64 = 1.3;
+/// Requests answered during each of two measurements for their latencies
+/// to count.
+const LATENCY_SAMPLES: u64 = 16;
 /// A measurement spans at least this many windows' worth of consumed bytes...
 const SPAN_WINDOWS: u64 = 4;
-/// ...and at least this long, so that one scheduling hiccup does not decide.
-const SPAN_TIME: Duration = Duration::from_micros(500);
+/// ...and at least this long, so that one scheduling hiccup does not decide
+/// and requests answered meanwhile are enough to compare.
+const SPAN_TIME: Duration = Duration::from_millis(2);
 /// After a doubling that did not pay, the next try waits this long, twice as
 /// long after each further failure, up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(20);
 const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// The single requests a connection's side made that the peer answered, and
+/// how long they took in all: what a window's doubling is checked against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RequestLatency {
+    answered: u64,
+    total: Duration,
+}
+
+impl RequestLatency {
+    /// Counts a request answered `latency` after it was opened.
+    pub(crate) fn record(&mut self, latency: Duration) {
+        self.answered += 1;
+        self.total += latency;
+    }
+
+    /// The mean latency of the requests answered since `earlier`, if enough were.
+    fn mean_since(&self, earlier: &RequestLatency) -> Option<f64> {
+        let answered = self.answered - earlier.answered;
+        (answered >= LATENCY_SAMPLES)
+            .then(|| (self.total - earlier.total).as_secs_f64() / answered as f64)
+    }
+}
+
+/// What one measurement found.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    /// Bytes consumed per second.
+    rate: f64,
+    /// Mean latency of this side's requests answered meanwhile.
+    latency: Option<f64>,
+}
+
+impl Measured {
+    /// Whether `self`, measured with a doubled window, makes the doubling
+    /// worth keeping over `before`.
+    fn pays_over(&self, before: &Measured) -> bool {
+        let slower = match (self.latency, before.latency) {
+            (Some(now), Some(then)) => now > then * LATENCY_LIMIT,
+            _ => false,
+        };
+        self.rate >= before.rate * GAIN && !slower
+    }
+}
 
 /// The receive window of one stream direction.
 #[derive(Debug, Default)]
@@ -34,10 +91,12 @@ pub(crate) struct ReceiveWindow {
     max: u32,
     /// The window now.
     current: u32,
-    /// The measurement under way: when it started and the cost consumed since.
-    span: Option<(Instant, u64)>,
-    /// A doubling being tried: the window before it and the rate with it.
-    trial: Option<(u32, f64)>,
+    /// The measurement under way: when it started, the cost consumed since,
+    /// and the requests answered when it started.
+    span: Option<(Instant, u64, RequestLatency)>,
+    /// A doubling being tried: the window before it and what was measured
+    /// with that.
+    trial: Option<(u32, Measured)>,
     /// No doubling is tried before this.
     next_try: Option<Instant>,
     /// How long the next failed trial makes the one after wait.
@@ -61,23 +120,27 @@ impl ReceiveWindow {
         self.current
     }
 
-    /// The application consumed `cost` bytes of messages at `now`. Ends a
+    /// The application consumed `cost` bytes of messages at `now`, when
+    /// this side's requests on the connection stood at `requests`. Ends a
     /// measurement when it is long enough, and doubles the window or takes a
     /// trial back by what it measured.
-    pub(crate) fn on_consumed(&mut self, cost: u64, now: Instant) {
+    pub(crate) fn on_consumed(&mut self, cost: u64, now: Instant, requests: RequestLatency) {
         if self.current >= self.max && self.trial.is_none() {
             return;
         }
-        let (start, consumed) = self.span.get_or_insert((now, 0));
+        let (start, consumed, requests_then) = self.span.get_or_insert((now, 0, requests));
         *consumed += cost;
         let elapsed = now.saturating_duration_since(*start);
         if *consumed < SPAN_WINDOWS * u64::from(self.current) || elapsed < SPAN_TIME {
             return;
         }
-        let rate = *consumed as f64 / elapsed.as_secs_f64();
+        let measured = Measured {
+            rate: *consumed as f64 / elapsed.as_secs_f64(),
+            latency: requests.mean_since(requests_then),
+        };
         self.span = None;
         match self.trial.take() {
-            Some((before, rate_before)) if rate < rate_before * GAIN => {
+            Some((before, then)) if !measured.pays_over(&then) => {
                 // The larger window bought too little: back, and try again
                 // later, in case what limited the rate changes.
                 self.current = before;
@@ -87,17 +150,18 @@ impl ReceiveWindow {
             Some(_) => {
                 self.next_try = None;
                 self.retry = FIRST_RETRY;
-                self.try_doubling(rate);
+                self.try_doubling(measured);
             }
-            None if self.next_try.is_none_or(|at| now >= at) => self.try_doubling(rate),
+            None if self.next_try.is_none_or(|at| now >= at) => self.try_doubling(measured),
             None => {}
         }
     }
 
-    /// Doubles the window, to be kept if the rate with it beats `rate`.
-    fn try_doubling(&mut self, rate: f64) {
+    /// Doubles the window, to be kept if what is measured with it pays over
+    /// `measured`.
+    fn try_doubling(&mut self, measured: Measured) {
         if self.current < self.max {
-            self.trial = Some((self.current, rate));
+            self.trial = Some((self.current, measured));
             self.current = self.current.saturating_mul(2).min(self.max);
         }
     }
@@ -121,7 +185,7 @@ mod tests {
         while now < end {
             let read = u64::from(window.current() / 2).max(1);
             now += Duration::from_secs_f64(read as f64 / rate(window.current()));
-            window.on_consumed(read, now);
+            window.on_consumed(read, now, RequestLatency::default());
         }
         now
     }
@@ -167,6 +231,45 @@ mod tests {
             f64::from(w.min(256 * KIB)) / 100e-6
         });
         assert_eq!(window.current(), 256 * KIB);
+    }
+
+    #[test]
+    fn a_doubling_that_slows_this_sides_requests_is_taken_back() {
+        // The rate gains from every doubling, but requests made meanwhile
+        // take as long as the window's worth of data ahead of them.
+        let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
+        let mut requests = RequestLatency::default();
+        let mut now = Instant::now();
+        let end = now + Duration::from_secs(1);
+        while now < end {
+            let size = window.current();
+            let read = u64::from(size / 2);
+            now += Duration::from_secs_f64(read as f64 / (f64::from(size) / 100e-6));
+            // A request answered every 20 us, slower with a larger window.
+            for _ in 0..(read * 50_000 / (u64::from(size) * 1000 / 100)).max(1) {
+                requests.record(Duration::from_nanos(u64::from(size) / 4));
+            }
+            window.on_consumed(read, now, requests);
+        }
+        assert_eq!(window.current(), 64 * KIB);
+    }
+
+    #[test]
+    fn requests_that_do_not_slow_down_let_the_window_grow() {
+        let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
+        let mut requests = RequestLatency::default();
+        let mut now = Instant::now();
+        let end = now + Duration::from_millis(100);
+        while now < end {
+            let size = window.current();
+            let read = u64::from(size / 2);
+            now += Duration::from_secs_f64(read as f64 / (f64::from(size) / 100e-6));
+            for _ in 0..4 {
+                requests.record(Duration::from_micros(80));
+            }
+            window.on_consumed(read, now, requests);
+        }
+        assert_eq!(window.current(), 1024 * KIB);
     }
 
     #[test]

@@ -176,7 +176,14 @@ impl Connection {
             }
             None => (Op::Request, None, None),
         };
-        self.outgoing.insert(mux, OutCall { deadline, stream });
+        self.outgoing.insert(
+            mux,
+            OutCall {
+                deadline,
+                opened: now,
+                stream,
+            },
+        );
         self.deadlines.insert(deadline, mux);
         self.compact_deadlines();
         let mut message = OutMessage::new(op, mux, millis, payload);
@@ -442,7 +449,7 @@ impl Connection {
         let (count, bytes) = stream.inbox.take_into(out, max, budget);
         self.stream_buffered -= bytes;
         let grant = if cancelled.is_none() {
-            stream.on_read(count, bytes, self.latest)
+            stream.on_read(count, bytes, self.latest, self.request_latency)
         } else {
             None
         };
@@ -480,7 +487,9 @@ impl Connection {
         stream.discard_input = true;
         let (count, bytes) = stream.inbox.clear();
         self.stream_buffered -= bytes;
-        if let Some(grant) = stream.on_read(count, bytes, self.latest).filter(|_| live) {
+        if let Some(grant) = stream
+            .on_read(count, bytes, self.latest, self.request_latency)
+            .filter(|_| live) {
             queue_grant(&mut self.send, mux, grant);
         }
         Ok(())

@@ -12,6 +12,7 @@ use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event, IncomingCall};
 use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
 use crate::send_queue::SendQueue;
+use crate::window::RequestLatency;
 use crate::stats::Stats;
 
 /// Fields in front of the body of `Request` and `StreamOpen` messages.
@@ -59,6 +60,7 @@ struct Delivery<'a> {
     stats: &'a mut Stats,
     stream_buffered: &'a mut usize,
     now: Instant,
+    requests: RequestLatency,
 }
 
 impl Delivery<'_> {
@@ -97,7 +99,7 @@ impl Delivery<'_> {
         self.stats.messages_received += 1;
         if stream.discard_input {
             // Nobody will read it: the peer gets the credit back at once.
-            if let Some(grant) = stream.on_read(1, payload.len(), self.now) {
+            if let Some(grant) = stream.on_read(1, payload.len(), self.now, self.requests) {
                 queue_grant(self.send, id.0, grant);
             }
             return Ok(());
@@ -292,6 +294,7 @@ impl Connection {
                     stats: &mut self.stats,
                     stream_buffered: &mut self.stream_buffered,
                     now: self.latest,
+                    requests: self.request_latency,
                 };
                 delivery.flow(stream, CallId(mux), op, arg, payload)
             }
@@ -340,6 +343,7 @@ impl Connection {
                     stats: &mut self.stats,
                     stream_buffered: &mut self.stream_buffered,
                     now,
+                    requests: self.request_latency,
                 };
                 delivery.flow(stream, CallId(mux), op, arg, payload)
             }

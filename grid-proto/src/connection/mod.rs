@@ -30,6 +30,7 @@ use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event};
 use crate::frame::{Op, ACCEPTOR_NAMESPACE};
 use crate::handshake::{self, PeerInfo, MAX_HANDSHAKE_FRAME};
+use crate::window::RequestLatency;
 use crate::recycle::BufferPool;
 use crate::send_queue::SendQueue;
 use crate::stats::Stats;
@@ -78,6 +79,9 @@ pub struct Connection {
     /// The latest time the driver gave: what commands that carry no time
     /// (reading a stream) go by.
     latest: Instant,
+    /// This side's single requests that the peer answered, and how long
+    /// they took: what tuning a stream's window must not slow down.
+    request_latency: RequestLatency,
 }
 
 impl Connection {
@@ -116,6 +120,7 @@ impl Connection {
             output: OutputProgress::default(),
             stats: Stats::default(),
             latest: now,
+            request_latency: RequestLatency::default(),
         }
     }
 
@@ -528,6 +533,11 @@ impl Connection {
         // connection, and `Closed` must be the last event.
         let is_stream = match call.stream {
             None => {
+                if !notify_peer {
+                    // The peer answered (or cancelled): a round trip's latency.
+                    let latency = self.latest.saturating_duration_since(call.opened);
+                    self.request_latency.record(latency);
+                }
                 self.events.push_back(Event::RequestEnded { id, result });
                 false
             }
