@@ -210,11 +210,13 @@ impl Router {
     }
 
     /// Registers a stream handler at `route`. `window` is the handler's
-    /// receive window in bytes: how much the caller may send ahead of the
-    /// handler reading it, each message counting its length plus
-    /// [`grid_proto::STREAM_MESSAGE_OVERHEAD`]. [`crate::DEFAULT_STREAM_WINDOW`]
-    /// (1 MiB) suits small and large messages alike; see
-    /// [`StreamRequest::window`](crate::StreamRequest::window).
+    /// largest receive window in bytes: how much the caller may send ahead
+    /// of the handler reading it, each message counting its length plus
+    /// [`grid_proto::STREAM_MESSAGE_OVERHEAD`]. It starts smaller and grows
+    /// while that pays, as described at
+    /// [`StreamRequest::window`](crate::StreamRequest::window);
+    /// [`crate::DEFAULT_STREAM_WINDOW`] (1 MiB) suits small and large
+    /// messages alike.
     pub fn stream<F, Fut>(self, route: impl Into<Route>, window: u32, function: F) -> Self
     where
         F: Fn(Ctx, Bytes, StreamReceiver, StreamSender) -> Fut + Send + Sync + 'static,

@@ -57,14 +57,17 @@ impl StreamRequest {
         self
     }
 
-    /// Receive window, in bytes: how much the handler may send ahead of this
-    /// side reading it, each message counting its length plus
+    /// Largest receive window, in bytes: how much the handler may send ahead
+    /// of this side reading it, each message counting its length plus
     /// [`grid_proto::STREAM_MESSAGE_OVERHEAD`] (default
     /// [`DEFAULT_STREAM_WINDOW`], 1 MiB). This side holds at most the window
     /// plus one message of unread input; a message larger than the window
-    /// still passes, alone. A larger window helps only links whose
-    /// bandwidth-delay product exceeds it; a smaller one bounds memory
-    /// tighter at the cost of throughput.
+    /// still passes, alone. The window starts at
+    /// [`Limits::stream_window_start`](grid_proto::Limits::stream_window_start)
+    /// (64 KiB) and doubles, up to this, while doubling raises the rate at
+    /// which this side reads the stream without slowing its own requests on
+    /// the connection (PROTOCOL.md §8.2); set it at or below the start for a
+    /// fixed window. A smaller maximum bounds memory tighter.
     pub fn window(mut self, bytes: u32) -> StreamRequest {
         self.window = bytes;
         self
