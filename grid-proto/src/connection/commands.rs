@@ -237,7 +237,7 @@ impl Connection {
             .incoming
             .get_mut(&mux)
             .ok_or(CommandError::UnknownCall)?;
-        if let Some(reason) = &call.cancelled {
+        if let Some(reason) = call.cancelled.as_deref() {
             return Err(reason.clone().into());
         }
         let (Some(stream), false) = (call.stream.as_deref_mut(), call.accepted) else {
@@ -336,7 +336,7 @@ impl Connection {
             };
         }
         match self.incoming.get_mut(&mux) {
-            Some(call) => match &call.cancelled {
+            Some(call) => match call.cancelled.as_deref() {
                 Some(reason) => Err(reason.clone().into()),
                 None => call.stream.as_deref_mut().ok_or(CommandError::UnknownCall),
             },
@@ -418,7 +418,10 @@ impl Connection {
             (call.and_then(|call| call.stream.as_deref_mut()), None)
         } else {
             match self.incoming.get_mut(&mux) {
-                Some(call) => (call.stream.as_deref_mut(), call.cancelled.clone()),
+                Some(call) => (
+                    call.stream.as_deref_mut(),
+                    call.cancelled.as_deref().cloned(),
+                ),
                 None => (None, None),
             }
         };

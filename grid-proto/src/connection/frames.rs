@@ -322,7 +322,7 @@ impl Connection {
         };
         let outcome: Result<(), Error> = match (op, &mut call.stream) {
             (Op::Cancel, _) => {
-                call.cancelled = Some(Error::Cancelled);
+                call.cancelled = Some(Box::new(Error::Cancelled));
                 self.send.remove_mux(mux);
                 self.assembler.discard(mux);
                 self.events.push_back(Event::IncomingCancelled {
@@ -356,7 +356,7 @@ impl Connection {
             ))),
         };
         if let Err(reason) = outcome {
-            call.cancelled = Some(reason.clone());
+            call.cancelled = Some(Box::new(reason.clone()));
             self.send.remove_mux(mux);
             self.assembler.discard(mux);
             let (code, message) = reason.to_wire();

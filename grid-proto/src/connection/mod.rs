@@ -199,7 +199,7 @@ impl Connection {
     /// and [`Error::Cancelled`] before (it was ended, or never opened).
     pub fn incoming_cancelled(&self, id: CallId) -> Option<Error> {
         match self.incoming.get(&id.0) {
-            Some(call) => call.cancelled.clone(),
+            Some(call) => call.cancelled.as_deref().cloned(),
             None if self.is_closed() => Some(Error::Disconnected),
             None => Some(Error::Cancelled),
         }
@@ -317,7 +317,7 @@ impl Connection {
                 }
             } else if let Some(call) = self.incoming.get_mut(&mux) {
                 if call.deadline == deadline && !call.is_cancelled() {
-                    call.cancelled = Some(Error::DeadlineExceeded);
+                    call.cancelled = Some(Box::new(Error::DeadlineExceeded));
                     self.send.remove_mux(mux);
                     self.assembler.discard(mux);
                     if call.clamped {

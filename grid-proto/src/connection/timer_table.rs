@@ -27,7 +27,7 @@ enum Timer {
     Drain,
     /// The next keepalive ping is due.
     Ping,
-    /// The earliest call deadline, from the heap of call deadlines.
+    /// The earliest call deadline (see [`crate::timers::Deadlines`]).
     Calls,
 }
 
