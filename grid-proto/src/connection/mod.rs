@@ -396,6 +396,7 @@ impl Connection {
     /// Stream messages are not events: they wait in their stream until
     /// [`Connection::read`] takes them, and [`Event::StreamReadable`] says
     /// when a stream has some where it had none.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
