@@ -89,7 +89,26 @@ impl Assembler {
 
     /// Feeds one frame. Frames of ops that cannot be fragmented (credits, fins,
     /// cancels) pass through without disturbing a partial message of their mux.
+    #[inline]
     pub(crate) fn push(
+        &mut self,
+        header: &Header,
+        payload: Bytes,
+        max_message: usize,
+        max_partials: usize,
+    ) -> Result<Assembled, AssemblyError> {
+        // The common case, kept small enough to inline: a whole message in
+        // one frame while no message is partly received.
+        if !header.more() && self.partials.is_empty() {
+            if !header.op.may_fragment() {
+                return Ok(Assembled::Complete(header.op, header.arg, payload));
+            }
+            return check_size(header, payload, max_message);
+        }
+        self.push_fragment(header, payload, max_message, max_partials)
+    }
+
+    fn push_fragment(
         &mut self,
         header: &Header,
         payload: Bytes,
@@ -101,9 +120,6 @@ impl Assembler {
                 return Err(AssemblyError::NotFragmentable(header.op));
             }
             return Ok(Assembled::Complete(header.op, header.arg, payload));
-        }
-        if !header.more() && self.partials.is_empty() {
-            return check_size(header, payload, max_message);
         }
         let continues = self
             .partials
@@ -172,6 +188,7 @@ impl Assembler {
     }
 }
 
+#[inline]
 fn check_size(
     header: &Header,
     payload: Bytes,

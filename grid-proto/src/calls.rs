@@ -324,8 +324,9 @@ pub(crate) struct InCall {
     pub(crate) accepted: bool,
     /// Why the call was cancelled (by the peer, the deadline or a protocol
     /// error): nothing more is sent for it, and it stays only until the
-    /// application ends it.
-    pub(crate) cancelled: Option<Error>,
+    /// application ends it. Boxed: it is rare, and the call table moves
+    /// every entry's room for it.
+    pub(crate) cancelled: Option<Box<Error>>,
     /// The deadline was shortened to the local maximum: when it passes, the
     /// opener is told, since its own deadline is later.
     pub(crate) clamped: bool,

@@ -97,6 +97,7 @@ mod error;
 mod event;
 mod frame;
 mod handshake;
+mod open_prefix;
 mod recycle;
 mod rng;
 mod send_queue;

@@ -12,7 +12,8 @@ use crate::error::{CommandError, Error};
 use crate::event::{CallId, ReadOutcome, Reservation};
 use crate::frame::Op;
 use crate::handshake::MAX_NODE_NAME;
-use crate::send_queue::{MessagePrefix, OutMessage, PREFIX_INLINE};
+use crate::open_prefix;
+use crate::send_queue::OutMessage;
 use crate::window::ReceiveWindow;
 
 /// Longest subroute, in bytes (its length travels in one byte).
@@ -46,36 +47,6 @@ impl<'a> CallTarget<'a> {
 }
 
 const _: () = assert!(MAX_SUBROUTE <= MAX_NODE_NAME);
-
-/// The fields in front of a `Request` or `StreamOpen` body (PROTOCOL.md §7.1,
-/// §8.1): handler, subroute length, subroute, and a stream's window.
-fn open_prefix(target: &CallTarget<'_>, window: Option<u32>) -> MessagePrefix {
-    let subroute = target.subroute.len();
-    let len = 3 + subroute + if window.is_some() { 4 } else { 0 };
-    if len > PREFIX_INLINE {
-        // A long subroute: the prefix lives on the heap anyway.
-        let mut prefix = MessagePrefix::new();
-        prefix.extend_from_slice(&target.handler.to_le_bytes());
-        // Lossless: checked against MAX_SUBROUTE (255) by the caller.
-        prefix.push(subroute as u8);
-        prefix.extend_from_slice(target.subroute);
-        if let Some(window) = window {
-            prefix.extend_from_slice(&window.to_le_bytes());
-        }
-        return prefix;
-    }
-    // Written in place: the common prefix (a handler, a short subroute) then
-    // costs a few stores instead of a growable vector's appends.
-    let mut buf = [0u8; PREFIX_INLINE];
-    buf[..2].copy_from_slice(&target.handler.to_le_bytes());
-    // Lossless: checked against MAX_SUBROUTE (255) by the caller.
-    buf[2] = subroute as u8;
-    buf[3..3 + subroute].copy_from_slice(target.subroute);
-    if let Some(window) = window {
-        buf[3 + subroute..len].copy_from_slice(&window.to_le_bytes());
-    }
-    MessagePrefix::from_buf_and_len(buf, len)
-}
 
 impl Connection {
     /// Opens a single request. Its outcome arrives as [`crate::Event::RequestEnded`].
@@ -187,7 +158,7 @@ impl Connection {
         self.deadlines.insert(deadline, mux);
         self.compact_deadlines();
         let mut message = OutMessage::new(op, mux, millis, payload);
-        message.prefix = open_prefix(&target, window);
+        message.prefix = open_prefix::encode(&target, window);
         self.queue_message(message);
         self.observe_output(now);
         Ok(CallId(mux))
@@ -246,7 +217,7 @@ impl Connection {
             .incoming
             .get_mut(&mux)
             .ok_or(CommandError::UnknownCall)?;
-        if let Some(reason) = &call.cancelled {
+        if let Some(reason) = call.cancelled.as_deref() {
             return Err(reason.clone().into());
         }
         let (Some(stream), false) = (call.stream.as_deref_mut(), call.accepted) else {
@@ -351,7 +322,7 @@ impl Connection {
             };
         }
         match self.incoming.get_mut(&mux) {
-            Some(call) => match &call.cancelled {
+            Some(call) => match call.cancelled.as_deref() {
                 Some(reason) => Err(reason.clone().into()),
                 None => call.stream.as_deref_mut().ok_or(CommandError::UnknownCall),
             },
@@ -433,7 +404,10 @@ impl Connection {
             (call.and_then(|call| call.stream.as_deref_mut()), None)
         } else {
             match self.incoming.get_mut(&mux) {
-                Some(call) => (call.stream.as_deref_mut(), call.cancelled.clone()),
+                Some(call) => (
+                    call.stream.as_deref_mut(),
+                    call.cancelled.as_deref().cloned(),
+                ),
                 None => (None, None),
             }
         };

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 
 use super::{Connection, ConnectionState};
 use crate::assembly::{Assembled, AssemblyError};
@@ -11,46 +11,10 @@ use crate::calls::{queue_grant, InCall, StreamState};
 use crate::error::{CloseReason, Error};
 use crate::event::{CallId, Event, IncomingCall};
 use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
+use crate::open_prefix;
 use crate::send_queue::SendQueue;
 use crate::window::RequestLatency;
 use crate::stats::Stats;
-
-/// Fields in front of the body of `Request` and `StreamOpen` messages.
-struct OpenPrefix {
-    handler: u16,
-    subroute: Bytes,
-    window: u32,
-    body: Bytes,
-}
-
-fn parse_open(op: Op, mut payload: Bytes) -> Option<OpenPrefix> {
-    let handler = u16::from_le_bytes([*payload.first()?, *payload.get(1)?]);
-    let subroute_len = usize::from(*payload.get(2)?);
-    let subroute_end = 3 + subroute_len;
-    let (window, body_start) = if op == Op::StreamOpen {
-        let raw = payload.get(subroute_end..subroute_end + 4)?;
-        (u32::from_le_bytes(raw.try_into().ok()?), subroute_end + 4)
-    } else {
-        (0, subroute_end)
-    };
-    if payload.len() < body_start {
-        return None;
-    }
-    // Copying the short subroute and advancing the payload keeps a request free
-    // of the shared-buffer bookkeeping that slicing would set up.
-    let subroute = if subroute_len == 0 {
-        Bytes::new()
-    } else {
-        Bytes::copy_from_slice(&payload[3..subroute_end])
-    };
-    payload.advance(body_start);
-    Some(OpenPrefix {
-        handler,
-        subroute,
-        window,
-        body: payload,
-    })
-}
 
 /// Where a stream frame's effects go, borrowed from the connection next to the
 /// call it belongs to.
@@ -327,7 +291,7 @@ impl Connection {
         };
         let outcome: Result<(), Error> = match (op, &mut call.stream) {
             (Op::Cancel, _) => {
-                call.cancelled = Some(Error::Cancelled);
+                call.cancelled = Some(Box::new(Error::Cancelled));
                 self.send.remove_mux(mux);
                 self.assembler.discard(mux);
                 self.events.push_back(Event::IncomingCancelled {
@@ -363,7 +327,7 @@ impl Connection {
             ))),
         };
         if let Err(reason) = outcome {
-            call.cancelled = Some(reason.clone());
+            call.cancelled = Some(Box::new(reason.clone()));
             self.send.remove_mux(mux);
             self.assembler.discard(mux);
             let (code, message) = reason.to_wire();
@@ -412,7 +376,7 @@ impl Connection {
             }
             None => {}
         }
-        let Some(open) = parse_open(op, payload) else {
+        let Some(open) = open_prefix::parse(op, payload) else {
             self.close_with(CloseReason::Protocol(format!(
                 "malformed {op:?} on mux {mux:#x}"
             )));

@@ -208,7 +208,7 @@ impl Connection {
     /// and [`Error::Cancelled`] before (it was ended, or never opened).
     pub fn incoming_cancelled(&self, id: CallId) -> Option<Error> {
         match self.incoming.get(&id.0) {
-            Some(call) => call.cancelled.clone(),
+            Some(call) => call.cancelled.as_deref().cloned(),
             None if self.is_closed() => Some(Error::Disconnected),
             None => Some(Error::Cancelled),
         }
@@ -327,7 +327,7 @@ impl Connection {
                 }
             } else if let Some(call) = self.incoming.get_mut(&mux) {
                 if call.deadline == deadline && !call.is_cancelled() {
-                    call.cancelled = Some(Error::DeadlineExceeded);
+                    call.cancelled = Some(Box::new(Error::DeadlineExceeded));
                     self.send.remove_mux(mux);
                     self.assembler.discard(mux);
                     if call.clamped {
@@ -407,6 +407,7 @@ impl Connection {
     /// Stream messages are not events: they wait in their stream until
     /// [`Connection::read`] takes them, and [`Event::StreamReadable`] says
     /// when a stream has some where it had none.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

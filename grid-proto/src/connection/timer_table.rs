@@ -27,7 +27,7 @@ enum Timer {
     Drain,
     /// The next keepalive ping is due.
     Ping,
-    /// The earliest call deadline, from the heap of call deadlines.
+    /// The earliest call deadline (see [`crate::timers::Deadlines`]).
     Calls,
 }
 
@@ -84,24 +84,27 @@ impl Connection {
             Phase::Draining(drain) => Some(drain.deadline),
         };
         let timeouts = &self.config.timeouts;
+        // The next ping is always armed while calls can flow.
+        let mut soonest = self.keepalive.next_ping;
+        let mut consider = |at: Option<Instant>| {
+            if let Some(at) = at {
+                soonest = soonest.min(at);
+            }
+        };
         // Unanswered ping and silence, both counted over `idle`.
-        let dead_peer = earliest(
-            self.keepalive.unanswered_since(),
-            Some(self.keepalive.last_received),
-        )
-        .and_then(|since| since.checked_add(timeouts.idle));
+        let received = self.keepalive.last_received;
+        let since = self
+            .keepalive
+            .unanswered_since()
+            .map_or(received, |unanswered| unanswered.min(received));
+        consider(since.checked_add(timeouts.idle));
         // Stuck and too slow a reader, both counted over `write_stall`.
-        let stalled = earliest(self.output_waiting_since(), self.output_over_bound_since())
-            .and_then(|since| since.checked_add(timeouts.write_stall));
-        [
-            dead_peer,
-            stalled,
-            drain,
-            Some(self.keepalive.next_ping),
-            self.deadlines.next(),
-        ]
-        .into_iter()
-        .fold(None, earliest)
+        if let Some(since) = earliest(self.output_waiting_since(), self.output_over_bound_since()) {
+            consider(since.checked_add(timeouts.write_stall));
+        }
+        consider(drain);
+        consider(self.deadlines.next());
+        Some(soonest)
     }
 
     /// Runs timers due at `now`: handshake timeout, keepalive, dead-peer

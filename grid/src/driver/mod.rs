@@ -112,6 +112,10 @@ pub(crate) struct Driver {
     /// Reused between rounds so dispatching allocates nothing in steady state.
     dispatched: Dispatched,
     phase: Phase,
+    /// The protocol's next deadline as the last round left it. A deadline
+    /// set since then that is already due is found by that round's end
+    /// instead: the timer armed for it has expired, which runs another round.
+    next_timeout: Option<Instant>,
 }
 
 impl Driver {
@@ -123,6 +127,7 @@ impl Driver {
             timer: DriverTimer::new(timer),
             dispatched: Dispatched::default(),
             phase: Phase::Open,
+            next_timeout: None,
         }
     }
 
@@ -197,13 +202,16 @@ impl Driver {
         let now = self.shared.now();
 
         let mut progressed = self.reader.feed(&mut inner.proto, read, now);
-        if inner.proto.poll_timeout().is_some_and(|at| at <= now) {
+        // The deadline computed at the end of the last round, rather than
+        // computed again: `handle_timeout` runs whatever is due by now.
+        if self.next_timeout.is_some_and(|at| at <= now) {
             inner.proto.handle_timeout(now);
         }
 
         let inner = start_calls(&self.shared, inner, &mut self.dispatched, host);
 
         let written = write(&self.shared, inner, &mut self.dispatched, cx, now);
+        self.next_timeout = written.next_timeout;
         self.reader.set_input_space(written.input_space);
         let write_failed = match written.result {
             Ok(wrote) => {

@@ -90,7 +90,8 @@ impl Writer {
             // frames share one write instead of taking a system call each.
             return;
         }
-        let Some(driver) = inner.driver.parked_waker().cloned() else {
+        // Borrowed, not cloned: only the protocol is changed while it is held.
+        let Some(driver) = inner.driver.parked_waker() else {
             // The driver is running: it takes the output itself.
             return;
         };
@@ -101,7 +102,7 @@ impl Writer {
             return;
         }
         socket.take_output(&mut inner.proto, now);
-        let written = socket.write(&mut Context::from_waker(&driver));
+        let written = socket.write(&mut Context::from_waker(driver));
         let left = !socket.is_empty();
         drop(socket);
         if let Err(SocketFailed(what)) = written {
