@@ -82,6 +82,7 @@ async fn calls_and_connections_are_reported() {
     assert_eq!(json[0]["state"], "connected");
     assert!(json[0]["connected_for_secs"].as_f64().unwrap() >= 0.0);
     assert!(json[0]["totals"]["bytes_sent"].as_u64().unwrap() > 0);
+    assert!(json[0]["protocol"]["incoming_calls"].is_u64());
     a.shutdown(Duration::from_secs(1)).await;
     b.shutdown(Duration::from_secs(1)).await;
 }

@@ -42,6 +42,22 @@ pub struct Stats {
     /// `max_incoming_streams`, `max_held_request_bytes` or
     /// `max_outbound_backlog`.
     pub refused_overloaded: u64,
-    /// Latest keepalive round-trip time.
+    /// Latest keepalive round-trip time (serialized as `rtt_secs`, a
+    /// number of seconds).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "rtt_secs", serialize_with = "serialize_secs")
+    )]
     pub rtt: Option<Duration>,
+}
+
+#[cfg(feature = "serde")]
+fn serialize_secs<S: serde::Serializer>(
+    duration: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serializer.serialize_some(&duration.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
 }

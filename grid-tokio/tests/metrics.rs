@@ -266,5 +266,6 @@ async fn calls_errors_latency_and_connections_are_reported() {
     assert!(kind == "disconnected" || kind == "dial", "{json:#}");
     assert!(json["last_failure"]["since_secs"].as_f64().unwrap() >= 0.0);
     assert!(json["connected_for_secs"].is_null());
+    assert!(json["protocol"]["rtt_secs"].is_null());
     a.shutdown(Duration::from_secs(1)).await;
 }
