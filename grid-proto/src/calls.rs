@@ -373,8 +373,14 @@ mod tests {
             stream.on_message(seq, 8).unwrap();
         }
         assert!(stream.on_message(4, 0).is_err());
-        assert_eq!(stream.on_read(1, 8, Instant::now(), RequestLatency::default()), None);
-        assert_eq!(stream.on_read(1, 8, Instant::now(), RequestLatency::default()), Some(u64::from(2 * cost(8))));
+        assert_eq!(
+            stream.on_read(1, 8, Instant::now(), RequestLatency::default()),
+            None
+        );
+        assert_eq!(
+            stream.on_read(1, 8, Instant::now(), RequestLatency::default()),
+            Some(u64::from(2 * cost(8)))
+        );
         assert_eq!(stream.recv_allowed, i64::from(2 * cost(8)));
         stream.on_message(4, 8).unwrap();
         assert!(stream.on_message(9, 8).is_err());
@@ -388,7 +394,10 @@ mod tests {
         stream.on_message(0, 1_000_000).unwrap();
         // ...and nothing more until it is read and returned.
         assert!(stream.on_message(1, 0).is_err());
-        assert_eq!(stream.on_read(1, 1_000_000, Instant::now(), RequestLatency::default()), Some(message_cost(1_000_000)));
+        assert_eq!(
+            stream.on_read(1, 1_000_000, Instant::now(), RequestLatency::default()),
+            Some(message_cost(1_000_000))
+        );
         assert_eq!(stream.recv_allowed, 100);
         stream.on_message(1, 0).unwrap();
     }
@@ -400,9 +409,18 @@ mod tests {
         for seq in 0..8 {
             stream.on_message(seq, 0).unwrap();
         }
-        assert_eq!(stream.on_read(3, 0, Instant::now(), RequestLatency::default()), None);
-        assert_eq!(stream.on_read(2, 0, Instant::now(), RequestLatency::default()), Some(u64::from(5 * cost(0))));
-        assert_eq!(stream.on_read(0, 0, Instant::now(), RequestLatency::default()), None);
+        assert_eq!(
+            stream.on_read(3, 0, Instant::now(), RequestLatency::default()),
+            None
+        );
+        assert_eq!(
+            stream.on_read(2, 0, Instant::now(), RequestLatency::default()),
+            Some(u64::from(5 * cost(0)))
+        );
+        assert_eq!(
+            stream.on_read(0, 0, Instant::now(), RequestLatency::default()),
+            None
+        );
     }
 
     #[test]
@@ -464,7 +482,10 @@ mod tests {
         stream.on_fin(1).unwrap();
         assert!(stream.on_message(1, 0).is_err());
         // Reading after the peer finished returns no credit.
-        assert_eq!(stream.on_read(1, 0, Instant::now(), RequestLatency::default()), None);
+        assert_eq!(
+            stream.on_read(1, 0, Instant::now(), RequestLatency::default()),
+            None
+        );
     }
 
     #[test]

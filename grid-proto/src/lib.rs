@@ -113,7 +113,8 @@ mod tests;
 pub use backoff::{delay_for_attempt, Backoff, BackoffConfig};
 pub use calls::STREAM_MESSAGE_OVERHEAD;
 pub use config::{
-    Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE, DEFAULT_STREAM_WINDOW, DEFAULT_STREAM_WINDOW_START, MIN_SECRET_LEN,
+    Config, Limits, Role, Timeouts, DEFAULT_FRAGMENT_SIZE, DEFAULT_STREAM_WINDOW,
+    DEFAULT_STREAM_WINDOW_START, MIN_SECRET_LEN,
 };
 pub use connection::{CallTarget, Connection, ConnectionState, MAX_SUBROUTE};
 pub use decoder::FrameDecoder;

@@ -194,9 +194,12 @@ mod tests {
     fn grows_while_growing_pays_and_stops_at_the_maximum() {
         // Across threads: the rate is the window over a 100 us round trip.
         let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
-        run(&mut window, Instant::now(), Duration::from_millis(50), |w| {
-            f64::from(w) / 100e-6
-        });
+        run(
+            &mut window,
+            Instant::now(),
+            Duration::from_millis(50),
+            |w| f64::from(w) / 100e-6,
+        );
         assert_eq!(window.current(), 1024 * KIB);
     }
 
@@ -276,9 +279,12 @@ mod tests {
     fn a_window_starting_at_its_maximum_is_fixed() {
         let mut window = ReceiveWindow::new(64 * KIB, 1024 * KIB);
         assert_eq!(window.current(), 64 * KIB);
-        run(&mut window, Instant::now(), Duration::from_millis(50), |w| {
-            f64::from(w) / 100e-6
-        });
+        run(
+            &mut window,
+            Instant::now(),
+            Duration::from_millis(50),
+            |w| f64::from(w) / 100e-6,
+        );
         assert_eq!(window.current(), 64 * KIB);
     }
 }

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::call::{Request, RequestFuture};
 use crate::handler::{HandlerError, HandlerId};
 use crate::stream::{SendError, StreamReceiver, StreamRequest, StreamSender};
+use crate::telemetry::CallObserver;
 
 /// First byte of an encoded typed handler error. 0xC1 is never used by
 /// MessagePack and is not valid UTF-8, so a typed error is told apart from a
@@ -67,6 +68,24 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str, handler: HandlerId) -> 
             std::any::type_name::<T>()
         ))
     })
+}
+
+/// `call` carrying `encoded`, or the encoding's error, which the call's
+/// observer records: a call that is never sent counts as failed to encode,
+/// not as abandoned.
+fn with_payload<C>(
+    mut call: C,
+    encoded: Result<Bytes, Error>,
+    observer: fn(&mut C) -> &mut CallObserver,
+    carrying: fn(C, Bytes) -> C,
+) -> Result<C, Error> {
+    match encoded {
+        Ok(payload) => Ok(carrying(call, payload)),
+        Err(error) => {
+            observer(&mut call).finish(Err(&error));
+            Err(error)
+        }
+    }
 }
 
 fn encode_or_error<T: Serialize + ?Sized>(
@@ -247,8 +266,12 @@ impl<Resp, E> TypedRequest<Resp, E> {
         body: &Req,
     ) -> Self {
         let handler = def.id;
-        let request =
-            encode_or_error(body, "request", handler).map(|payload| Request { payload, ..request });
+        let request = with_payload(
+            request,
+            encode_or_error(body, "request", handler),
+            |request| &mut request.observer,
+            |request, payload| Request { payload, ..request },
+        );
         TypedRequest {
             request,
             handler,
@@ -340,8 +363,12 @@ impl<In: Serialize, Out: DeserializeOwned, E: DeserializeOwned> TypedStreamReque
         init: &Init,
     ) -> Self {
         let handler = def.id;
-        let request = encode_or_error(init, "initial payload", handler)
-            .map(|payload| StreamRequest { payload, ..request });
+        let request = with_payload(
+            request,
+            encode_or_error(init, "initial payload", handler),
+            |request| &mut request.observer,
+            |request, payload| StreamRequest { payload, ..request },
+        );
         TypedStreamRequest {
             request,
             handler,

@@ -463,7 +463,8 @@ impl Connection {
         self.stream_buffered -= bytes;
         if let Some(grant) = stream
             .on_read(count, bytes, self.latest, self.request_latency)
-            .filter(|_| live) {
+            .filter(|_| live)
+        {
             queue_grant(&mut self.send, mux, grant);
         }
         Ok(())

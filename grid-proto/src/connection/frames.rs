@@ -13,8 +13,8 @@ use crate::event::{CallId, Event, IncomingCall};
 use crate::frame::{Header, Op, ACCEPTOR_NAMESPACE};
 use crate::open_prefix;
 use crate::send_queue::SendQueue;
-use crate::window::RequestLatency;
 use crate::stats::Stats;
+use crate::window::RequestLatency;
 
 /// Where a stream frame's effects go, borrowed from the connection next to the
 /// call it belongs to.

@@ -370,10 +370,11 @@ fn a_reader_that_stops_reading_never_blocks_its_peer() {
 /// A connected pair whose streams' windows are granted whole at once, for
 /// tests that fill a window before anything is read.
 fn fixed_windows(seed: u64) -> Pair {
-    let [client, server] = [(Role::Dialer, seed), (Role::Acceptor, seed + 1)].map(|(role, seed)| {
-        let mut config = sim_config(role, seed);
-        config.limits.stream_window_start = u32::MAX;
-        config
-    });
+    let [client, server] =
+        [(Role::Dialer, seed), (Role::Acceptor, seed + 1)].map(|(role, seed)| {
+            let mut config = sim_config(role, seed);
+            config.limits.stream_window_start = u32::MAX;
+            config
+        });
     Pair::connected_with(client, server, seed)
 }
