@@ -360,6 +360,12 @@ mod tests {
         message_cost(len) as u32
     }
 
+    /// The application reads `messages` of `bytes` now, with no requests
+    /// on the connection.
+    fn read(stream: &mut StreamState, messages: u32, bytes: usize) -> Option<u64> {
+        stream.on_read(messages, bytes, Instant::now(), RequestLatency::default())
+    }
+
     /// A window of `size` bytes that is not tuned.
     fn fixed(size: u32) -> ReceiveWindow {
         ReceiveWindow::new(size, size)
@@ -373,14 +379,8 @@ mod tests {
             stream.on_message(seq, 8).unwrap();
         }
         assert!(stream.on_message(4, 0).is_err());
-        assert_eq!(
-            stream.on_read(1, 8, Instant::now(), RequestLatency::default()),
-            None
-        );
-        assert_eq!(
-            stream.on_read(1, 8, Instant::now(), RequestLatency::default()),
-            Some(u64::from(2 * cost(8)))
-        );
+        assert_eq!(read(&mut stream, 1, 8), None);
+        assert_eq!(read(&mut stream, 1, 8), Some(u64::from(2 * cost(8))));
         assert_eq!(stream.recv_allowed, i64::from(2 * cost(8)));
         stream.on_message(4, 8).unwrap();
         assert!(stream.on_message(9, 8).is_err());
@@ -395,7 +395,7 @@ mod tests {
         // ...and nothing more until it is read and returned.
         assert!(stream.on_message(1, 0).is_err());
         assert_eq!(
-            stream.on_read(1, 1_000_000, Instant::now(), RequestLatency::default()),
+            read(&mut stream, 1, 1_000_000),
             Some(message_cost(1_000_000))
         );
         assert_eq!(stream.recv_allowed, 100);
@@ -409,18 +409,9 @@ mod tests {
         for seq in 0..8 {
             stream.on_message(seq, 0).unwrap();
         }
-        assert_eq!(
-            stream.on_read(3, 0, Instant::now(), RequestLatency::default()),
-            None
-        );
-        assert_eq!(
-            stream.on_read(2, 0, Instant::now(), RequestLatency::default()),
-            Some(u64::from(5 * cost(0)))
-        );
-        assert_eq!(
-            stream.on_read(0, 0, Instant::now(), RequestLatency::default()),
-            None
-        );
+        assert_eq!(read(&mut stream, 3, 0), None);
+        assert_eq!(read(&mut stream, 2, 0), Some(u64::from(5 * cost(0))));
+        assert_eq!(read(&mut stream, 0, 0), None);
     }
 
     #[test]
@@ -482,10 +473,7 @@ mod tests {
         stream.on_fin(1).unwrap();
         assert!(stream.on_message(1, 0).is_err());
         // Reading after the peer finished returns no credit.
-        assert_eq!(
-            stream.on_read(1, 0, Instant::now(), RequestLatency::default()),
-            None
-        );
+        assert_eq!(read(&mut stream, 1, 0), None);
     }
 
     #[test]
