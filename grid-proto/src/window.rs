@@ -34,11 +34,13 @@ const LATENCY_SAMPLES: u64 = 16;
 const SPAN_WINDOWS: u64 = 4;
 /// ...and at least this long, so that one scheduling hiccup does not decide
 /// and requests answered meanwhile are enough to compare.
-const SPAN_TIME: Duration = Duration::from_millis(2);
+const SPAN_TIME: Duration = Duration::from_millis(1);
 /// After a doubling that did not pay, the next try waits this long, twice as
 /// long after each further failure, up to [`MAX_RETRY`].
-const FIRST_RETRY: Duration = Duration::from_millis(20);
-const MAX_RETRY: Duration = Duration::from_secs(5);
+/// A trial that fails slows what shares the connection for its span, so
+/// tries are rare: well under a thousandth of the time once backed off.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(10);
 
 /// The single requests a connection's side made that the peer answered, and
 /// how long they took in all: what a window's doubling is checked against.
