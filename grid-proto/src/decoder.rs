@@ -169,6 +169,15 @@ impl FrameDecoder {
                 });
             }
             let len = header.len as usize;
+            if len < RECYCLE_MIN {
+                if let Some(whole) = unread.get(HEADER_LEN..HEADER_LEN + len) {
+                    // A small frame that arrived whole, the common case: a
+                    // buffer of exactly its size, filled in one copy.
+                    let payload = Bytes::from(whole.to_vec());
+                    self.read += HEADER_LEN + len;
+                    return Ok(Some((header, payload)));
+                }
+            }
             let payload = if len >= RECYCLE_MIN {
                 self.pool.take(len)
             } else {
@@ -182,7 +191,7 @@ impl FrameDecoder {
             let used = pending.fill(&unread[HEADER_LEN..]);
             self.read += HEADER_LEN + used;
             if pending.missing() == 0 {
-                // The whole frame was there: the common case of small frames.
+                // A large frame that arrived whole.
                 return Ok(Some(self.complete(pending)));
             }
             self.pending = Some(pending);

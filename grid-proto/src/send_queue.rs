@@ -154,16 +154,26 @@ impl SendQueue {
         if message.len() <= DIRECT_MAX.min(fragment) && lane_free {
             let before = self.out.len();
             if !self.join(&message, fragment) {
-                Header {
+                let header = Header {
                     // Lossless: at most `DIRECT_MAX`.
                     len: message.len() as u32,
                     op: message.op,
                     flags: 0,
                     mux,
                     arg: message.arg,
+                };
+                // Header and a short prefix are put together first, so the
+                // frame takes two appends instead of three.
+                let prefix = message.prefix.len();
+                if prefix <= PREFIX_INLINE {
+                    let mut head = [0u8; HEADER_LEN + PREFIX_INLINE];
+                    header.encode(&mut &mut head[..HEADER_LEN]);
+                    head[HEADER_LEN..HEADER_LEN + prefix].copy_from_slice(&message.prefix);
+                    self.out.extend_from_slice(&head[..HEADER_LEN + prefix]);
+                } else {
+                    header.encode(&mut self.out);
+                    self.out.extend_from_slice(&message.prefix);
                 }
-                .encode(&mut self.out);
-                self.out.extend_from_slice(&message.prefix);
                 self.out.extend_from_slice(&message.body);
                 self.joinable = (message.op == Op::Message).then_some(Joinable {
                     mux,
