@@ -30,6 +30,9 @@ const LATENCY_LIMIT: f64 = 1.3;
 /// Requests answered during each of two measurements for their latencies
 /// to count.
 const LATENCY_SAMPLES: u64 = 16;
+/// A measurement during which requests are answered, but too few to
+/// compare, goes on until this long.
+const LATENCY_SPAN_TIME: Duration = Duration::from_millis(10);
 /// A measurement spans at least this many windows' worth of consumed bytes...
 const SPAN_WINDOWS: u64 = 4;
 /// ...and at least this long, so that one scheduling hiccup does not decide
@@ -62,6 +65,13 @@ impl RequestLatency {
         let answered = self.answered - earlier.answered;
         (answered >= LATENCY_SAMPLES)
             .then(|| (self.total - earlier.total).as_secs_f64() / answered as f64)
+    }
+
+    /// Whether a measurement that started at `earlier` and has run for
+    /// `elapsed` should wait for more answers: some came, too few to compare.
+    fn wants_more_since(&self, earlier: &RequestLatency, elapsed: Duration) -> bool {
+        let answered = self.answered - earlier.answered;
+        (1..LATENCY_SAMPLES).contains(&answered) && elapsed < LATENCY_SPAN_TIME
     }
 }
 
@@ -133,7 +143,10 @@ impl ReceiveWindow {
         let (start, consumed, requests_then) = self.span.get_or_insert((now, 0, requests));
         *consumed += cost;
         let elapsed = now.saturating_duration_since(*start);
-        if *consumed < SPAN_WINDOWS * u64::from(self.current) || elapsed < SPAN_TIME {
+        if *consumed < SPAN_WINDOWS * u64::from(self.current)
+            || elapsed < SPAN_TIME
+            || requests.wants_more_since(requests_then, elapsed)
+        {
             return;
         }
         let measured = Measured {

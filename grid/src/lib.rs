@@ -80,6 +80,7 @@ mod identity;
 mod manager;
 mod peer;
 mod peer_stats;
+mod route_table;
 mod router;
 pub mod runtime;
 mod serve;

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use grid_proto::Error;
-use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::access::Access;
 use crate::handler::{Ctx, HandlerError, HandlerId};
 use crate::identity::PeerIdentity;
+use crate::route_table::RouteTable;
 use crate::runtime::BoxFuture;
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::typed::{self, Single, Streaming, TypedReceiver, TypedSender};
@@ -152,10 +152,10 @@ pub struct DuplicateHandler {
 /// ```
 #[derive(Clone, Default)]
 pub struct Router {
-    singles: FxHashMap<(HandlerId, Bytes), SingleFn>,
-    streams: FxHashMap<(HandlerId, Bytes), StreamEntry>,
+    singles: RouteTable<SingleFn>,
+    streams: RouteTable<StreamEntry>,
     /// Routes limited to some callers; the others admit every peer.
-    access: FxHashMap<(HandlerId, Bytes), Access>,
+    access: RouteTable<Access>,
     duplicate: Option<DuplicateHandler>,
 }
 
@@ -317,15 +317,15 @@ impl Router {
     /// ```
     pub fn restrict(mut self, route: impl Into<Route>, access: Access) -> Self {
         let route = route.into();
-        self.access.insert((route.handler, route.subroute), access);
+        self.access.insert(route.handler, route.subroute, access);
         self
     }
 
     /// Whether `peer`, over a connection that verified `identity`, may call
-    /// the handler at `key`.
+    /// the handler at `handler` and `subroute`.
     pub(crate) fn admits(
         &self,
-        key: &(HandlerId, Bytes),
+        (handler, subroute): (HandlerId, &Bytes),
         peer: &str,
         identity: Option<&PeerIdentity>,
     ) -> bool {
@@ -333,7 +333,7 @@ impl Router {
         self.access.is_empty()
             || self
                 .access
-                .get(key)
+                .get(handler, subroute)
                 .is_none_or(|access| access.admits(peer, identity))
     }
 
@@ -344,13 +344,15 @@ impl Router {
         if let Some(duplicate) = other.duplicate {
             self.duplicate.get_or_insert(duplicate);
         }
-        for ((handler, subroute), function) in other.singles {
+        for (handler, subroute, function) in other.singles.into_routes() {
             self = self.add_single(Route { handler, subroute }, function);
         }
-        for ((handler, subroute), entry) in other.streams {
+        for (handler, subroute, entry) in other.streams.into_routes() {
             self = self.add_stream(Route { handler, subroute }, entry.handler, entry.window);
         }
-        self.access.extend(other.access);
+        for (handler, subroute, access) in other.access.into_routes() {
+            self.access.insert(handler, subroute, access);
+        }
         self
     }
 
@@ -360,19 +362,18 @@ impl Router {
     }
 
     /// The single-request handler for a call's handler id and subroute.
-    pub(crate) fn find_single(&self, key: &(HandlerId, Bytes)) -> Option<&SingleFn> {
-        self.singles.get(key)
+    pub(crate) fn find_single(&self, handler: HandlerId, subroute: &Bytes) -> Option<&SingleFn> {
+        self.singles.get(handler, subroute)
     }
 
     /// The stream handler for a call's handler id and subroute.
-    pub(crate) fn find_stream(&self, key: &(HandlerId, Bytes)) -> Option<&StreamEntry> {
-        self.streams.get(key)
+    pub(crate) fn find_stream(&self, handler: HandlerId, subroute: &Bytes) -> Option<&StreamEntry> {
+        self.streams.get(handler, subroute)
     }
 
     fn add_single(mut self, route: Route, function: SingleFn) -> Self {
         if self.check_free(&route) {
-            self.singles
-                .insert((route.handler, route.subroute), function);
+            self.singles.insert(route.handler, route.subroute, function);
         }
         self
     }
@@ -380,7 +381,7 @@ impl Router {
     fn add_stream(mut self, route: Route, handler: StreamFn, window: u32) -> Self {
         if self.check_free(&route) {
             let entry = StreamEntry { handler, window };
-            self.streams.insert((route.handler, route.subroute), entry);
+            self.streams.insert(route.handler, route.subroute, entry);
         }
         self
     }
@@ -388,8 +389,8 @@ impl Router {
     /// Whether `route` is still free; remembers the first one that is not,
     /// for `start` to report, so registering stays a plain chain.
     fn check_free(&mut self, route: &Route) -> bool {
-        let key = (route.handler, route.subroute.clone());
-        if !self.singles.contains_key(&key) && !self.streams.contains_key(&key) {
+        let (handler, subroute) = (route.handler, &route.subroute);
+        if !self.singles.contains(handler, subroute) && !self.streams.contains(handler, subroute) {
             return true;
         }
         self.duplicate.get_or_insert_with(|| DuplicateHandler {
@@ -425,10 +426,11 @@ mod tests {
             .stream((1, "disk-2"), 4, drain);
         assert_eq!(router.len(), 3);
         assert_eq!(router.duplicate(), None);
-        assert!(router.find_single(&(1, Bytes::new())).is_some());
-        assert!(router.find_single(&(1, Bytes::from("disk-1"))).is_some());
-        assert!(router.find_stream(&(1, Bytes::from("disk-2"))).is_some());
-        assert!(router.find_single(&(1, Bytes::from("disk-2"))).is_none());
+        assert!(router.find_single(1, &Bytes::new()).is_some());
+        assert!(router.find_single(1, &Bytes::from("disk-1")).is_some());
+        assert!(router.find_stream(1, &Bytes::from("disk-2")).is_some());
+        assert!(router.find_single(1, &Bytes::from("disk-2")).is_none());
+        assert!(router.find_stream(1, &Bytes::new()).is_none());
     }
 
     #[test]
@@ -455,13 +457,12 @@ mod tests {
             .single(1, echo)
             .single((1, "disk-1"), echo)
             .restrict((1, "disk-1"), Access::peers(["a"]));
-        let open = (1, Bytes::new());
-        let disk = (1, Bytes::from("disk-1"));
-        assert!(router.admits(&open, "b", None));
-        assert!(router.admits(&disk, "a", None));
-        assert!(!router.admits(&disk, "b", None));
+        let (plain, disk) = (Bytes::new(), Bytes::from("disk-1"));
+        assert!(router.admits((1, &plain), "b", None));
+        assert!(router.admits((1, &disk), "a", None));
+        assert!(!router.admits((1, &disk), "b", None));
         let merged = Router::new().merge(router);
-        assert!(!merged.admits(&disk, "b", None));
+        assert!(!merged.admits((1, &disk), "b", None));
     }
 
     #[test]

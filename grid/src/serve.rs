@@ -56,9 +56,8 @@ impl<R: Runtime> Serve<R> {
     }
 
     fn observe(&self, shared: &Shared, kind: CallKind, handler: Option<HandlerId>) -> CallObserver {
-        let clock = shared.clock();
         self.telemetry
-            .start(Side::Incoming, kind, handler, clock.now(), clock)
+            .start_now(Side::Incoming, kind, handler, shared.clock())
     }
 
     /// Starts the handler of a single request whose cancellation slot is in
@@ -69,15 +68,15 @@ impl<R: Runtime> Serve<R> {
         peer: &Arc<str>,
         call: IncomingCall,
     ) -> Option<(CallId, Result<Bytes, Error>)> {
-        let key = (call.handler, call.subroute.clone());
-        let Some(function) = self.router.find_single(&key).cloned() else {
+        let route = (call.handler, &call.subroute);
+        let Some(function) = self.router.find_single(route.0, route.1).cloned() else {
             let error = Error::UnknownHandler;
             self.observe(shared, CallKind::Request, None)
                 .finish(Err(&error));
             return Some((call.id, Err(error)));
         };
         let mut observer = self.observe(shared, CallKind::Request, Some(call.handler));
-        if !self.router.admits(&key, peer, shared.identity.as_ref()) {
+        if !self.router.admits(route, peer, shared.identity.as_ref()) {
             let error = denied(peer, &call);
             observer.finish(Err(&error));
             return Some((call.id, Err(error)));
@@ -125,8 +124,8 @@ impl<R: Runtime> Serve<R> {
     }
 
     fn start_stream(&self, shared: &Arc<Shared>, peer: &Arc<str>, call: IncomingCall) {
-        let key = (call.handler, call.subroute.clone());
-        let Some(entry) = self.router.find_stream(&key).cloned() else {
+        let route = (call.handler, &call.subroute);
+        let Some(entry) = self.router.find_stream(route.0, route.1).cloned() else {
             let error = Error::UnknownHandler;
             self.observe(shared, CallKind::Stream, None)
                 .finish(Err(&error));
@@ -136,7 +135,7 @@ impl<R: Runtime> Serve<R> {
             return;
         };
         let mut observer = self.observe(shared, CallKind::Stream, Some(call.handler));
-        if !self.router.admits(&key, peer, shared.identity.as_ref()) {
+        if !self.router.admits(route, peer, shared.identity.as_ref()) {
             let error = denied(peer, &call);
             observer.finish(Err(&error));
             shared

@@ -144,6 +144,18 @@ impl Telemetry {
     }
 
     /// Counts a call to `handler` (`None`: one this node does not serve)
+    /// that starts now.
+    pub(crate) fn start_now(
+        &self,
+        side: Side,
+        kind: CallKind,
+        handler: Option<HandlerId>,
+        clock: &SharedClock,
+    ) -> CallObserver {
+        self.start(side, kind, handler, clock.now(), clock)
+    }
+
+    /// Counts a call to `handler` (`None`: one this node does not serve)
     /// that started at `started`; the observer records how it ends.
     pub(crate) fn start(
         &self,
