@@ -139,6 +139,12 @@ pub(crate) struct ReceiveWindow {
     retry: Duration,
     /// Trials that failed since the last that paid.
     failures: u32,
+    /// The window the stream started with.
+    start: u32,
+    /// Mean latency of this side's requests while the window was at its
+    /// start: what every larger window is held to, so that latency cannot
+    /// creep up a little with each doubling.
+    reference: Option<f64>,
 }
 
 impl ReceiveWindow {
@@ -148,6 +154,7 @@ impl ReceiveWindow {
         ReceiveWindow {
             max,
             current: start.min(max),
+            start: start.min(max),
             retry: FIRST_RETRY,
             ..ReceiveWindow::default()
         }
@@ -180,6 +187,9 @@ impl ReceiveWindow {
             latency: requests.mean_since(requests_then),
         };
         self.span = None;
+        if self.trial.is_none() && self.current == self.start && measured.latency.is_some() {
+            self.reference = measured.latency;
+        }
         match self.trial.take() {
             Some(trial) if measured.pays_over(&trial.then, trial.doublings) => {
                 self.next_try = None;
@@ -229,9 +239,14 @@ impl ReceiveWindow {
     /// `measured`.
     fn try_doubling(&mut self, measured: Measured) {
         if self.current < self.max {
+            // Requests are held to their latency at the start window.
+            let then = Measured {
+                latency: self.reference.or(measured.latency),
+                ..measured
+            };
             self.trial = Some(Trial {
                 before: self.current,
-                then: measured,
+                then,
                 doublings: 1,
             });
             self.current = self.current.saturating_mul(2).min(self.max);
@@ -343,6 +358,29 @@ mod tests {
             window.on_consumed(read, now, requests);
         }
         assert_eq!(window.current(), 64 * KIB);
+    }
+
+    #[test]
+    fn request_latency_cannot_creep_up_a_doubling_at_a_time() {
+        // Each doubling pays in rate and slows requests by a quarter: under
+        // the limit step by step, over it against the start.
+        let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
+        let mut requests = RequestLatency::default();
+        let mut now = Instant::now();
+        let end = now + Duration::from_secs(1);
+        while now < end {
+            let size = window.current();
+            let doublings = (size / (64 * KIB)).ilog2() as i32;
+            let rate = 1e9 * 1.35f64.powi(doublings);
+            let read = u64::from(size / 2);
+            now += Duration::from_secs_f64(read as f64 / rate);
+            let latency = 10e-6 * 1.25f64.powi(doublings);
+            for _ in 0..((read as f64 / rate) / 2e-6).ceil() as u64 {
+                requests.record(Duration::from_secs_f64(latency));
+            }
+            window.on_consumed(read, now, requests);
+        }
+        assert_eq!(window.current(), 128 * KIB);
     }
 
     #[test]
