@@ -203,12 +203,14 @@ impl ReceiveWindow {
             // doubling may buy little where a later one buys much (measured:
             // 32 B messages across threads gained 0-45 % from 64 to 128 and
             // to 256 KiB, and twice as much from 256 to 512). So a doubling
-            // that bought too little, without slowing requests, is doubled
-            // again, up to LOOKAHEAD times, before it is given up.
+            // that bought too little is doubled again, up to LOOKAHEAD
+            // times, before it is given up: but only while no requests of
+            // this side share the connection, since each step of a trial
+            // slows those.
             Some(trial)
                 if trial.doublings < LOOKAHEAD
                     && self.current < self.max
-                    && !measured.slower_than(&trial.then) =>
+                    && measured.latency.is_none() =>
             {
                 self.current = self.current.saturating_mul(2).min(self.max);
                 self.trial = Some(Trial {
@@ -223,7 +225,10 @@ impl ReceiveWindow {
                 self.current = trial.before;
                 self.failures += 1;
                 if measured.slower_than(&trial.then) {
+                    // Requests share the connection and a larger window
+                    // slows them: that changes rarely, so tries are too.
                     self.failures = self.failures.max(QUICK_RETRIES + 1);
+                    self.retry = MAX_RETRY;
                 }
                 if self.failures <= QUICK_RETRIES {
                     self.next_try = Some(now + QUICK_RETRY);
