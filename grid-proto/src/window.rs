@@ -46,8 +46,8 @@ const SPAN_TIME: Duration = Duration::from_millis(2);
 /// A doubling whose rate did not pay (and that slowed no request) is tried
 /// again this soon, this many times in a row: one measurement that a
 /// scheduling hiccup spoiled does not keep a window small.
-const QUICK_RETRY: Duration = Duration::from_millis(10);
-const QUICK_RETRIES: u32 = 2;
+const QUICK_RETRY: Duration = Duration::from_millis(20);
+const QUICK_RETRIES: u32 = 5;
 /// After that, the next try waits this long, twice as long after each
 /// further failure, up to [`MAX_RETRY`]. A trial that fails slows what
 /// shares the connection for its span, so tries are rare: well under a
@@ -143,6 +143,10 @@ pub(crate) struct ReceiveWindow {
     failures: u32,
     /// The window the stream started with.
     start: u32,
+    /// No measurement has completed at the window since it last changed:
+    /// the next one includes the change's transition (or the stream's
+    /// start), and decides nothing.
+    fresh: bool,
     /// Mean latency of this side's requests while the window was at its
     /// start: what every larger window is held to, so that latency cannot
     /// creep up a little with each doubling.
@@ -157,6 +161,7 @@ impl ReceiveWindow {
             max,
             current: start.min(max),
             start: start.min(max),
+            fresh: true,
             retry: FIRST_RETRY,
             ..ReceiveWindow::default()
         }
@@ -189,7 +194,11 @@ impl ReceiveWindow {
             latency: requests.mean_since(requests_then),
         };
         self.span = None;
-        if self.trial.is_none() && self.current == self.start && measured.latency.is_some() {
+        if self.trial.is_none()
+            && !self.fresh
+            && self.current == self.start
+            && measured.latency.is_some()
+        {
             self.reference = measured.latency;
         }
         match self.trial.take() {
@@ -197,7 +206,8 @@ impl ReceiveWindow {
                 self.next_try = None;
                 self.retry = FIRST_RETRY;
                 self.failures = 0;
-                self.try_doubling(measured);
+                // Kept: the trial's measurement was the first at this window,
+                // so the next one is the baseline for the next try.
             }
             // A rate does not always grow evenly with the window: one
             // doubling may buy little where a later one buys much (measured:
@@ -223,6 +233,7 @@ impl ReceiveWindow {
                 // later, in case what limited the rate changes. Requests it
                 // slowed are no hiccup: no quick retry for them.
                 self.current = trial.before;
+                self.fresh = true;
                 self.failures += 1;
                 if measured.slower_than(&trial.then) {
                     // Requests share the connection and a larger window
@@ -237,6 +248,7 @@ impl ReceiveWindow {
                     self.retry = (self.retry * 2).min(MAX_RETRY);
                 }
             }
+            None if std::mem::take(&mut self.fresh) => {}
             None if self.next_try.is_none_or(|at| now >= at) => self.try_doubling(measured),
             None => {}
         }
