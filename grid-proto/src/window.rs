@@ -283,15 +283,35 @@ mod tests {
     /// half a window; returns the time reached.
     fn run(
         window: &mut ReceiveWindow,
-        mut now: Instant,
+        now: Instant,
         time: Duration,
         rate: impl Fn(u32) -> f64,
     ) -> Instant {
+        run_beside_requests(window, now, time, rate, |_, _| (0, Duration::ZERO))
+    }
+
+    /// Like [`run`], while this side's requests on the connection are
+    /// answered: `requests(window, read time)` says how many were during
+    /// one read and how long each took.
+    fn run_beside_requests(
+        window: &mut ReceiveWindow,
+        mut now: Instant,
+        time: Duration,
+        rate: impl Fn(u32) -> f64,
+        requests: impl Fn(u32, Duration) -> (u64, Duration),
+    ) -> Instant {
+        let mut answered = RequestLatency::default();
         let end = now + time;
         while now < end {
-            let read = u64::from(window.current() / 2).max(1);
-            now += Duration::from_secs_f64(read as f64 / rate(window.current()));
-            window.on_consumed(read, now, RequestLatency::default());
+            let size = window.current();
+            let read = u64::from(size / 2).max(1);
+            let took = Duration::from_secs_f64(read as f64 / rate(size));
+            now += took;
+            let (count, latency) = requests(size, took);
+            for _ in 0..count {
+                answered.record(latency);
+            }
+            window.on_consumed(read, now, answered);
         }
         now
     }
@@ -361,21 +381,16 @@ mod tests {
     #[test]
     fn a_doubling_that_slows_this_sides_requests_is_taken_back() {
         // The rate gains from every doubling, but requests made meanwhile
-        // take as long as the window's worth of data ahead of them.
+        // (one every 20 us) take as long as the window's data ahead of them.
         let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
-        let mut requests = RequestLatency::default();
-        let mut now = Instant::now();
-        let end = now + Duration::from_secs(1);
-        while now < end {
-            let size = window.current();
-            let read = u64::from(size / 2);
-            now += Duration::from_secs_f64(read as f64 / (f64::from(size) / 100e-6));
-            // A request answered every 20 us, slower with a larger window.
-            for _ in 0..(read * 50_000 / (u64::from(size) * 1000 / 100)).max(1) {
-                requests.record(Duration::from_nanos(u64::from(size) / 4));
-            }
-            window.on_consumed(read, now, requests);
-        }
+        let across_threads = |w: u32| f64::from(w) / 100e-6;
+        run_beside_requests(
+            &mut window,
+            Instant::now(),
+            Duration::from_secs(1),
+            across_threads,
+            |w, took| every_20_us(took, Duration::from_nanos(u64::from(w) / 4)),
+        );
         assert_eq!(window.current(), 64 * KIB);
     }
 
@@ -383,41 +398,37 @@ mod tests {
     fn request_latency_cannot_creep_up_a_doubling_at_a_time() {
         // Each doubling pays in rate and slows requests by a quarter: under
         // the limit step by step, over it against the start.
+        let doublings = |w: u32| (w / (64 * KIB)).ilog2() as i32;
         let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
-        let mut requests = RequestLatency::default();
-        let mut now = Instant::now();
-        let end = now + Duration::from_secs(1);
-        while now < end {
-            let size = window.current();
-            let doublings = (size / (64 * KIB)).ilog2() as i32;
-            let rate = 1e9 * 1.35f64.powi(doublings);
-            let read = u64::from(size / 2);
-            now += Duration::from_secs_f64(read as f64 / rate);
-            let latency = 10e-6 * 1.25f64.powi(doublings);
-            for _ in 0..((read as f64 / rate) / 2e-6).ceil() as u64 {
-                requests.record(Duration::from_secs_f64(latency));
-            }
-            window.on_consumed(read, now, requests);
-        }
+        run_beside_requests(
+            &mut window,
+            Instant::now(),
+            Duration::from_secs(1),
+            |w| 1e9 * 1.35f64.powi(doublings(w)),
+            |w, took| {
+                let latency = 10e-6 * 1.25f64.powi(doublings(w));
+                every_20_us(took, Duration::from_secs_f64(latency))
+            },
+        );
         assert_eq!(window.current(), 128 * KIB);
     }
 
     #[test]
     fn requests_that_do_not_slow_down_let_the_window_grow() {
         let mut window = ReceiveWindow::new(1024 * KIB, 64 * KIB);
-        let mut requests = RequestLatency::default();
-        let mut now = Instant::now();
-        let end = now + Duration::from_millis(100);
-        while now < end {
-            let size = window.current();
-            let read = u64::from(size / 2);
-            now += Duration::from_secs_f64(read as f64 / (f64::from(size) / 100e-6));
-            for _ in 0..4 {
-                requests.record(Duration::from_micros(80));
-            }
-            window.on_consumed(read, now, requests);
-        }
+        run_beside_requests(
+            &mut window,
+            Instant::now(),
+            Duration::from_millis(100),
+            |w| f64::from(w) / 100e-6,
+            |_, took| every_20_us(took, Duration::from_micros(80)),
+        );
         assert_eq!(window.current(), 1024 * KIB);
+    }
+
+    /// Requests answered one every 20 us during `took`, each after `latency`.
+    fn every_20_us(took: Duration, latency: Duration) -> (u64, Duration) {
+        ((took.as_secs_f64() / 20e-6).ceil() as u64, latency)
     }
 
     #[test]
