@@ -23,12 +23,7 @@ async fn calls_and_connections_are_reported() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     recorder.install().expect("one recorder");
-    let names: Vec<String> = (0..2)
-        .map(|_| {
-            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            socket.local_addr().unwrap().to_string()
-        })
-        .collect();
+    let names = grid::conformance::free_loopback_addresses(2);
     let a = node(&names[0], &names).await;
     let b = node(&names[1], &names).await;
     a.wait_all_connected(Duration::from_secs(5)).await.unwrap();

@@ -104,12 +104,7 @@ fn capture() -> Capture {
 async fn operator_sees_wrong_secret_drain_and_panic_at_info_and_above() {
     let capture = capture();
 
-    let names: Vec<String> = (0..2)
-        .map(|_| {
-            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            socket.local_addr().unwrap().to_string()
-        })
-        .collect();
+    let names = grid::conformance::free_loopback_addresses(2);
     let a = node(&names[0], &names, "the cluster's secret 0123").await;
     let b = node(&names[1], &names, "a different secret 45678").await;
     // Several dial attempts (backoff from 100 ms) fail in this time.

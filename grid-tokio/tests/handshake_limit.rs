@@ -8,15 +8,6 @@ use grid_tokio::{Bytes, Ctx, Manager, Router, Timeouts};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-fn addresses(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| {
-            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            socket.local_addr().unwrap().to_string()
-        })
-        .collect()
-}
-
 async fn node(name: &str, peers: &[String]) -> Manager {
     Manager::builder(name)
         .peers(peers.to_vec())
@@ -45,7 +36,7 @@ async fn first_read(socket: &mut TcpStream, wait: Duration) -> Option<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_clients_hold_a_bounded_number_of_handshakes() {
-    let names = addresses(2);
+    let names = grid::conformance::free_loopback_addresses(2);
     // Of two nodes only one dials: the node under test is the one that
     // accepts, whichever of the two names sorts where.
     let (victim, peer) = if grid_proto::dials(&names[1], &names[0]) {

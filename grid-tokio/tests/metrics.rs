@@ -66,15 +66,6 @@ impl Seen {
     }
 }
 
-fn addresses(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| {
-            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            socket.local_addr().unwrap().to_string()
-        })
-        .collect()
-}
-
 async fn node(name: &str, peers: &[String]) -> Manager {
     let router = Router::new()
         .single(ECHO, |_ctx: Ctx, request: Bytes| async move { Ok(request) })
@@ -112,7 +103,7 @@ async fn calls_errors_latency_and_connections_are_reported() {
     recorder.install().expect("one recorder");
     let mut seen = Seen::default();
 
-    let names = addresses(2);
+    let names = grid::conformance::free_loopback_addresses(2);
     let (a, b) = (node(&names[0], &names).await, node(&names[1], &names).await);
     a.wait_all_connected(Duration::from_secs(5)).await.unwrap();
     let to_b = a.peer(&names[1]).unwrap();

@@ -253,6 +253,18 @@ pub struct ClusterOptions {
     pub timeouts: Option<Timeouts>,
 }
 
+/// `n` loopback addresses free a moment ago, for nodes a test starts itself
+/// (each node's name is its address).
+pub fn free_loopback_addresses(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+            let addr = socket.local_addr().expect("bound address");
+            addr.to_string()
+        })
+        .collect()
+}
+
 /// A cluster of nodes on loopback. Node names are their `127.0.0.1:port`
 /// addresses.
 pub struct Cluster<R: Runtime> {

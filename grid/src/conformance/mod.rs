@@ -20,7 +20,10 @@ pub mod typed_suite;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use cluster::{handlers, register, test_backoff, test_timeouts, Cluster, ClusterOptions};
+pub use cluster::{
+    free_loopback_addresses, handlers, register, test_backoff, test_timeouts, Cluster,
+    ClusterOptions,
+};
 pub use probe::Probe;
 pub use proxy::FaultProxy;
 pub use transport::{use_transport, BindFn, TestTransport};
