@@ -185,16 +185,19 @@ impl PeerSlot {
         let current = self.lock();
         let (state, protocol, socket_writes) = match &current.shared {
             Some(shared) => {
-                let (stats, socket_writes) = connection_counters(shared);
-                let inner = shared.lock();
-                let state = if inner.proto.is_closed() {
-                    PeerState::Disconnected
-                } else if inner.proto.is_peer_draining() {
-                    PeerState::PeerDraining
-                } else {
-                    PeerState::Connected
+                // One lock for the state and the counters, so they agree.
+                let (state, stats) = {
+                    let inner = shared.lock();
+                    let state = if inner.proto.is_closed() {
+                        PeerState::Disconnected
+                    } else if inner.proto.is_peer_draining() {
+                        PeerState::PeerDraining
+                    } else {
+                        PeerState::Connected
+                    };
+                    (state, inner.proto.stats())
                 };
-                (state, stats, socket_writes)
+                (state, stats, shared.writer.lock().write_calls())
             }
             None => (PeerState::Disconnected, Stats::default(), 0),
         };
