@@ -95,14 +95,9 @@ impl<R: Runtime> Serve<R> {
         });
         match first {
             Ok(Poll::Ready(result)) => {
-                observer.finish(result.as_ref().map(|_| ()));
-                Some((id, result))
+                Some((id, settle(Some(Ok(result)), peer, call.handler, observer)))
             }
-            Err(panic) => {
-                let error = panicked(panic, peer, call.handler);
-                observer.finish(Err(&error));
-                Some((id, Err(error)))
-            }
+            Err(panic) => Some((id, settle(Some(Err(panic)), peer, call.handler, observer))),
             Ok(Poll::Pending) => {
                 let (peer, handler) = (peer.clone(), call.handler);
                 let shared = shared.clone();
@@ -114,7 +109,8 @@ impl<R: Runtime> Serve<R> {
                             Either::Left((outcome, _)) => Some(outcome),
                             Either::Right(_) => None,
                         };
-                        answer(&shared, id, outcome, &peer, handler, observer);
+                        let result = settle(outcome, &peer, handler, observer);
+                        shared.command(|inner, _| inner.answer(id, result));
                     }
                     .instrument(span),
                 );
@@ -187,22 +183,7 @@ impl<R: Runtime> Serve<R> {
                     // The handler future (and the stream halves it owns) drops here,
                     // before the lock below is taken.
                 };
-                let outcome = match outcome {
-                    Some(Ok(result)) => {
-                        observer.finish(result.as_ref().map(|_| ()));
-                        result
-                    }
-                    Some(Err(panic)) => {
-                        let error = panicked(panic, &caller, handler);
-                        observer.finish(Err(&error));
-                        Err(error)
-                    }
-                    // Cancelled: ending it only frees its slot.
-                    None => {
-                        observer.finish(Err(&Error::Cancelled));
-                        Ok(())
-                    }
-                };
+                let outcome = settle(outcome, &caller, handler, observer);
                 shared.command(|inner, _| inner.end_stream(id, outcome));
             }
             .instrument(span),
@@ -210,35 +191,28 @@ impl<R: Runtime> Serve<R> {
     }
 }
 
-/// What a single-request handler ended with: `None` if it was cancelled.
-type Outcome = Option<std::thread::Result<Result<Bytes, Error>>>;
+/// What a handler ended with: `None` if it was cancelled.
+type Outcome<T> = Option<std::thread::Result<Result<T, Error>>>;
 
-/// Sends a spawned single-request handler's answer and forgets the call.
-fn answer(
-    shared: &Shared,
-    id: CallId,
-    outcome: Outcome,
+/// A handler's outcome as its call's answer, recorded by `observer`. A
+/// panic becomes an internal error; a cancelled call gets the empty answer,
+/// which only frees its slot.
+fn settle<T: Default>(
+    outcome: Outcome<T>,
     peer: &str,
     handler: HandlerId,
     mut observer: CallObserver,
-) {
+) -> Result<T, Error> {
     let result = match outcome {
-        Some(Ok(result)) => {
-            observer.finish(result.as_ref().map(|_| ()));
-            result
-        }
-        Some(Err(panic)) => {
-            let error = panicked(panic, peer, handler);
-            observer.finish(Err(&error));
-            Err(error)
-        }
-        // Cancelled: the empty answer only frees the call's slot.
+        Some(Ok(result)) => result,
+        Some(Err(panic)) => Err(panicked(panic, peer, handler)),
         None => {
             observer.finish(Err(&Error::Cancelled));
-            Ok(Bytes::new())
+            return Ok(T::default());
         }
     };
-    shared.command(|inner, _| inner.answer(id, result));
+    observer.finish(result.as_ref().map(|_| ()));
+    result
 }
 
 /// The caller's error for a route that does not admit it: it names the
